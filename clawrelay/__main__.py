@@ -1,0 +1,3 @@
+from clawrelay.cli import main
+
+raise SystemExit(main())

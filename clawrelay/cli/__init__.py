@@ -1,0 +1,48 @@
+"""The `clawrelay` command. Thin: parse, call the core, render, exit code.
+
+Only typer is imported here; each command imports what it needs when it runs, so
+`clawrelay --help` does not pay for pydantic, YAML, SQLite or asyncio.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="clawrelay",
+    help="Get a message, a command or a repository from one OpenClaw instance to another.",
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from clawrelay import __version__
+
+        typer.echo(f"clawrelay {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Get a message, a command or a repository from one OpenClaw instance to another."""
+
+
+from clawrelay.cli import log, outbox, routes, send  # noqa: E402  (register commands)
+
+app.add_typer(routes.app, name="routes")
+app.add_typer(outbox.app, name="outbox")
+app.command("send")(send.send)
+app.command("log")(log.log)
+
+
+def main() -> int:
+    app()
+    return 0

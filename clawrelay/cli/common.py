@@ -1,0 +1,64 @@
+"""What every command shares: options, error reporting, JSON output, the journal and routes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import typer
+
+if TYPE_CHECKING:
+    from clawrelay.config import Routes
+    from clawrelay.journal import Journal
+
+T = TypeVar("T")
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="routes.yaml to use (else $CLAWRELAY_CONFIG, "
+                         "./routes.yaml, the user config dir, the embedded demo).", show_default=False)
+JsonOpt = typer.Option(False, "--json", help="One JSON document on stdout (stable shape, see docs/).")
+
+
+def emit_json(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=None))
+
+
+@contextmanager
+def reported(as_json: bool) -> Iterator[None]:
+    """Turn a clawrelay error into one line on stderr (and a JSON error object) and its exit code."""
+    from clawrelay.errors import ClawrelayError
+    from clawrelay.secrets import scrub
+
+    try:
+        yield
+    except ClawrelayError as e:
+        message = scrub(e.message) or e.reason
+        if as_json:
+            emit_json({"error": {"reason": e.reason, "message": message}})
+        typer.echo(f"clawrelay: {message}", err=True)
+        raise typer.Exit(e.exit_code) from None
+
+
+def load(config: str | None) -> Routes:
+    from clawrelay.config import load_routes
+
+    return load_routes(config)
+
+
+def open_journal() -> Journal:
+    from clawrelay import paths
+    from clawrelay.journal import Journal
+
+    return Journal(paths.state_dir())
+
+
+def run_async(fn: Callable[[], Any]) -> Any:
+    import asyncio
+
+    return asyncio.run(fn())
+
+
+def isatty_stdin() -> bool:
+    return sys.stdin is None or sys.stdin.isatty()

@@ -1,0 +1,47 @@
+"""`clawrelay log`: each message, its attempts and the path that delivered it."""
+
+from __future__ import annotations
+
+import typer
+
+from clawrelay.cli.common import ConfigOpt, JsonOpt, emit_json, open_journal, reported
+
+
+def log(
+    target: str | None = typer.Option(None, "--target", "-t", help="Only this target (name or alias)."),
+    last: int = typer.Option(20, "--last", "-n", min=1, help="How many of the newest messages."),
+    explain: bool = typer.Option(True, "--explain/--brief", help="Timings, carriers and reasons."),
+    as_json: bool = JsonOpt,
+    config: str | None = ConfigOpt,
+) -> None:
+    """Show recent messages, oldest first, with every attempt and why it ended as it did."""
+    with reported(as_json):
+        name = target
+        if target is not None:
+            from clawrelay.cli.common import load
+            from clawrelay.errors import ClawrelayError
+
+            try:
+                name = load(config).resolve(target)
+            except ClawrelayError:
+                name = target  # a target since removed from the routes still has its history
+        records = open_journal().recent(target=name, last=last)
+        if as_json:
+            emit_json([r.to_json() for r in records])
+            return
+        from clawrelay.cli.render import attempt_line, when
+
+        if not records:
+            typer.echo("no messages yet")
+        for r in records:
+            via = f" via {r.via}" if r.via else ""
+            typer.echo(f"{r.id}  {when(r.created_ms)}  {r.sender} → {r.target}  {r.status}{via}"
+                       + (f"  ({r.runs} runs)" if r.runs > 1 else ""))
+            run = 0
+            for a in r.attempts:
+                if a.run != run and r.runs > 1:
+                    run = a.run
+                    typer.echo(f"   run {run}:")
+                typer.echo(attempt_line(a, explain=explain, prefix=" "))
+            if r.reply:
+                typer.echo(f"   reply: {r.reply}")

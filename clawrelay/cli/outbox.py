@@ -1,0 +1,158 @@
+"""`clawrelay outbox list|retry|purge`: the messages nothing has delivered yet."""
+
+from __future__ import annotations
+
+import typer
+
+from clawrelay.cli.common import ConfigOpt, JsonOpt, emit_json, load, open_journal, reported
+
+app = typer.Typer(help="Messages not delivered yet: list, retry, purge.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_(
+    all_: bool = typer.Option(False, "--all", help="Include dead letters (expired)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Queued messages (retried by `outbox retry`) and ambiguous ones (yours to decide)."""
+    with reported(as_json):
+        journal = open_journal()
+        journal.expire()
+        records = journal.outbox(include_dead=all_)
+        if as_json:
+            emit_json([{**r.to_json(), "in_flight": journal.in_flight(r.id)} for r in records])
+            return
+        from clawrelay.cli.render import when
+
+        if not records:
+            typer.echo("outbox is empty")
+        for r in records:
+            state = str(r.status)
+            if journal.in_flight(r.id):
+                state += ", in flight"
+            elif r.status.value == "queued" and r.next_attempt_ms:
+                state += f", next retry {when(r.next_attempt_ms)}"
+            last = r.attempts[-1] if r.attempts else None
+            why = f"  last: {last.transport} {last.outcome} ({last.reason})" if last else ""
+            typer.echo(f"{r.id}  {when(r.created_ms)}  → {r.target}  {state}, {r.runs} runs{why}")
+
+
+@app.command()
+def retry(
+    message_id: str | None = typer.Argument(None, metavar="[ID]", help="One message (id or unique prefix)."),
+    now: bool = typer.Option(False, "--now", help="Ignore the backoff: retry every queued message."),
+    explain: bool = typer.Option(False, "--explain", help="Add timings, carriers and reasons."),
+    as_json: bool = JsonOpt,
+    config: str | None = ConfigOpt,
+) -> None:
+    """Send queued messages again: those due after their backoff, all with --now, or one by ID.
+
+    Ambiguous messages (they may have arrived) are only retried by ID. Exit 0 when everything
+    retried was delivered, 1 when some stay queued, 4 when some ended ambiguous.
+    """
+    import asyncio
+
+    from clawrelay.errors import ClawrelayError, UsageError
+    from clawrelay.journal import now_ms
+    from clawrelay.outcome import Status
+
+    with reported(as_json):
+        routes = load(config)
+        journal = open_journal()
+        expired = journal.expire()
+        if message_id is not None:
+            record = _find(journal, message_id)
+            if record.status not in (Status.QUEUED, Status.AMBIGUOUS):
+                raise UsageError(f"{record.id} is {record.status}, not in the outbox")
+            candidates, skipped = [record], []
+        else:
+            t, candidates, skipped = now_ms(), [], []
+            for r in journal.outbox():
+                if r.status is Status.AMBIGUOUS:
+                    skipped.append({"id": r.id, "reason": "ambiguous"})
+                elif not now and (r.next_attempt_ms or 0) > t:
+                    skipped.append({"id": r.id, "reason": "backoff", "next_attempt_ms": r.next_attempt_ms})
+                else:
+                    candidates.append(r)
+
+        from clawrelay.cli.render import attempt_line, verdict
+        from clawrelay.router import Router
+
+        def progress(env, attempt) -> None:  # type: ignore[no-untyped-def]
+            if not as_json:
+                typer.echo(attempt_line(attempt, explain=explain, prefix=env.target))
+
+        router = Router(routes, journal, on_attempt=progress)
+        deliveries, errors = [], []
+
+        async def go() -> None:
+            for r in candidates:  # oldest first
+                if not as_json:
+                    typer.echo(f"→ {r.target} (id {r.id}, run {r.runs + 1})")
+                try:
+                    d = await router.retry(r)
+                except ClawrelayError as e:
+                    errors.append({"id": r.id, "reason": e.reason, "message": e.message})
+                    continue
+                if d is None:
+                    skipped.append({"id": r.id, "reason": "in_flight"})
+                else:
+                    deliveries.append(d)
+
+        asyncio.run(go())
+        if as_json:
+            emit_json({"retried": [d.to_json() for d in deliveries], "skipped": skipped,
+                       "errors": errors, "expired": expired})
+        else:
+            for d in deliveries:
+                typer.echo(verdict(d))
+            for s in skipped:
+                typer.echo(f"skipped {s['id']}: {s['reason'].replace('_', ' ')}")
+            for e in errors:
+                typer.echo(f"error {e['id']}: {e['message']}", err=True)
+            for i in expired:
+                typer.echo(f"expired {i}: now a dead letter")
+            if not (deliveries or skipped or errors or expired):
+                typer.echo("outbox is empty")
+        codes = {d.exit_code for d in deliveries} | ({1} if errors else set())
+        raise typer.Exit(1 if 1 in codes else (4 if 4 in codes else 0))
+
+
+@app.command()
+def purge(
+    message_id: str = typer.Argument(..., metavar="ID", help="Message id or unique prefix."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Take one message out of the outbox for good (the journal keeps its record as `purged`)."""
+    from clawrelay.errors import ClawrelayError, UsageError
+    from clawrelay.outcome import Status
+
+    with reported(as_json):
+        journal = open_journal()
+        record = _find(journal, message_id)
+        if record.status not in (Status.QUEUED, Status.AMBIGUOUS, Status.DEAD):
+            raise UsageError(f"{record.id} is {record.status}, not in the outbox")
+        claim = journal.claim(record.id)
+        if claim is None:
+            raise ClawrelayError(f"{record.id} is being sent right now; try again when it ends",
+                                 reason="in_flight")
+        try:
+            journal.set_status(record.id, Status.PURGED)
+        finally:
+            claim.release(finished=True)
+        if as_json:
+            emit_json({"id": record.id, "status": "purged"})
+        else:
+            typer.echo(f"purged {record.id} (→ {record.target})")
+
+
+def _find(journal, message_id: str):  # type: ignore[no-untyped-def]
+    from clawrelay.errors import ClawrelayError, UsageError
+
+    try:
+        record = journal.get(message_id)
+    except LookupError as e:
+        raise UsageError(str(e)) from None
+    if record is None:
+        raise ClawrelayError(f"no message {message_id!r} in the journal", reason="not_found")
+    return record

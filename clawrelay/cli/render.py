@@ -1,0 +1,44 @@
+"""Human views of attempts, deliveries and plans. `--json` output does not come through here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from clawrelay.config.durations import format_duration
+from clawrelay.config.routes import PlannedStep
+from clawrelay.outcome import Attempt, Delivery, Outcome, Status
+
+MARK = {Outcome.DELIVERED: "✓", Outcome.FAILED: "✗", Outcome.AMBIGUOUS: "?"}
+
+
+def attempt_line(a: Attempt, *, explain: bool, prefix: str = "") -> str:
+    what = str(a.outcome) + (f" ({a.reason})" if a.reason else "")
+    line = f"{prefix}  {MARK[a.outcome]} {a.step} {a.transport:<14} {what}"
+    if explain:
+        retry = " retryable" if a.outcome is Outcome.FAILED and a.retryable else ""
+        line = f"{line:<52} {a.elapsed_ms:>6} ms  {a.carrier or '-':<6}{retry}"
+        if a.detail:
+            line += f"  {a.detail}"
+    return line
+
+
+def verdict(d: Delivery) -> str:
+    if d.status is Status.DELIVERED:
+        return f"delivered to {d.target} via {d.via} (id {d.id})"
+    if d.status is Status.AMBIGUOUS:
+        return (f"ambiguous: {d.target} may have it (id {d.id}); not retried automatically, "
+                f"see clawrelay log --target {d.target}")
+    return f"not delivered to {d.target}: kept in the outbox (clawrelay outbox retry {d.id})"
+
+
+def plan_lines(target: str, plan: list[PlannedStep], deadline: float) -> list[str]:
+    out = [f"{target}: deadline {format_duration(deadline)}, nothing sent (dry run)"]
+    for s in plan:
+        via = f" via {','.join(s.carriers)}" if s.carriers else ""
+        out.append(f"  {s.index} {s.transport:<14} timeout {format_duration(s.timeout)}, "
+                   f"retries {s.retries}, on ambiguous {s.on_ambiguous}{via}")
+    return out
+
+
+def when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000).astimezone().strftime("%Y-%m-%d %H:%M:%S")

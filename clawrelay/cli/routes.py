@@ -1,0 +1,62 @@
+"""`clawrelay routes check|show`: is the routes file right, and what does it resolve to."""
+
+from __future__ import annotations
+
+import typer
+
+from clawrelay.cli.common import ConfigOpt, JsonOpt, emit_json, reported
+
+app = typer.Typer(help="Check and show the routes (routes.yaml).", no_args_is_help=True)
+
+
+def _warnings(routes) -> list[str]:  # type: ignore[no-untyped-def]
+    out = []
+    for name, gw in routes.config.gateways.items():
+        if gw.token is None:
+            continue
+        if gw.token.is_literal:
+            out.append(f"gateways.{name}.token is a literal in the file; use a ${{VAR}} reference")
+        elif not gw.token.available():
+            out.append(f"gateways.{name}.token: environment variable {gw.token.ref} is not set here")
+    return out
+
+
+@app.command()
+def check(config: str | None = ConfigOpt, as_json: bool = JsonOpt) -> None:
+    """Validate the routes: every error with its file, line and key. Exit 0 valid, 2 not."""
+    from clawrelay.config import check_routes
+
+    with reported(as_json):
+        routes, errors = check_routes(config)
+        warnings = _warnings(routes) if routes else []
+        source = routes.source if routes else (errors[0].split(":")[0] if errors else "")
+        if as_json:
+            emit_json({"ok": not errors, "source": source, "errors": errors, "warnings": warnings})
+        else:
+            for e in errors:
+                typer.echo(e, err=True)
+            for w in warnings:
+                typer.echo(f"warning: {w}", err=True)
+            if routes:
+                c = routes.config
+                typer.echo(f"ok: {routes.source}: {len(c.targets)} targets, {len(c.groups)} groups, "
+                           f"{len(c.hosts)} hosts, {len(c.gateways)} gateways")
+        if errors:
+            raise typer.Exit(2)
+
+
+@app.command()
+def show(config: str | None = ConfigOpt, as_json: bool = JsonOpt) -> None:
+    """Print the resolved routes, secrets masked (a reference and whether it is set)."""
+    from clawrelay.cli.common import load
+
+    with reported(as_json):
+        routes = load(config)
+        data = routes.resolved()
+        if as_json:
+            emit_json({"source": routes.source, "routes": data})
+            return
+        import yaml
+
+        typer.echo(f"# source: {routes.source}")
+        typer.echo(yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=110).rstrip())

@@ -1,0 +1,111 @@
+"""`clawrelay send TARGET [MESSAGE]`: the fallback chain, and the record of which path worked."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from clawrelay.cli.common import ConfigOpt, JsonOpt, emit_json, isatty_stdin, load, open_journal, reported
+
+
+def _read_message(message: str | None) -> str:
+    from clawrelay.errors import UsageError
+
+    if message is None:
+        if isatty_stdin():
+            raise UsageError("no message: give MESSAGE or pipe it on stdin")
+        message = sys.stdin.read()
+    if not message.strip():
+        raise UsageError("empty message: nothing to send")
+    return message
+
+
+def send(
+    target: str = typer.Argument(..., help="A target name, an alias, @group, or a,b,c."),
+    message: str | None = typer.Argument(None, help="The text; read from stdin when omitted."),
+    via: str | None = typer.Option(None, "--via", help="Use only this transport of the chain."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; send nothing."),
+    explain: bool = typer.Option(False, "--explain", help="Add timings, carriers and reasons."),
+    deadline: str | None = typer.Option(None, "--deadline", help="Override the chain's deadline (e.g. 30s)."),
+    as_json: bool = JsonOpt,
+    config: str | None = ConfigOpt,
+) -> None:
+    """Send a message down the target's chain until one transport delivers it.
+
+    Exit codes: 0 delivered, 1 not delivered (kept in the outbox), 2 usage or config error,
+    3 unknown target, 4 ambiguous (or only partly delivered to a group).
+    """
+    with reported(as_json):
+        routes = load(config)
+        targets = routes.expand(target)
+        group = len(targets) > 1 or target.startswith("@") or "," in target
+        override = _duration(deadline)
+        if dry_run:
+            _dry_run(routes, targets, via, override, as_json, group)
+            return
+        text = _read_message(message)
+        raise typer.Exit(_send(routes, targets, text, via, override, as_json, explain, group))
+
+
+def _duration(value: str | None) -> float | None:
+    if value is None:
+        return None
+    from clawrelay.config.durations import parse_duration
+    from clawrelay.errors import UsageError
+
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise UsageError(f"--deadline: {e}") from None
+
+
+def _dry_run(routes, targets, via, override, as_json, group) -> None:  # type: ignore[no-untyped-def]
+    from clawrelay.cli.render import plan_lines
+
+    plans = []
+    for name in targets:
+        plan = routes.plan(name, via)
+        deadline = override or routes.deadline(name)
+        plans.append({"target": name, "dry_run": True, "deadline_s": deadline,
+                      "plan": [s.to_json() for s in plan]})
+        if not as_json:
+            typer.echo("\n".join(plan_lines(name, plan, deadline)))
+    if as_json:
+        emit_json(plans if group else plans[0])
+
+
+def _send(routes, targets, text, via, override, as_json, explain, group) -> int:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from clawrelay.cli.render import attempt_line, verdict
+    from clawrelay.config.default import SOURCE, demo_workspace
+    from clawrelay.envelope import inherited_hops
+    from clawrelay.router import Router
+
+    journal = open_journal()
+    if routes.source == SOURCE:
+        demo_workspace(journal.home).mkdir(parents=True, exist_ok=True)
+
+    def progress(env, attempt) -> None:  # type: ignore[no-untyped-def]
+        if not as_json:
+            typer.echo(attempt_line(attempt, explain=explain, prefix=env.target if group else ""))
+
+    router = Router(routes, journal, on_attempt=progress, deadline=override)
+    for name in targets:
+        routes.plan(name, via)  # a --via the chain lacks is a usage error before anything is journaled
+    envelopes = router.envelopes(targets, text, inherited_hops())
+    if not as_json:
+        for env in envelopes:
+            typer.echo(f"→ {env.target} (id {env.id})")
+    deliveries = asyncio.run(router.send(envelopes, via))
+    if as_json:
+        docs = [d.to_json() for d in deliveries]
+        emit_json(docs if group else docs[0])
+    else:
+        for d in deliveries:
+            typer.echo(verdict(d))
+    codes = {d.exit_code for d in deliveries}
+    if len(codes) == 1:
+        return codes.pop()
+    return 4  # a group where only some were delivered

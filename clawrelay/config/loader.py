@@ -1,0 +1,117 @@
+"""Finding, reading and checking routes.yaml.
+
+Order: `--config`, `$CLAWRELAY_CONFIG`, `./routes.yaml`, the user config dir, and with none of
+them the embedded demo. Every problem becomes a `SourceError` with its line; `load_routes`
+raises the first as one `ConfigError` (`file:line: key: what is wrong`), `check_routes` returns
+them all for `clawrelay routes check`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from clawrelay import paths
+from clawrelay.config import default
+from clawrelay.config.routes import Routes
+from clawrelay.config.yamlsrc import Document, SourceError, dotted
+from clawrelay.errors import ConfigError
+
+_MESSAGES = {
+    "extra_forbidden": "unknown key",
+    "missing": "missing required key",
+    "literal_error": "must be one of {expected}",
+    "unknown_transport": "unknown transport",
+}
+
+
+def find_config(explicit: str | None = None) -> Path | None:
+    """The routes file to use, or None for the embedded default."""
+    for given in (explicit, os.environ.get("CLAWRELAY_CONFIG")):
+        if given:
+            path = Path(given).expanduser()
+            if not path.is_file():
+                raise ConfigError(f"{path}: no such config file")
+            return path
+    for candidate in (Path("routes.yaml"), paths.user_config_file()):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read(explicit: str | None) -> tuple[str, str, Path | None]:
+    path = find_config(explicit)
+    if path is None:
+        return default.default_routes_text(paths.state_dir()), default.SOURCE, None
+    try:
+        return path.read_text(encoding="utf-8"), str(path), path
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read: {e.__class__.__name__}: {e}") from e
+
+
+def parse_routes(text: str, source: str, path: Path | None = None) -> tuple[Routes | None, list[str]]:
+    """Parse and check; returns the routes (None when unusable) and every error as a line."""
+    import yaml
+    from pydantic import ValidationError
+
+    from clawrelay.config.model import Config
+    from clawrelay.config.refs import check_refs
+
+    try:
+        doc = Document(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = f":{mark.line + 1}" if mark else ""
+        return None, [f"{source}{line}: not valid YAML: {e.problem or e.context}"]
+    except yaml.YAMLError as e:
+        return None, [f"{source}: not valid YAML: {e}"]
+    if not isinstance(doc.data, dict):
+        return None, [f"{source}: expected a mapping with `version: 1`, `self`, `targets`"]
+
+    errors = list(doc.errors)
+    config = None
+    try:
+        config = Config.model_validate(doc.data)
+    except ValidationError as e:
+        for err in e.errors(include_url=False):
+            loc = tuple(err["loc"])
+            message = _MESSAGES.get(err["type"], err["msg"])
+            if err["type"] == "literal_error":
+                message = message.format(expected=err["ctx"]["expected"])
+            elif err["type"] == "unknown_transport":
+                from clawrelay.config.model import STEP_TYPES
+
+                given = err["input"].get("transport") if isinstance(err["input"], dict) else None
+                message = f"unknown transport {given!r} (known: {', '.join(STEP_TYPES)})"
+            elif err["type"] == "value_error":
+                message = str(err["ctx"]["error"])
+            errors.append(SourceError(loc, message))
+    if config is not None:
+        errors.extend(check_refs(config))
+        for name, gw in config.gateways.items():
+            if gw.token is not None:
+                loc = ("gateways", name, "token")
+                gw.token.where = f"{source}:{doc.line_of(loc)}: {dotted(loc)}"
+
+    lines = []
+    for err in errors:
+        line = err.line or doc.line_of(err.loc)
+        key = dotted(err.loc)
+        lines.append(f"{source}:{line}: {key + ': ' if key else ''}{err.message}")
+    if errors:
+        return None, lines
+    return Routes(config, source, path), []  # type: ignore[arg-type]
+
+
+def load_routes(explicit: str | None = None) -> Routes:
+    text, source, path = _read(explicit)
+    routes, errors = parse_routes(text, source, path)
+    if routes is None:
+        raise ConfigError(errors[0] + (f" (and {len(errors) - 1} more: clawrelay routes check)"
+                                       if len(errors) > 1 else ""))
+    return routes
+
+
+def check_routes(explicit: str | None = None) -> tuple[Routes | None, list[str]]:
+    text, source, path = _read(explicit)
+    return parse_routes(text, source, path)

@@ -1,0 +1,208 @@
+"""The routes.yaml (version 1) schema.
+
+Closed everywhere (`extra="forbid"`): a misspelt key is an error with its line, not a silently
+ignored option. Cross-references (a step's gateway, a target's host) are checked by
+`config.refs`, which knows the YAML lines; this module only says what each mapping may hold.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    Tag,
+    field_validator,
+)
+
+from clawrelay.config.durations import format_duration, parse_duration
+from clawrelay.secrets import Secret
+
+Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
+OnAmbiguous = Literal["continue", "stop"]
+CarrierName = Literal["local", "ssh", "node"]
+
+
+def _to_secret(value: Any) -> Secret:
+    if isinstance(value, Secret):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("a secret is a string such as \"${MY_TOKEN}\"")
+    return Secret(value)
+
+
+SecretStr = Annotated[Secret, PlainValidator(_to_secret), PlainSerializer(lambda s: s.describe())]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Defaults(Model):
+    timeout: Duration = 10.0
+    retries: int = Field(1, ge=0, le=10)
+    deadline: Duration = 120.0
+    on_ambiguous: OnAmbiguous = "continue"
+    max_hops: int = Field(8, ge=1, le=100)
+
+
+class OutboxPolicy(Model):
+    expire: Duration = 3 * 86400.0
+    backoff: Duration = 60.0
+    max_backoff: Duration = 3600.0
+
+
+class Gateway(Model):
+    url: str
+    token: SecretStr | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _ws_url(cls, v: str) -> str:
+        if not v.startswith(("ws://", "wss://")):
+            raise ValueError(f"{v!r} is not a gateway URL; use ws://host:port or wss://host")
+        return v
+
+
+class NodeRef(Model):
+    gateway: str
+    id: str
+
+
+class SshRef(Model):
+    host: str
+    port: int = Field(22, ge=1, le=65535)
+    user: str | None = None
+    known_hosts: str | None = None
+    key: str | None = None
+
+
+class Host(Model):
+    local: bool = False
+    node: NodeRef | None = None
+    ssh: SshRef | None = None
+    workspace: str = "~/.openclaw/workspace"
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str | None) -> str | None:
+        if v is not None:
+            from zoneinfo import ZoneInfo
+
+            try:
+                ZoneInfo(v)
+            except (KeyError, ValueError) as e:
+                raise ValueError(f"unknown timezone {v!r}; use an IANA name such as Asia/Shanghai") from e
+        return v
+
+    def carriers(self) -> list[str]:
+        """The carriers this host offers, in the order clawrelay prefers them."""
+        local = ["local"] if self.local else []
+        return local + [c for c, cfg in (("ssh", self.ssh), ("node", self.node)) if cfg is not None]
+
+
+class StepBase(Model):
+    timeout: Duration | None = None
+    retries: int | None = Field(None, ge=0, le=10)
+    on_ambiguous: OnAmbiguous | None = None
+
+
+class SessionsSendStep(StepBase):
+    transport: Literal["sessions_send"]
+    gateway: str | None = None
+    wait_reply: bool = False
+
+
+class NodesRunStep(StepBase):
+    transport: Literal["nodes_run"]
+
+
+class AgentCliStep(StepBase):
+    transport: Literal["agent_cli"]
+    via: list[CarrierName] | None = None
+
+
+class MemoryFileStep(StepBase):
+    transport: Literal["memory_file"]
+    via: list[CarrierName] | None = None
+
+
+class TelegramStep(StepBase):
+    transport: Literal["telegram"]
+    chat_id: int | str
+    thread_id: int | None = None
+    parse_mode: Literal["none", "markdownv2"] = "none"
+
+
+class CommandStep(StepBase):
+    transport: Literal["command"]
+    argv: list[str] = Field(min_length=1)
+
+
+STEP_TYPES: dict[str, type[StepBase]] = {
+    "sessions_send": SessionsSendStep,
+    "nodes_run": NodesRunStep,
+    "agent_cli": AgentCliStep,
+    "memory_file": MemoryFileStep,
+    "telegram": TelegramStep,
+    "command": CommandStep,
+}
+HOST_STEPS = frozenset({"nodes_run", "agent_cli", "memory_file"})
+
+
+def _tag_step(value: Any) -> Any:
+    """`- memory_file: {…}` (or a bare `- memory_file`) → `{"transport": "memory_file", …}`."""
+    if isinstance(value, str):
+        return {"transport": value}
+    if isinstance(value, dict) and len(value) == 1:
+        ((name, opts),) = value.items()
+        if opts is None:
+            opts = {}
+        if isinstance(opts, dict):
+            return {"transport": name, **opts}
+    raise ValueError("a chain step is one transport name with its options, e.g. `- memory_file: {}`")
+
+
+def _step_tag(value: Any) -> str | None:
+    name = value.get("transport") if isinstance(value, dict) else getattr(value, "transport", None)
+    return name if name in STEP_TYPES else None
+
+
+Step = Annotated[
+    Annotated[SessionsSendStep, Tag("sessions_send")]
+    | Annotated[NodesRunStep, Tag("nodes_run")]
+    | Annotated[AgentCliStep, Tag("agent_cli")]
+    | Annotated[MemoryFileStep, Tag("memory_file")]
+    | Annotated[TelegramStep, Tag("telegram")]
+    | Annotated[CommandStep, Tag("command")],
+    Discriminator(_step_tag, custom_error_type="unknown_transport",
+                  custom_error_message="unknown transport"),
+    BeforeValidator(_tag_step),
+]
+
+
+class Target(Model):
+    aliases: list[str] = []
+    host: str | None = None
+    session: str = "agent:main:main"
+    chain: list[Step] = Field(min_length=1)
+    on_ambiguous: OnAmbiguous | None = None
+    deadline: Duration | None = None
+
+
+class Config(Model):
+    version: Literal[1]
+    self_: str = Field(alias="self", min_length=1)
+    defaults: Defaults = Defaults()
+    outbox: OutboxPolicy = OutboxPolicy()
+    gateways: dict[str, Gateway] = {}
+    hosts: dict[str, Host] = {}
+    targets: dict[str, Target] = Field(min_length=1)
+    groups: dict[str, list[str]] = {}

@@ -1,0 +1,129 @@
+"""The loaded routes as the rest of clawrelay uses them: names resolved, step settings merged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from clawrelay.config.durations import format_duration
+from clawrelay.config.model import HOST_STEPS, Config, Host, StepBase, Target
+from clawrelay.errors import UnknownTarget, UsageError
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One rung of a chain with its effective settings (step, else target, else defaults)."""
+
+    index: int
+    transport: str
+    options: StepBase
+    timeout: float
+    retries: int
+    on_ambiguous: str
+    carriers: tuple[str, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "step": self.index,
+            "transport": self.transport,
+            "carriers": list(self.carriers),
+            "timeout_s": self.timeout,
+            "retries": self.retries,
+            "on_ambiguous": self.on_ambiguous,
+        }
+
+
+class Routes:
+    def __init__(self, config: Config, source: str, path: Path | None = None) -> None:
+        self.config = config
+        self.source = source
+        self.path = path
+        self._names: dict[str, str] = {}
+        for name, target in config.targets.items():
+            for key in (name, *target.aliases):
+                self._names.setdefault(key.casefold(), name)
+
+    @property
+    def self_name(self) -> str:
+        return self.config.self_
+
+    def resolve(self, name: str) -> str:
+        """A target name or alias (any case) → the target's name."""
+        found = self._names.get(name.strip().casefold())
+        if found is None:
+            known = ", ".join(sorted(self.config.targets)) or "none"
+            raise UnknownTarget(f"unknown target {name!r} (known: {known}; groups start with @)")
+        return found
+
+    def expand(self, spec: str) -> list[str]:
+        """`name`, `alias`, `@group` or `a,b,c` → target names, in order, without repeats."""
+        out: list[str] = []
+        for part in (p.strip() for p in spec.split(",")):
+            if not part:
+                continue
+            if part.startswith("@"):
+                members = self.config.groups.get(part[1:])
+                if members is None:
+                    known = ", ".join("@" + g for g in sorted(self.config.groups)) or "none"
+                    raise UnknownTarget(f"unknown group {part!r} (known: {known})")
+                names = [self.resolve(m) for m in members]
+            else:
+                names = [self.resolve(part)]
+            out.extend(n for n in names if n not in out)
+        if not out:
+            raise UsageError("no target given")
+        return out
+
+    def target(self, name: str) -> Target:
+        return self.config.targets[name]
+
+    def host_of(self, name: str) -> Host | None:
+        host = self.config.targets[name].host
+        return self.config.hosts[host] if host else None
+
+    def deadline(self, name: str) -> float:
+        return self.config.targets[name].deadline or self.config.defaults.deadline
+
+    def resolved(self) -> dict[str, object]:
+        """The routes as `routes show` prints them: every step with its effective settings."""
+        data = self.config.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for name, target in data["targets"].items():
+            chain = []
+            for step in self.plan(name):
+                opts = step.options.model_dump(mode="json", exclude_none=True, exclude={"transport"})
+                opts.update(timeout=format_duration(step.timeout), retries=step.retries,
+                            on_ambiguous=step.on_ambiguous)
+                if step.carriers:
+                    opts["via"] = list(step.carriers)
+                chain.append({step.transport: opts})
+            target["chain"] = chain
+            target["deadline"] = format_duration(self.deadline(name))
+        return data
+
+    def plan(self, name: str, via: str | None = None) -> list[PlannedStep]:
+        target = self.config.targets[name]
+        defaults = self.config.defaults
+        host = self.host_of(name)
+        steps = []
+        for i, step in enumerate(target.chain, 1):
+            name_ = step.transport  # type: ignore[attr-defined]
+            if via is not None and name_ != via:
+                continue
+            carriers: tuple[str, ...] = ()
+            if name_ == "nodes_run":
+                carriers = ("node",)
+            elif name_ in HOST_STEPS and host is not None:
+                carriers = tuple(getattr(step, "via", None) or host.carriers())
+            steps.append(PlannedStep(
+                index=i,
+                transport=name_,
+                options=step,
+                timeout=step.timeout or defaults.timeout,
+                retries=defaults.retries if step.retries is None else step.retries,
+                on_ambiguous=step.on_ambiguous or target.on_ambiguous or defaults.on_ambiguous,
+                carriers=carriers,
+            ))
+        if via is not None and not steps:
+            chain = ", ".join(s.transport for s in target.chain)  # type: ignore[attr-defined]
+            raise UsageError(f"target {name} has no {via} step (its chain: {chain})")
+        return steps

@@ -1,0 +1,22 @@
+"""Message ids: UUIDv7 (RFC 9562), so ids sort by creation time in the journal and in listings.
+
+Python 3.11 has no `uuid.uuid7`; this is the RFC layout: 48-bit Unix ms, version, 12 random
+bits, variant, 62 random bits.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+
+def new_id() -> str:
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    return str(uuid.UUID(int=value))

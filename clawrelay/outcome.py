@@ -1,0 +1,110 @@
+"""What one attempt came to, and what a whole send came to.
+
+Modelled on Apprise's result tree: a send has attempts, each with an outcome and a stable
+reason, so the journal can say which path worked and why the others did not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    AMBIGUOUS = "ambiguous"  # the request left and no answer came: it may have arrived
+
+
+class Status(StrEnum):
+    """A message's state in the journal."""
+
+    QUEUED = "queued"  # not delivered yet: in flight, or waiting in the outbox
+    DELIVERED = "delivered"
+    AMBIGUOUS = "ambiguous"  # may have arrived; never retried automatically
+    DEAD = "dead"  # expired in the outbox
+    PURGED = "purged"  # taken out of the outbox by `clawrelay outbox purge`
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a transport reports for one attempt."""
+
+    outcome: Outcome
+    reason: str | None = None
+    retryable: bool = False
+    detail: str | None = None
+    carrier: str | None = None
+    retry_after: float | None = None
+    reply: str | None = None
+
+    @classmethod
+    def delivered(cls, detail: str | None = None, *, carrier: str | None = None,
+                  reply: str | None = None) -> StepResult:
+        return cls(Outcome.DELIVERED, detail=detail, carrier=carrier, reply=reply)
+
+    @classmethod
+    def failed(cls, reason: str, detail: str | None = None, *, retryable: bool = False,
+               carrier: str | None = None, retry_after: float | None = None) -> StepResult:
+        return cls(Outcome.FAILED, reason, retryable, detail, carrier, retry_after)
+
+    @classmethod
+    def ambiguous(cls, reason: str, detail: str | None = None, *,
+                  carrier: str | None = None) -> StepResult:
+        return cls(Outcome.AMBIGUOUS, reason, False, detail, carrier)
+
+
+@dataclass
+class Attempt:
+    """One try of one transport, as journaled and shown."""
+
+    step: int  # position in the chain, from 1
+    transport: str
+    outcome: Outcome
+    carrier: str | None = None
+    reason: str | None = None
+    retryable: bool = False
+    detail: str | None = None
+    started_ms: int = 0
+    elapsed_ms: int = 0
+    run: int = 1  # 1 for the first send, then one more for each outbox retry
+
+    def to_json(self) -> dict[str, object]:
+        d = asdict(self)
+        d["outcome"] = str(self.outcome)
+        return {k: d[k] for k in ("transport", "carrier", "outcome", "reason", "retryable",
+                                  "elapsed_ms", "detail", "step", "run")}
+
+
+@dataclass
+class Delivery:
+    """The result of sending one message to one target."""
+
+    id: str
+    target: str
+    status: Status
+    via: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    reply: str | None = None
+
+    @property
+    def queued(self) -> bool:
+        return self.status is Status.QUEUED
+
+    @property
+    def exit_code(self) -> int:
+        return {Status.DELIVERED: 0, Status.AMBIGUOUS: 4}.get(self.status, 1)
+
+    def to_json(self) -> dict[str, object]:
+        status = str(self.status) if self.status in (Status.DELIVERED, Status.AMBIGUOUS) else "failed"
+        out: dict[str, object] = {
+            "id": self.id,
+            "target": self.target,
+            "status": status,
+            "via": self.via,
+            "queued": self.queued,
+            "attempts": [a.to_json() for a in self.attempts],
+        }
+        if self.reply is not None:
+            out["reply"] = self.reply
+        return out

@@ -1,0 +1,38 @@
+"""Where clawrelay keeps its state and looks for its config.
+
+Written out rather than taken from platformdirs: that package costs ~50 ms of import on a slow
+host for a dozen lines of rules, and every clawrelay invocation needs them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+APP = "clawrelay"
+
+
+def _home() -> Path:
+    return Path.home()
+
+
+def state_dir() -> Path:
+    """`$CLAWRELAY_HOME`, else the platform's user state dir. Created 0700 on first use."""
+    env = os.environ.get("CLAWRELAY_HOME")
+    if env:
+        path = Path(env).expanduser()
+    elif sys.platform == "darwin":
+        path = _home() / "Library" / "Application Support" / APP
+    else:
+        base = os.environ.get("XDG_STATE_HOME") or str(_home() / ".local" / "state")
+        path = Path(base) / APP
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def user_config_file() -> Path:
+    if sys.platform == "darwin":
+        return _home() / "Library" / "Application Support" / APP / "routes.yaml"
+    base = os.environ.get("XDG_CONFIG_HOME") or str(_home() / ".config")
+    return Path(base) / APP / "routes.yaml"

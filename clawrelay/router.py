@@ -1,0 +1,166 @@
+"""Runs a target's chain: ordered transports, a timeout per attempt, retries, one deadline.
+
+The router knows nothing of any transport's insides. For each message it takes the message's
+claim, makes sure it is in the journal, then tries the chain in order, journaling each attempt
+the moment it ends. Only failures marked retryable are retried (exponential backoff with
+jitter, at least as long as a server's retry-after), and never past the message's deadline:
+the deadline is shared by the whole chain, so each attempt gets the smaller of its own timeout
+and what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from clawrelay.config.routes import PlannedStep, Routes
+from clawrelay.envelope import Envelope
+from clawrelay.errors import HopLimit, TransportError
+from clawrelay.journal import Journal, MessageRecord, now_ms
+from clawrelay.outcome import Attempt, Delivery, Outcome, Status, StepResult
+from clawrelay.secrets import scrub
+from clawrelay.transports import AttemptContext, Transport, get_transport
+
+GROUP_CONCURRENCY = 4
+AttemptHook = Callable[[Envelope, Attempt], None]
+
+
+class Router:
+    def __init__(self, routes: Routes, journal: Journal, *, on_attempt: AttemptHook | None = None,
+                 deadline: float | None = None) -> None:
+        self.routes = routes
+        self.journal = journal
+        self.on_attempt = on_attempt
+        self.deadline_override = deadline
+
+    # -- entry points ----------------------------------------------------------------------
+
+    def envelopes(self, targets: list[str], body: str, hops: int) -> list[Envelope]:
+        limit = self.routes.config.defaults.max_hops
+        if hops >= limit:
+            raise HopLimit(f"message refused: it has been relayed {hops} times (max_hops is {limit})")
+        return [Envelope(sender=self.routes.self_name, target=t, body=body, hops=hops) for t in targets]
+
+    async def send(self, envelopes: list[Envelope], via: str | None = None) -> list[Delivery]:
+        """Journal every message first, then deliver them (a group concurrently, with a bound)."""
+        expire = self.routes.config.outbox.expire
+        plans = {e.id: self.routes.plan(e.target, via) for e in envelopes}
+        claims = {}
+        for env in envelopes:
+            claims[env.id] = self.journal.claim(env.id)
+            self.journal.add_message(env, expires_in_s=expire)
+        bound = asyncio.Semaphore(GROUP_CONCURRENCY)
+
+        async def one(env: Envelope) -> Delivery:
+            async with bound:
+                return await self._deliver_claimed(env, plans[env.id], claims[env.id])
+
+        return list(await asyncio.gather(*(one(e) for e in envelopes)))
+
+    async def retry(self, record: MessageRecord) -> Delivery | None:
+        """Deliver an outbox message again. None when another process holds it right now."""
+        claim = self.journal.claim(record.id)
+        if claim is None:
+            return None
+        fresh = self.journal.get(record.id)  # it may have been delivered since it was listed
+        if fresh is None or fresh.status not in (Status.QUEUED, Status.AMBIGUOUS):
+            claim.release()
+            return None
+        if fresh.target not in self.routes.config.targets:
+            claim.release()
+            raise TransportError(f"{record.id}: target {fresh.target!r} is no longer in the routes",
+                                 reason="unknown_target")
+        return await self._deliver_claimed(fresh.envelope(), self.routes.plan(fresh.target), claim)
+
+    # -- one message -----------------------------------------------------------------------
+
+    async def _deliver_claimed(self, env: Envelope, plan: list[PlannedStep], claim: object) -> Delivery:
+        delivery = Delivery(env.id, env.target, Status.QUEUED)
+        try:
+            run = self.journal.begin_run(env.id)
+            delivery = await self._run_chain(env, plan, run)
+            policy = self.routes.config.outbox
+            self.journal.finish(delivery, backoff_s=policy.backoff, max_backoff_s=policy.max_backoff)
+        finally:
+            if claim is not None:
+                claim.release(finished=delivery.status is not Status.QUEUED)  # type: ignore[attr-defined]
+        return delivery
+
+    async def _run_chain(self, env: Envelope, plan: list[PlannedStep], run: int) -> Delivery:
+        budget = self.deadline_override or self.routes.deadline(env.target)
+        deadline = time.monotonic() + budget
+        delivery = Delivery(env.id, env.target, Status.QUEUED)
+        ambiguous = False
+        for step in plan:
+            if time.monotonic() >= deadline:
+                self._record(env, delivery, Attempt(
+                    step=step.index, transport=step.transport, outcome=Outcome.FAILED, reason="deadline",
+                    retryable=True, detail=f"not tried: the {budget:g}s deadline ran out",
+                    started_ms=now_ms(), run=run))
+                continue
+            result = await self._run_step(env, step, run, deadline, delivery)
+            if result.outcome is Outcome.DELIVERED:
+                delivery.status, delivery.via, delivery.reply = Status.DELIVERED, step.transport, result.reply
+                return delivery
+            if result.outcome is Outcome.AMBIGUOUS:
+                ambiguous = True
+                if step.on_ambiguous == "stop":
+                    break
+        delivery.status = Status.AMBIGUOUS if ambiguous else Status.QUEUED
+        return delivery
+
+    async def _run_step(self, env: Envelope, step: PlannedStep, run: int, deadline: float,
+                        delivery: Delivery) -> StepResult:
+        from tenacity import (
+            AsyncRetrying,
+            RetryCallState,
+            retry_if_result,
+            stop_after_attempt,
+            stop_before_delay,
+            wait_exponential_jitter,
+        )
+
+        transport = get_transport(step.transport)
+        backoff = wait_exponential_jitter(initial=0.5, max=30, jitter=0.5)
+
+        def wait(rs: RetryCallState) -> float:
+            after = rs.outcome.result().retry_after if rs.outcome else None  # type: ignore[union-attr]
+            return max(backoff(rs), after or 0.0)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(step.retries + 1) | stop_before_delay(deadline - time.monotonic()),
+            wait=wait,
+            retry=retry_if_result(lambda r: r.outcome is Outcome.FAILED and r.retryable),
+            retry_error_callback=lambda rs: rs.outcome.result(),  # type: ignore[union-attr]
+        )
+        return await retrying(self._attempt, env, step, transport, run, deadline, delivery)
+
+    async def _attempt(self, env: Envelope, step: PlannedStep, transport: Transport, run: int,
+                       deadline: float, delivery: Delivery) -> StepResult:
+        ctx = AttemptContext(self.routes, env.target, step,
+                             deadline=min(deadline, time.monotonic() + step.timeout))
+        started, t0 = now_ms(), time.monotonic()
+        try:
+            async with asyncio.timeout(ctx.remaining()):
+                result = await transport.deliver(env, ctx)
+        except TimeoutError:
+            waited = f"no answer within {time.monotonic() - t0:.1f}s"
+            result = (StepResult.ambiguous("timeout", f"{waited} after sending") if ctx.sent
+                      else StepResult.failed("timeout", waited, retryable=True))
+        except TransportError as e:
+            result = StepResult.failed(e.reason, str(e), retryable=e.retryable, retry_after=e.retry_after)
+        except Exception as e:  # a bug in a transport must not lose the message or the record
+            result = StepResult.failed("internal_error", f"{e.__class__.__name__}: {e}")
+        self._record(env, delivery, Attempt(
+            step=step.index, transport=step.transport, outcome=result.outcome,
+            carrier=result.carrier or ctx.carrier, reason=result.reason, retryable=result.retryable,
+            detail=scrub(result.detail), started_ms=started,
+            elapsed_ms=int((time.monotonic() - t0) * 1000), run=run))
+        return result
+
+    def _record(self, env: Envelope, delivery: Delivery, attempt: Attempt) -> None:
+        delivery.attempts.append(attempt)
+        self.journal.add_attempt(env.id, attempt)
+        if self.on_attempt is not None:
+            self.on_attempt(env, attempt)

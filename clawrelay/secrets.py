@@ -1,0 +1,70 @@
+"""Secret values from `${VAR}` references, and the scrubber that keeps them out of every output.
+
+A secret is resolved only when a transport needs it, so a send that never touches a gateway does
+not fail because that gateway's token variable is unset. Every value revealed in this process is
+remembered, and `scrub` removes it from any text before that text reaches a log, the journal,
+`--json` or an exception message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from clawrelay.errors import ConfigError
+
+_REVEALED: set[str] = set()
+_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+MASK = "***"
+
+
+class Secret:
+    """A configured secret: either a `${VAR}` reference or (discouraged) a literal."""
+
+    __slots__ = ("_literal", "ref", "where")
+
+    def __init__(self, raw: str, where: str = "") -> None:
+        m = _REF.fullmatch(raw.strip())
+        self.ref: str | None = m.group(1) if m else None
+        self._literal: str | None = None if m else raw
+        self.where = where
+
+    @property
+    def is_literal(self) -> bool:
+        return self.ref is None
+
+    def available(self) -> bool:
+        return self.is_literal or bool(os.environ.get(self.ref or ""))
+
+    def reveal(self) -> str:
+        if self._literal is not None:
+            value = self._literal
+        else:
+            value = os.environ.get(self.ref or "", "")
+            if not value:
+                at = f"{self.where}: " if self.where else ""
+                raise ConfigError(f"{at}environment variable {self.ref} is not set (secret reference)")
+        if len(value) >= 4:
+            _REVEALED.add(value)
+        return value
+
+    def describe(self) -> str:
+        """What `routes show` prints: the reference and whether it resolves, never the value."""
+        if self.ref is None:
+            return f"{MASK} (literal in the file; prefer ${{VAR}})"
+        return f"${{{self.ref}}} ({'set' if self.available() else 'NOT SET'})"
+
+    def __repr__(self) -> str:
+        return f"Secret({self.describe()})"
+
+    __str__ = __repr__
+
+
+def scrub(text: str | None) -> str | None:
+    """Replace every secret revealed so far with `***`."""
+    if not text or not _REVEALED:
+        return text
+    for value in sorted(_REVEALED, key=len, reverse=True):
+        if value in text:
+            text = text.replace(value, MASK)
+    return text

@@ -1,0 +1,114 @@
+"""A mailbox that survives everything: one entry appended to the target's daily memory note.
+
+`<workspace>/memory/YYYY-MM-DD.md`, dated in the host's timezone. Each entry is one header line
+(local time, sender, id) and the body, written with one `write` under an flock and fsynced, so
+concurrent senders never interleave; an id already in the file is not written twice, so a retry
+after a crash cannot duplicate it. Files and the memory folder are created as needed, but never
+outside the workspace, and a missing workspace is an error, not something to invent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import os
+import re
+from datetime import datetime, tzinfo
+from pathlib import Path
+
+from clawrelay.envelope import Envelope
+from clawrelay.errors import TransportError
+from clawrelay.outcome import StepResult
+from clawrelay.transports.base import AttemptContext
+
+_LOCK_POLL_S = 0.005
+
+
+def entry_header(env: Envelope, when: datetime) -> str:
+    return f"### {when:%H:%M:%S %z} · clawrelay message from {env.sender} · id {env.id}"
+
+
+def has_entry(text: str, message_id: str) -> bool:
+    return re.search(rf"^### .* · id {re.escape(message_id)}$", text, re.M) is not None
+
+
+def note_path(workspace: Path, when: datetime) -> Path:
+    return workspace / "memory" / f"{when:%Y-%m-%d}.md"
+
+
+def _zone(name: str | None) -> tzinfo | None:
+    if name is None:
+        return None  # this machine's local time
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+class MemoryFile:
+    name = "memory_file"
+
+    async def deliver(self, env: Envelope, ctx: AttemptContext) -> StepResult:
+        host = ctx.host
+        assert host is not None  # config.refs guarantees a host for memory_file
+        if "local" not in ctx.step.carriers:
+            return StepResult.failed(
+                "not_available",
+                f"memory_file over {', '.join(ctx.step.carriers)} is not part of this version yet")
+        ctx.carrier = "local"
+        when = datetime.now(_zone(host.timezone)).astimezone(_zone(host.timezone))
+        workspace = Path(host.workspace).expanduser()
+        path = self._prepare(workspace, when)
+        written = await self._append(path, env, when, ctx)
+        with open(path, encoding="utf-8", errors="replace") as f:
+            if not has_entry(f.read(), env.id):
+                raise TransportError(f"{path}: entry {env.id} not found after writing", reason="io_error")
+        return StepResult.delivered(f"{path}" + ("" if written else " (already there)"))
+
+    @staticmethod
+    def _prepare(workspace: Path, when: datetime) -> Path:
+        if not workspace.is_dir():
+            raise TransportError(f"workspace {workspace} does not exist", reason="not_found")
+        root = workspace.resolve()
+        path = note_path(workspace, when)
+        try:
+            path.parent.mkdir(exist_ok=True)
+        except OSError as e:
+            raise TransportError(f"cannot create {path.parent}: {e.strerror}", reason="io_error") from e
+        if not _within(path.parent.resolve(), root):
+            raise TransportError(f"{path.parent} leads outside the workspace {root}", reason="unsafe_path")
+        return path
+
+    async def _append(self, path: Path, env: Envelope, when: datetime, ctx: AttemptContext) -> bool:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            reason = "unsafe_path" if e.errno == errno.ELOOP else "io_error"
+            raise TransportError(f"cannot open {path}: {e.strerror}", reason=reason) from e
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(_LOCK_POLL_S)  # cancelled at the attempt's timeout
+            size = os.fstat(fd).st_size
+            existing = os.pread(fd, size, 0).decode("utf-8", "replace")
+            if has_entry(existing, env.id):
+                return False
+            trailing = len(existing) - len(existing.rstrip("\n"))  # one blank line between entries
+            lead = "\n" * max(0, 2 - trailing) if existing else ""
+            entry = f"{lead}{entry_header(env, when)}\n\n{env.body.rstrip()}\n".encode()
+            ctx.mark_sent()
+            if os.write(fd, entry) != len(entry):
+                raise TransportError(f"{path}: short write", reason="io_error")
+            os.fsync(fd)
+            return True
+        except OSError as e:
+            raise TransportError(f"cannot write {path}: {e.strerror}", reason="io_error") from e
+        finally:
+            os.close(fd)
