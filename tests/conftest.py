@@ -1,0 +1,88 @@
+"""Shared test helpers: an isolated clawrelay home, routes files, and the installed CLI as a subprocess.
+
+Every test gets its own CLAWRELAY_HOME, HOME and working directory, so no user config, state or
+proxy setting on the machine leaks in, and nothing a test writes outlives it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PROGRAMS = Path(__file__).parent / "programs"
+CLAWRELAY = shutil.which("clawrelay", path=str(Path(sys.executable).parent)) or shutil.which("clawrelay")
+
+
+def program(name: str, *args: object) -> list[str]:
+    """argv running one of tests/programs with this interpreter."""
+    return [sys.executable, str(PROGRAMS / name), *map(str, args)]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> object:
+        return json.loads(self.out)
+
+
+@dataclass
+class Env:
+    tmp: Path
+    home: Path  # CLAWRELAY_HOME
+    workspace: Path
+    vars: dict[str, str]
+
+    def routes(self, text: str, name: str = "routes.yaml") -> Path:
+        path = self.tmp / name
+        path.write_text(textwrap.dedent(text).lstrip())
+        return path
+
+    def cmd(self, *args: str) -> list[str]:
+        assert CLAWRELAY, "clawrelay is not installed in this environment (pip install -e .)"
+        return [CLAWRELAY, *args]
+
+    def run(self, *args: str, input: str | None = None, timeout: float = 60, **extra: str) -> Result:
+        p = subprocess.run(self.cmd(*args), input=input, capture_output=True, text=True, cwd=self.tmp,
+                           env={**self.vars, **extra}, timeout=timeout)
+        return Result(p.returncode, p.stdout, p.stderr)
+
+    def spawn(self, *args: str, **extra: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(self.cmd(*args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=self.tmp, env={**self.vars, **extra})
+
+    def note(self) -> str:
+        """The text of every daily memory note in the workspace, in date order."""
+        return "".join(p.read_text() for p in sorted((self.workspace / "memory").glob("*.md")))
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    home = tmp_path / "state"
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    keep = {k: v for k, v in os.environ.items()
+            if k in ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT", "PYTHONPATH", "VIRTUAL_ENV")}
+    variables = {**keep, "HOME": str(tmp_path / "home"), "CLAWRELAY_HOME": str(home),
+                 "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"), "XDG_STATE_HOME": str(tmp_path / "xdg-state")}
+    return Env(tmp_path, home, workspace, variables)
+
+
+def header(workspace: Path) -> str:
+    """routes.yaml lines shared by most tests: this instance and a local host with a workspace."""
+    return f"""
+    version: 1
+    self: tester
+    hosts:
+      here: {{local: true, workspace: "{workspace}"}}
+"""
