@@ -26,6 +26,19 @@ GROUP_CONCURRENCY = 4
 AttemptHook = Callable[[Envelope, Attempt], None]
 
 
+def retry_wait(initial: float = 0.5, maximum: float = 30.0) -> Callable[..., float]:
+    """Exponential backoff with jitter, never shorter than the retry-after the failure carried."""
+    from tenacity import RetryCallState, wait_exponential, wait_random
+
+    backoff = wait_exponential(multiplier=initial, max=maximum) + wait_random(0, initial)
+
+    def wait(rs: RetryCallState) -> float:
+        result = rs.outcome.result() if rs.outcome and not rs.outcome.failed else None
+        return max(backoff(rs), getattr(result, "retry_after", None) or 0.0)
+
+    return wait
+
+
 class Router:
     def __init__(self, routes: Routes, journal: Journal, *, on_attempt: AttemptHook | None = None,
                  deadline: float | None = None) -> None:
@@ -112,25 +125,12 @@ class Router:
 
     async def _run_step(self, env: Envelope, step: PlannedStep, run: int, deadline: float,
                         delivery: Delivery) -> StepResult:
-        from tenacity import (
-            AsyncRetrying,
-            RetryCallState,
-            retry_if_result,
-            stop_after_attempt,
-            stop_before_delay,
-            wait_exponential_jitter,
-        )
+        from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, stop_before_delay
 
         transport = get_transport(step.transport)
-        backoff = wait_exponential_jitter(initial=0.5, max=30, jitter=0.5)
-
-        def wait(rs: RetryCallState) -> float:
-            after = rs.outcome.result().retry_after if rs.outcome else None  # type: ignore[union-attr]
-            return max(backoff(rs), after or 0.0)
-
         retrying = AsyncRetrying(
             stop=stop_after_attempt(step.retries + 1) | stop_before_delay(deadline - time.monotonic()),
-            wait=wait,
+            wait=retry_wait(),
             retry=retry_if_result(lambda r: r.outcome is Outcome.FAILED and r.retryable),
             retry_error_callback=lambda rs: rs.outcome.result(),  # type: ignore[union-attr]
         )

@@ -80,9 +80,9 @@ def env(tmp_path: Path) -> Env:
 
 def header(workspace: Path) -> str:
     """routes.yaml lines shared by most tests: this instance and a local host with a workspace."""
-    return f"""
+    return textwrap.dedent(f"""
     version: 1
     self: tester
     hosts:
       here: {{local: true, workspace: "{workspace}"}}
-"""
+    """)

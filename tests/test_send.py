@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import textwrap
 import time
 from pathlib import Path
 
@@ -32,14 +33,14 @@ def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyp
 
 
 def chain(env: Env, steps: str, extra: str = "", target_extra: str = "") -> Path:
-    return env.routes(header(env.workspace) + extra + f"""
+    return env.routes(header(env.workspace) + textwrap.dedent(extra + f"""
     targets:
       xiaom:
         aliases: [小m]
         host: here
 {target_extra}        chain:
 {steps}
-    """)
+    """))
 
 
 def flow(argv: list[str], timeout: str = "10s") -> str:
@@ -273,13 +274,13 @@ def test_via_forces_one_transport(env: Env) -> None:
 
 
 def test_group_send_gives_one_result_each_and_exit_4_when_partial(env: Env) -> None:
-    env.routes(header(env.workspace) + """
+    env.routes(header(env.workspace) + textwrap.dedent("""
     targets:
       a: {host: here, chain: [memory_file: {}]}
       b: {chain: [command: {argv: ["false"]}]}
     groups:
       all: [a, b]
-    """)
+    """))
     r = env.run("send", "@all", "to everyone", "--json")
     assert r.code == 4
     docs = r.json()

@@ -1,0 +1,91 @@
+"""The CLI around the core: routes check/show, where the config is found, the demo, --help, -m."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import Env, header
+
+
+def test_the_embedded_demo_falls_back_to_its_memory_file_on_a_bare_machine(env: Env) -> None:
+    r = env.run("send", "demo", "hello from the README")
+    assert r.code == 0, r.err
+    assert "✗ 1 sessions_send" in r.out and "delivered to demo via memory_file" in r.out
+    notes = list((env.home / "demo" / "workspace" / "memory").glob("*.md"))
+    assert len(notes) == 1 and "hello from the README" in notes[0].read_text()
+    show = env.run("routes", "show")
+    assert "# source: <embedded default>" in show.out and "demo:" in show.out
+
+
+def test_config_is_found_by_flag_then_env_then_cwd_then_user_dir(env: Env) -> None:
+    def routes_with(target: str) -> str:
+        return header(env.workspace) + f"targets: {{{target}: {{host: here, chain: [memory_file: {{}}]}}}}\n"
+
+    user = env.tmp / "xdg-config" / "clawrelay" / "routes.yaml"
+    user.parent.mkdir(parents=True)
+    user.write_text(routes_with("from_user_dir"))
+    assert env.run("send", "from_user_dir", "x").code == 0
+
+    env.routes(routes_with("from_cwd"))
+    assert env.run("send", "from_cwd", "x").code == 0
+    assert env.run("send", "from_user_dir", "x").code == 3
+
+    by_env = env.routes(routes_with("from_env"), "env.yaml")
+    assert env.run("send", "from_env", "x", CLAWRELAY_CONFIG=str(by_env)).code == 0
+
+    by_flag = env.routes(routes_with("from_flag"), "flag.yaml")
+    assert env.run("send", "from_flag", "x", "--config", str(by_flag), CLAWRELAY_CONFIG=str(by_env)).code == 0
+
+    missing = env.run("send", "from_env", "x", CLAWRELAY_CONFIG=str(env.tmp / "gone.yaml"))
+    assert missing.code == 2 and "gone.yaml: no such config file" in missing.err
+
+
+def test_routes_show_masks_secrets_and_check_warns_about_them(env: Env) -> None:
+    env.routes(header(env.workspace) + """
+gateways:
+  gw: {url: "ws://127.0.0.1:9", token: "${GW_TOKEN}"}
+  literal: {url: "ws://127.0.0.1:9", token: "plain-text-token"}
+targets:
+  xiaom: {chain: [sessions_send: {gateway: gw}]}
+""")
+    secret = "tok-8c1f0e-very-secret"
+    show = env.run("routes", "show", "--json", GW_TOKEN=secret)
+    assert show.code == 0, show.err
+    data = show.json()["routes"]
+    assert data["gateways"]["gw"]["token"] == "${GW_TOKEN} (set)"
+    assert "plain-text-token" not in show.out and secret not in show.out
+    human = env.run("routes", "show", GW_TOKEN=secret)
+    assert secret not in human.out and "plain-text-token" not in human.out
+
+    check = env.run("routes", "check")
+    assert check.code == 0 and "ok:" in check.out
+    assert "gateways.gw.token: environment variable GW_TOKEN is not set here" in check.err
+    assert "gateways.literal.token is a literal in the file" in check.err
+
+
+def test_routes_check_lists_every_error(env: Env) -> None:
+    env.routes(header(env.workspace) + """
+targets:
+  a: {host: nowhere, chain: [memory_file: {}]}
+  b: {chain: [teleport: {}]}
+""")
+    r = env.run("routes", "check", "--json")
+    assert r.code == 2
+    doc = r.json()
+    assert doc["ok"] is False and len(doc["errors"]) == 1 and "unknown transport 'teleport'" in doc["errors"][0]
+
+
+def test_help_and_python_dash_m(env: Env) -> None:
+    r = env.run("--help")
+    assert r.code == 0 and "send" in r.out and "outbox" in r.out
+    version = subprocess.run([sys.executable, "-m", "clawrelay", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("clawrelay ")
+
+
+def test_json_errors_are_parseable(env: Env) -> None:
+    env.routes(header(env.workspace) + "targets: {a: {host: here, chain: [memory_file: {}]}}\n")
+    r = env.run("send", "nobody", "x", "--json")
+    assert r.code == 3
+    assert r.json() == {"error": {"reason": "unknown_target",
+                                  "message": "unknown target 'nobody' (known: a; groups start with @)"}}
