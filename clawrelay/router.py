@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from clawrelay.config.routes import PlannedStep, Routes
 from clawrelay.envelope import Envelope
-from clawrelay.errors import HopLimit, TransportError
+from clawrelay.errors import ClawrelayError, HopLimit, TransportError
 from clawrelay.journal import Journal, MessageRecord, now_ms
 from clawrelay.outcome import Attempt, Delivery, Outcome, Status, StepResult
 from clawrelay.secrets import scrub
@@ -148,8 +148,9 @@ class Router:
             waited = f"no answer within {time.monotonic() - t0:.1f}s"
             result = (StepResult.ambiguous("timeout", f"{waited} after sending") if ctx.sent
                       else StepResult.failed("timeout", waited, retryable=True))
-        except TransportError as e:
-            result = StepResult.failed(e.reason, str(e), retryable=e.retryable, retry_after=e.retry_after)
+        except ClawrelayError as e:  # TransportError, or a ConfigError such as an unset secret
+            result = StepResult.failed(e.reason, str(e), retryable=getattr(e, "retryable", False),
+                                       retry_after=getattr(e, "retry_after", None))
         except Exception as e:  # a bug in a transport must not lose the message or the record
             result = StepResult.failed("internal_error", f"{e.__class__.__name__}: {e}")
         self._record(env, delivery, Attempt(

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Startup cost of clawrelay: `--help` and a memory_file send, against `python -c pass`.
+
+Prints, for each case, the median wall time and the median peak RSS of the process over N runs
+(interleaved, so machine drift hits every case alike), and each as a ratio to the floor measured
+in the same run. "stack imports" is `import typer, pydantic, yaml, asyncio, sqlite3, tenacity`:
+what the chosen libraries cost before clawrelay runs a line of its own.
+
+    python bench/startup.py [--runs 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def measure(argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of one child, from its own rusage (not the max of all children)."""
+    t0 = time.perf_counter()
+    pid = _spawn(argv, env, cwd)
+    _, status, usage = os.wait4(pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(argv)} failed with {os.waitstatus_to_exitcode(status)}")
+    return wall, usage.ru_maxrss
+
+
+def _spawn(argv: list[str], env: dict[str, str], cwd: str) -> int:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.chdir(cwd)
+            fd = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            os.execve(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    return pid
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=15)
+    args = ap.parse_args()
+
+    exe = shutil.which("clawrelay", path=str(Path(sys.executable).parent)) or shutil.which("clawrelay")
+    if not exe:
+        raise SystemExit("clawrelay is not installed next to this python (pip install -e .)")
+    tmp = Path(tempfile.mkdtemp(prefix="clawrelay-bench-"))
+    (tmp / "ws").mkdir()
+    (tmp / "routes.yaml").write_text(
+        f'version: 1\nself: bench\nhosts: {{here: {{local: true, workspace: "{tmp / "ws"}"}}}}\n'
+        "targets: {peer: {host: here, chain: [memory_file: {}]}}\n")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp), "CLAWRELAY_HOME": str(tmp / "state"),
+           "LANG": os.environ.get("LANG", "C.UTF-8")}
+    py = sys.executable
+    cases = {
+        "python -c pass (floor)": [py, "-c", "pass"],
+        "stack imports": [py, "-c", "import typer, pydantic, yaml, asyncio, sqlite3, tenacity"],
+        "clawrelay --help": [exe, "--help"],
+        "clawrelay send (memory_file)": [exe, "send", "peer", "benchmark message"],
+    }
+    for argv in cases.values():  # warm the page cache and the journal
+        measure(argv, env, str(tmp))
+    samples: dict[str, list[tuple[float, int]]] = {name: [] for name in cases}
+    for _ in range(args.runs):
+        for name, argv in cases.items():
+            samples[name].append(measure(argv, env, str(tmp)))
+
+    floor_t = statistics.median(t for t, _ in samples["python -c pass (floor)"])
+    floor_m = statistics.median(m for _, m in samples["python -c pass (floor)"])
+    print(f"{args.runs} runs each, interleaved; python {sys.version.split()[0]} on {os.uname().machine}, "
+          f"{os.cpu_count()} cpus")
+    print(f"{'case':<30} {'median wall':>12} {'x floor':>8} {'peak RSS':>10} {'x floor':>8}")
+    for name, rows in samples.items():
+        t = statistics.median(r[0] for r in rows)
+        m = statistics.median(r[1] for r in rows)
+        print(f"{name:<30} {t * 1000:>9.0f} ms {t / floor_t:>8.1f} {m / 1024:>7.1f} MB {m / floor_m:>8.1f}")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
