@@ -34,6 +34,13 @@ class ConfigError(ClawrelayError):
     exit_code = 2
 
 
+class StateError(ClawrelayError):
+    """The journal or state dir cannot be used: nothing was accepted, so nothing is lost."""
+
+    reason = "state_unavailable"
+    exit_code = 2
+
+
 class UnknownTarget(ClawrelayError):
     reason = "unknown_target"
     exit_code = 3

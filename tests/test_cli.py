@@ -89,3 +89,12 @@ def test_json_errors_are_parseable(env: Env) -> None:
     assert r.code == 3
     assert r.json() == {"error": {"reason": "unknown_target",
                                   "message": "unknown target 'nobody' (known: a; groups start with @)"}}
+
+
+def test_an_unusable_state_dir_is_one_clear_error(env: Env) -> None:
+    env.routes(header(env.workspace) + "targets: {a: {host: here, chain: [memory_file: {}]}}\n")
+    blocker = env.tmp / "not-a-dir"
+    blocker.write_text("")
+    r = env.run("send", "a", "x", CLAWRELAY_HOME=str(blocker / "state"))
+    assert r.code == 2 and "Traceback" not in r.err
+    assert "not-a-dir" in r.err and "CLAWRELAY_HOME" in r.err and len(r.err.strip().splitlines()) == 1

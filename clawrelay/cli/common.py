@@ -48,10 +48,19 @@ def load(config: str | None) -> Routes:
 
 
 def open_journal() -> Journal:
+    import sqlite3
+
     from clawrelay import paths
+    from clawrelay.errors import StateError
     from clawrelay.journal import Journal
 
-    return Journal(paths.state_dir())
+    try:
+        home = paths.state_dir()
+        return Journal(home)
+    except (OSError, sqlite3.Error) as e:
+        where = getattr(e, "filename", None) or "the clawrelay state dir"
+        raise StateError(f"cannot use {where}: {e.__class__.__name__}: {getattr(e, 'strerror', None) or e}"
+                         " (set CLAWRELAY_HOME to a writable folder)") from None
 
 
 def run_async(fn: Callable[[], Any]) -> Any:
