@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from clawrelay.config.routes import PlannedStep, Routes
 from clawrelay.envelope import Envelope
@@ -21,6 +22,9 @@ from clawrelay.journal import Journal, MessageRecord, now_ms
 from clawrelay.outcome import Attempt, Delivery, Outcome, Status, StepResult
 from clawrelay.secrets import scrub
 from clawrelay.transports import AttemptContext, Transport, get_transport
+
+if TYPE_CHECKING:
+    from clawrelay.openclaw.pool import GatewayPool
 
 GROUP_CONCURRENCY = 4
 AttemptHook = Callable[[Envelope, Attempt], None]
@@ -46,6 +50,20 @@ class Router:
         self.journal = journal
         self.on_attempt = on_attempt
         self.deadline_override = deadline
+        self._gateways: GatewayPool | None = None
+
+    @property
+    def gateways(self) -> GatewayPool:
+        """Gateway connections, opened on first use and shared by every message of this process."""
+        if self._gateways is None:
+            from clawrelay.openclaw.pool import GatewayPool
+
+            self._gateways = GatewayPool(self.journal.home)
+        return self._gateways
+
+    async def aclose(self) -> None:
+        if self._gateways is not None:
+            await self._gateways.aclose()
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -139,7 +157,7 @@ class Router:
     async def _attempt(self, env: Envelope, step: PlannedStep, transport: Transport, run: int,
                        deadline: float, delivery: Delivery) -> StepResult:
         ctx = AttemptContext(self.routes, env.target, step,
-                             deadline=min(deadline, time.monotonic() + step.timeout))
+                             deadline=min(deadline, time.monotonic() + step.timeout), gateways=self.gateways)
         started, t0 = now_ms(), time.monotonic()
         try:
             async with asyncio.timeout(ctx.remaining()):

@@ -44,8 +44,7 @@ class Secret:
             if not value:
                 at = f"{self.where}: " if self.where else ""
                 raise ConfigError(f"{at}environment variable {self.ref} is not set (secret reference)")
-        if len(value) >= 4:
-            _REVEALED.add(value)
+        remember(value)
         return value
 
     def describe(self) -> str:
@@ -58,6 +57,12 @@ class Secret:
         return f"Secret({self.describe()})"
 
     __str__ = __repr__
+
+
+def remember(value: str | None) -> None:
+    """Treat a value that did not come from the config (an env token, a device token) as secret."""
+    if value and len(value) >= 4:
+        _REVEALED.add(value)
 
 
 def scrub(text: str | None) -> str | None:

@@ -35,12 +35,14 @@ def _root(
     """Get a message, a command or a repository from one OpenClaw instance to another."""
 
 
-from clawrelay.cli import log, outbox, routes, send  # noqa: E402  (register commands)
+from clawrelay.cli import gateway, log, outbox, routes, send  # noqa: E402  (register commands)
 
 app.add_typer(routes.app, name="routes")
 app.add_typer(outbox.app, name="outbox")
 app.command("send")(send.send)
 app.command("log")(log.log)
+app.command("call")(gateway.call)
+app.command("nodes")(gateway.nodes)
 
 
 def main() -> int:

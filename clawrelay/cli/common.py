@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -61,12 +61,6 @@ def open_journal() -> Journal:
         where = getattr(e, "filename", None) or "the clawrelay state dir"
         raise StateError(f"cannot use {where}: {e.__class__.__name__}: {getattr(e, 'strerror', None) or e}"
                          " (set CLAWRELAY_HOME to a writable folder)") from None
-
-
-def run_async(fn: Callable[[], Any]) -> Any:
-    import asyncio
-
-    return asyncio.run(fn())
 
 
 def isatty_stdin() -> bool:

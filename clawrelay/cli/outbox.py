@@ -86,6 +86,12 @@ def retry(
         deliveries, errors = [], []
 
         async def go() -> None:
+            try:
+                await each()
+            finally:
+                await router.aclose()
+
+        async def each() -> None:
             for r in candidates:  # oldest first
                 if not as_json:
                     typer.echo(f"→ {r.target} (id {r.id}, run {r.runs + 1})")

@@ -24,7 +24,8 @@ def attempt_line(a: Attempt, *, explain: bool, prefix: str = "") -> str:
 
 def verdict(d: Delivery) -> str:
     if d.status is Status.DELIVERED:
-        return f"delivered to {d.target} via {d.via} (id {d.id})"
+        reply = f"\nreply: {d.reply}" if d.reply else ""
+        return f"delivered to {d.target} via {d.via} (id {d.id}){reply}"
     if d.status is Status.AMBIGUOUS:
         return (f"ambiguous: {d.target} may have it (id {d.id}); not retried automatically, "
                 f"see clawrelay log --target {d.target}")

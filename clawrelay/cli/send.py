@@ -98,7 +98,14 @@ def _send(routes, targets, text, via, override, as_json, explain, group) -> int:
     if not as_json:
         for env in envelopes:
             typer.echo(f"→ {env.target} (id {env.id})")
-    deliveries = asyncio.run(router.send(envelopes, via))
+
+    async def go() -> list:  # type: ignore[type-arg]
+        try:
+            return await router.send(envelopes, via)
+        finally:
+            await router.aclose()
+
+    deliveries = asyncio.run(go())
     if as_json:
         docs = [d.to_json() for d in deliveries]
         emit_json(docs if group else docs[0])

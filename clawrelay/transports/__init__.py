@@ -9,6 +9,7 @@ from clawrelay.transports.base import AttemptContext, Transport
 _BUILT = {
     "memory_file": "clawrelay.transports.memory_file:MemoryFile",
     "command": "clawrelay.transports.command:Command",
+    "sessions_send": "clawrelay.transports.sessions_send:SessionsSend",
 }
 
 

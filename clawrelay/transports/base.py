@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
-from clawrelay.config.model import Host
+from clawrelay.config.model import Gateway, Host
 from clawrelay.config.routes import PlannedStep, Routes
 from clawrelay.envelope import Envelope
+from clawrelay.errors import ConfigError
 from clawrelay.outcome import StepResult
+
+if TYPE_CHECKING:
+    from clawrelay.openclaw.pool import GatewayPool
 
 
 @dataclass
@@ -24,6 +28,7 @@ class AttemptContext:
     target: str
     step: PlannedStep
     deadline: float  # time.monotonic() by which this attempt must end
+    gateways: GatewayPool
     sent: bool = False
     carrier: str | None = None
 
@@ -36,6 +41,17 @@ class AttemptContext:
     @property
     def host(self) -> Host | None:
         return self.routes.host_of(self.target)
+
+    def gateway(self, name: str | None = None) -> tuple[Gateway, str]:
+        """The gateway a step names, else the host's node gateway, else the only one configured."""
+        gateways = self.routes.config.gateways
+        if name is None and self.host is not None and self.host.node is not None:
+            name = self.host.node.gateway
+        if name is None and len(gateways) == 1:
+            name = next(iter(gateways))
+        if name is None or name not in gateways:  # config.refs rules this out for chain steps
+            raise ConfigError(f"target {self.target}: no gateway to use")
+        return gateways[name], name
 
 
 class Transport(Protocol):

@@ -1,0 +1,277 @@
+"""An OpenClaw gateway connection, spoken natively over WebSocket (protocol 3..4).
+
+Not the `openclaw` CLI: that costs a Node start and ~220 MB per call. The handshake is the
+gateway's: wait for `connect.challenge`, send `connect` (token, and a signed device block where
+the gateway needs one), check `hello-ok`. After that, requests carry ids and each may be
+answered twice (an `accepted` first, the final later); one reader task routes frames, so one
+connection serves every request of a process.
+
+No proxy from the environment and no Origin header: both change how a gateway treats a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from clawrelay import __version__
+from clawrelay.openclaw.errors import GatewayError, from_close, from_frame
+
+if TYPE_CHECKING:
+    from clawrelay.openclaw.device import DeviceIdentity
+
+PROTOCOL_MIN, PROTOCOL_MAX = 3, 4
+READ, WRITE, ADMIN, APPROVALS, PAIRING = (
+    "operator.read", "operator.write", "operator.admin", "operator.approvals", "operator.pairing")
+ALL_SCOPES = (ADMIN, READ, WRITE, APPROVALS, PAIRING)
+MAX_FRAME = 32 * 2**20
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in LOOPBACK or host.startswith("127.")
+
+
+def _future() -> asyncio.Future[dict[str, Any]]:
+    return asyncio.get_running_loop().create_future()
+
+
+@dataclass
+class Call:
+    """One request in flight: its first answer (`ack`) and its final one."""
+
+    id: str
+    method: str
+    ack: asyncio.Future[dict[str, Any]] = field(default_factory=_future)
+    final: asyncio.Future[dict[str, Any]] = field(default_factory=_future)
+
+    def fail(self, exc: BaseException) -> None:
+        for fut in (self.ack, self.final):
+            if not fut.done():
+                fut.set_exception(exc)
+            # A caller awaits one of the two, never both: mark both retrieved so asyncio does not
+            # warn about the other. Awaiting either still raises.
+            with contextlib.suppress(BaseException):
+                fut.exception()
+
+
+class GatewayClient:
+    """A connected, authenticated operator session on one gateway."""
+
+    def __init__(self, ws: Any, hello: dict[str, Any], url: str, name: str) -> None:
+        self.ws = ws
+        self.hello = hello
+        self.url = url
+        self.name = name
+        self.protocol: int = hello.get("protocol", 0)
+        self.scopes: frozenset[str] = frozenset((hello.get("auth") or {}).get("scopes") or ())
+        self.methods: frozenset[str] = frozenset((hello.get("features") or {}).get("methods") or ())
+        self.last_tick = time.monotonic()
+        self._pending: dict[str, Call] = {}
+        self._closed: GatewayError | None = None
+        self._reader = asyncio.ensure_future(self._read())
+
+    # -- connecting ------------------------------------------------------------------------
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        name: str | None = None,
+        token: str | None = None,
+        device_token: str | None = None,
+        device: DeviceIdentity | None = None,
+        signature: str = "v3",
+        scopes: tuple[str, ...] = (READ, WRITE),
+        timeout: float = 10.0,
+    ) -> GatewayClient:
+        """Open, handshake and authenticate, all within `timeout` seconds."""
+        import websockets
+        from websockets.asyncio.client import connect
+
+        label = name or url
+        try:
+            async with asyncio.timeout(timeout):
+                try:
+                    ws = await connect(url, proxy=None, max_size=MAX_FRAME, compression=None,
+                                       open_timeout=None, user_agent_header=f"clawrelay/{__version__}")
+                except ConnectionRefusedError as e:
+                    raise GatewayError(f"{label}: connection refused ({url}): is the gateway running?",
+                                       reason="connection_refused") from e
+                except websockets.InvalidStatus as e:
+                    status = e.response.status_code
+                    reason = "unavailable" if status >= 500 else "rejected"
+                    raise GatewayError(f"{label}: HTTP {status} instead of a WebSocket upgrade ({url})",
+                                       reason=reason) from e
+                except (websockets.InvalidURI, websockets.InvalidHandshake) as e:
+                    raise GatewayError(f"{label}: not an OpenClaw gateway at {url}: {e}",
+                                       reason="rejected") from e
+                except OSError as e:
+                    ssl = e.__class__.__name__.startswith("SSL")
+                    raise GatewayError(f"{label}: cannot reach {url}: {e.strerror or e}",
+                                       reason="tls" if ssl else "unreachable") from e
+                try:
+                    hello = await cls._handshake(ws, label, url, token, device_token, device, signature,
+                                                 scopes)
+                except BaseException:
+                    await ws.close()
+                    raise
+        except TimeoutError as e:
+            raise GatewayError(f"{label}: no handshake within {timeout:g}s ({url})",
+                               reason="handshake_timeout") from e
+        return cls(ws, hello, url, label)
+
+    @staticmethod
+    async def _handshake(ws: Any, label: str, url: str, token: str | None, device_token: str | None,
+                         device: DeviceIdentity | None, signature: str,
+                         scopes: tuple[str, ...]) -> dict[str, Any]:
+        import websockets
+
+        try:
+            first = json.loads(await ws.recv())
+            if first.get("type") != "event" or first.get("event") != "connect.challenge":
+                raise GatewayError(f"{label}: expected connect.challenge, got {str(first)[:120]}",
+                                   reason="protocol_mismatch")
+            nonce = str((first.get("payload") or {}).get("nonce") or "")
+            client = {"id": "cli", "version": __version__, "platform": sys.platform, "mode": "cli"}
+            auth = {"token": token} if token else ({"deviceToken": device_token} if device_token else {})
+            params: dict[str, Any] = {"minProtocol": PROTOCOL_MIN, "maxProtocol": PROTOCOL_MAX,
+                                      "client": client, "role": "operator", "scopes": list(scopes),
+                                      "auth": auth}
+            if device is not None:
+                params["device"] = device.block(nonce=nonce, client=client, role="operator",
+                                                scopes=list(scopes), token=token or device_token or "",
+                                                version=signature)
+            rid = str(uuid.uuid4())
+            await ws.send(json.dumps({"type": "req", "id": rid, "method": "connect", "params": params}))
+            while True:
+                frame = json.loads(await ws.recv())
+                if frame.get("type") == "res" and frame.get("id") == rid:
+                    break
+        except websockets.ConnectionClosed as e:
+            rcvd = e.rcvd
+            raise from_close(rcvd.code if rcvd else None, rcvd.reason if rcvd else "", label,
+                             during="connect") from None
+        if not frame.get("ok"):
+            raise from_frame(frame.get("error") or {}, label)
+        hello = frame.get("payload") or {}
+        protocol = hello.get("protocol")
+        if hello.get("type") != "hello-ok" or not isinstance(protocol, int) \
+                or not PROTOCOL_MIN <= protocol <= PROTOCOL_MAX:
+            raise GatewayError(f"{label}: gateway answered protocol {protocol!r}; clawrelay speaks "
+                               f"{PROTOCOL_MIN}..{PROTOCOL_MAX}", reason="protocol_mismatch")
+        return hello
+
+    # -- requests --------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed is not None
+
+    @property
+    def device_token(self) -> str | None:
+        return (self.hello.get("auth") or {}).get("deviceToken")
+
+    def require(self, *scopes: str, method: str = "this call") -> None:
+        """Fail before sending when the connection was granted fewer scopes than `method` needs."""
+        missing = [s for s in scopes if s not in self.scopes and ADMIN not in self.scopes]
+        if missing:
+            granted = ", ".join(sorted(self.scopes)) or "none"
+            raise GatewayError(f"{self.name}: {method} needs {', '.join(missing)}; the gateway granted "
+                               f"{granted} (pair this device, or use a token with more scopes)",
+                               reason="missing_scope")
+
+    async def start(self, method: str, params: dict[str, Any] | None = None) -> Call:
+        """Send one request; the returned Call resolves as its answers arrive.
+
+        When this returns, the frame has been handed to the socket: from here on a lost answer
+        means the request may have run.
+        """
+        if self._closed is not None:
+            raise self._closed
+        call = Call(str(uuid.uuid4()), method)
+        self._pending[call.id] = call
+        frame = {"type": "req", "id": call.id, "method": method, "params": params or {}}
+        try:
+            await self.ws.send(json.dumps(frame, ensure_ascii=False))
+        except Exception as e:
+            self._pending.pop(call.id, None)
+            raise self._closed or GatewayError(f"{self.name}: connection lost before {method} was sent",
+                                               reason="connection_lost") from e
+        return call
+
+    async def request(self, method: str, params: dict[str, Any] | None = None, *,
+                      timeout: float = 30.0) -> dict[str, Any]:
+        """One request, its final answer's payload (an `accepted` answer is never taken as final)."""
+        call = await self.start(method, params)
+        try:
+            async with asyncio.timeout(timeout):
+                return await call.final
+        except TimeoutError:
+            self._pending.pop(call.id, None)
+            raise GatewayError(f"{self.name}: no answer to {method} within {timeout:g}s",
+                               reason="timeout") from None
+
+    async def close(self) -> None:
+        self._closed = self._closed or GatewayError(f"{self.name}: connection closed by clawrelay",
+                                                    reason="connection_lost")
+        await self.ws.close()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._reader
+
+    # -- the reader ------------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        import websockets
+
+        closed: GatewayError
+        try:
+            async for raw in self.ws:
+                try:
+                    frame = json.loads(raw)
+                except ValueError:
+                    continue
+                kind = frame.get("type")
+                if kind == "res":
+                    self._on_res(frame)
+                elif kind == "event" and frame.get("event") == "tick":
+                    self.last_tick = time.monotonic()
+            closed = from_close(self.ws.close_code, self.ws.close_reason or "", self.name, during="a request")
+        except websockets.ConnectionClosed as e:
+            rcvd = e.rcvd
+            closed = from_close(rcvd.code if rcvd else None, rcvd.reason if rcvd else "", self.name,
+                                during="a request")
+        except asyncio.CancelledError:
+            closed = GatewayError(f"{self.name}: connection closed by clawrelay", reason="connection_lost")
+        self._closed = self._closed or closed
+        for call in self._pending.values():
+            call.fail(self._closed)
+        self._pending.clear()
+
+    def _on_res(self, frame: dict[str, Any]) -> None:
+        call = self._pending.get(str(frame.get("id")))
+        if call is None:
+            return
+        if not frame.get("ok"):
+            self._pending.pop(call.id, None)
+            call.fail(from_frame(frame.get("error") or {}, self.name))
+            return
+        payload = frame.get("payload")
+        payload = payload if isinstance(payload, dict) else {"value": payload}
+        if not call.ack.done():
+            call.ack.set_result(payload)
+            if payload.get("status") == "accepted":
+                return  # two-phase: the final answer comes later on the same id
+        self._pending.pop(call.id, None)
+        if not call.final.done():
+            call.final.set_result(payload)

@@ -1,0 +1,89 @@
+"""Gateway connections for one clawrelay process: opened on first use, shared, closed at the end.
+
+A group send, an outbox retry of many messages, or a chain whose steps share a gateway all reuse
+one authenticated connection per gateway; a connection the gateway closed (a restart) is
+replaced on the next use. This is also where credentials are chosen: the token from routes.yaml
+(or `OPENCLAW_GATEWAY_TOKEN`), and a device identity wherever the gateway needs one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from clawrelay.openclaw.client import READ, WRITE, GatewayClient, is_loopback
+from clawrelay.openclaw.errors import GatewayError
+from clawrelay.secrets import remember
+
+TOKEN_ENV = "OPENCLAW_GATEWAY_TOKEN"
+
+
+async def open_gateway(url: str, *, name: str, token: str | None, home: Path,
+                       scopes: tuple[str, ...] = (READ, WRITE), timeout: float = 10.0) -> GatewayClient:
+    """Connect and authenticate, choosing credentials the way this gateway wants them.
+
+    On loopback with a token a plain token connect keeps its scopes, and skips the key. Elsewhere,
+    or when the gateway asks for it, a signed device block goes along (v3; v2 for gateways that
+    reject v3, remembered), and a deviceToken it issues is kept for next time.
+    """
+    from clawrelay.openclaw.device import DeviceIdentity
+
+    remember(token)
+    deadline = time.monotonic() + timeout
+    use_device = not (token and is_loopback(url))
+    for _ in range(3):
+        identity = DeviceIdentity(home) if use_device else None
+        state = identity.gateway_state(url) if identity else {}
+        signature = state.get("signature", "v3")
+        device_token = None if token else state.get("deviceToken")
+        remember(device_token)
+        try:
+            client = await GatewayClient.connect(
+                url, name=name, token=token, device_token=device_token, device=identity,
+                signature=signature, scopes=scopes, timeout=max(0.1, deadline - time.monotonic()))
+        except GatewayError as e:
+            if identity is None and e.reason == "pairing_required":
+                use_device = True  # "device identity required": this gateway wants the key
+                continue
+            if identity is not None and e.details.get("code") == "DEVICE_AUTH_SIGNATURE_INVALID" \
+                    and signature == "v3":
+                identity.remember(url, signature="v2")  # a 2026.2 gateway: v2 signatures only
+                continue
+            raise
+        if identity is None and not client.scopes and scopes:
+            await client.close()  # scopes cleared without a device: ask again with one
+            use_device = True
+            continue
+        if identity is not None:
+            remember(client.device_token)
+            identity.remember(url, deviceToken=client.device_token, signature=signature)
+        return client
+    raise GatewayError(f"{name}: could not agree on credentials with {url}", reason="auth")
+
+
+class GatewayPool:
+    def __init__(self, home: Path, *, connect_timeout: float = 10.0) -> None:
+        self.home = home
+        self.connect_timeout = connect_timeout
+        self._clients: dict[str, GatewayClient] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def get(self, name: str, url: str, token: str | None, *,
+                  scopes: tuple[str, ...] = (READ, WRITE), timeout: float | None = None) -> GatewayClient:
+        """The open connection to this gateway, connecting (again) when there is none."""
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            client = self._clients.get(name)
+            if client is not None and not client.closed:
+                return client
+            client = await open_gateway(url, name=name, token=token or os.environ.get(TOKEN_ENV) or None,
+                                        home=self.home, scopes=scopes,
+                                        timeout=timeout or self.connect_timeout)
+            self._clients[name] = client
+            return client
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)

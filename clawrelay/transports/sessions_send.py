@@ -1,0 +1,62 @@
+"""The first rung: the message goes straight into the target's session through its gateway.
+
+It is what the in-agent `sessions_send` tool does: the gateway's `agent` method with the target's
+session key, `deliver: false`, and the message id as idempotency key, so a retry after an
+unanswered attempt is dropped by the gateway as a duplicate instead of arriving twice. Delivered
+when the gateway accepts the run. With `wait_reply`, the final reply is recorded too, and a reply
+that does not come in time is `ambiguous`: the run goes on over there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clawrelay.config.model import SessionsSendStep
+from clawrelay.envelope import Envelope
+from clawrelay.openclaw.client import WRITE
+from clawrelay.openclaw.errors import GatewayError
+from clawrelay.outcome import StepResult
+from clawrelay.transports.base import AttemptContext
+
+LOST = frozenset({"connection_lost", "gateway_restarting"})
+
+
+def reply_text(final: dict[str, Any]) -> str | None:
+    payloads = (final.get("result") or {}).get("payloads") or []
+    texts = [p.get("text") for p in payloads if isinstance(p, dict) and p.get("text")]
+    return "\n".join(texts) if texts else None
+
+
+class SessionsSend:
+    name = "sessions_send"
+
+    async def deliver(self, env: Envelope, ctx: AttemptContext) -> StepResult:
+        opts = ctx.step.options
+        assert isinstance(opts, SessionsSendStep)
+        gateway, name = ctx.gateway(opts.gateway)
+        client = await ctx.gateways.get(name, gateway.url, gateway.token.reveal() if gateway.token else None,
+                                        timeout=ctx.remaining())
+        client.require(WRITE, method="agent")
+        session = ctx.routes.target(ctx.target).session
+        call = await client.start("agent", {"message": env.as_text(), "sessionKey": session,
+                                            "deliver": False, "idempotencyKey": env.id})
+        ctx.mark_sent()
+        try:
+            ack = await call.ack
+        except GatewayError as e:
+            if e.reason in LOST:  # it left, and the answer was lost with the connection
+                return StepResult.ambiguous(e.reason, str(e))
+            raise
+        status, run = ack.get("status"), ack.get("runId")
+        where = f"{name}: run {run} {status} in {session}"
+        if not opts.wait_reply or status != "accepted":
+            return StepResult.delivered(where)
+        try:
+            final = await call.final
+        except GatewayError as e:
+            return StepResult.ambiguous(e.reason if e.reason in LOST else "no_reply",
+                                        f"{where}, then no reply: {e}")
+        if final.get("status") != "ok":
+            return StepResult.delivered(f"{where}; the run ended {final.get('status')}: "
+                                        f"{final.get('summary') or final.get('error') or ''}".rstrip(": "))
+        return StepResult.delivered(where, reply=reply_text(final))
