@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -19,6 +20,13 @@ import pytest
 
 PROGRAMS = Path(__file__).parent / "programs"
 CLAWRELAY = shutil.which("clawrelay", path=str(Path(sys.executable).parent)) or shutil.which("clawrelay")
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def program(name: str, *args: object) -> list[str]:

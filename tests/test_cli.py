@@ -5,13 +5,17 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import Env, header
+from conftest import Env, free_port, header
 
 
 def test_the_embedded_demo_falls_back_to_its_memory_file_on_a_bare_machine(env: Env) -> None:
-    r = env.run("send", "demo", "hello from the README")
+    nobody = f"ws://127.0.0.1:{free_port()}"  # the demo's gateway, with nothing listening
+    r = env.run("send", "demo", "hello from the README", "--json", CLAWRELAY_DEMO_GATEWAY=nobody)
     assert r.code == 0, r.err
-    assert "✗ 1 sessions_send" in r.out and "delivered to demo via memory_file" in r.out
+    doc = r.json()
+    assert [(a["transport"], a["outcome"], a["reason"]) for a in doc["attempts"]] == [
+        ("sessions_send", "failed", "connection_refused"), ("sessions_send", "failed", "connection_refused"),
+        ("memory_file", "delivered", None)]
     notes = list((env.home / "demo" / "workspace" / "memory").glob("*.md"))
     assert len(notes) == 1 and "hello from the README" in notes[0].read_text()
     show = env.run("routes", "show")

@@ -66,15 +66,15 @@ def test_memory_file_delivers_and_log_tells_the_path(env: Env) -> None:
 def test_chain_is_tried_in_order_and_falls_back(env: Env) -> None:
     calls = env.tmp / "calls.jsonl"
     chain(env, f"""          - command: {flow(program("record.py", calls, 3))}
-          - sessions_send: {{}}
+          - telegram: {{chat_id: 1}}
           - command: {flow(program("record.py", calls, 0))}
-          - memory_file: {{}}""", extra='    gateways:\n      gw: {url: "ws://127.0.0.1:9"}\n')
+          - memory_file: {{}}""")
     r = env.run("send", "小m", "hello", "--json")
     assert r.code == 0, r.err
     doc = r.json()
     assert [(a["step"], a["transport"], a["outcome"], a["reason"]) for a in doc["attempts"]] == [
         (1, "command", "failed", "exit_status"),
-        (2, "sessions_send", "failed", "not_available"),
+        (2, "telegram", "failed", "not_available"),  # a rung not built yet: tried, reported, not faked
         (3, "command", "delivered", None),
     ]
     assert doc["via"] == "command"
