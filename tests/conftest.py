@@ -94,3 +94,16 @@ def header(workspace: Path) -> str:
     hosts:
       here: {{local: true, workspace: "{workspace}"}}
     """)
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One real OpenClaw gateway (and fake model) for the whole session: ~20 s and ~1 GB to start."""
+    from peer import Gateway, openclaw_bin
+
+    gw = Gateway(openclaw_bin(), tmp_path_factory.mktemp("gateway"))
+    try:
+        gw.start()
+        yield gw
+    finally:
+        gw.stop()

@@ -1,0 +1,185 @@
+"""A real OpenClaw gateway (with a local fake model) and node host on loopback, for tests and bench/.
+
+Each instance gets its own folder (HOME, state dir, config, logs), its own free ports, and runs
+in its own process group, which `stop()` ends by PID: nothing outlives the test session, and no
+port stays taken. Node 24 and openclaw come from `scripts/install-openclaw.sh`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PROGRAMS = Path(__file__).parent / "programs"
+TOKEN = "clawrelay-test-token-5b1e"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def openclaw_bin() -> Path:
+    """The folder with `node` and `openclaw`, installing them the first time."""
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "install-openclaw.sh")], capture_output=True,
+                         text=True, timeout=900)
+    if out.returncode != 0:
+        raise RuntimeError(f"install-openclaw.sh failed:\n{out.stderr[-3000:]}")
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def _stop_group(pid: int, timeout: float = 20.0) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+class Gateway:
+    """`openclaw gateway run` on 127.0.0.1:<port>, token auth, its model on another port."""
+
+    def __init__(self, bin_dir: Path, folder: Path, *, token: str = TOKEN, port: int | None = None) -> None:
+        self.bin_dir = bin_dir
+        self.dir = folder
+        self.token = token
+        self.port = port or free_port()
+        self.model_port = free_port()
+        self.url = f"ws://127.0.0.1:{self.port}"
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.state = self.dir / "state"
+        self.workspace = self.state / "workspace"
+
+    def env(self) -> dict[str, str]:
+        """The environment `openclaw` needs to act on this instance (and nothing of the host's)."""
+        return {"PATH": f"{self.bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}", "HOME": str(self.dir / "home"),
+                "OPENCLAW_STATE_DIR": str(self.state), "OPENCLAW_CONFIG_PATH": str(self.state / "openclaw.json"),
+                "OPENCLAW_DISABLE_BONJOUR": "1", "OPENCLAW_SKIP_CHANNELS": "1", "LANG": "C.UTF-8"}
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        log = open(self.dir / f"{name}.log", "ab")  # noqa: SIM115 (the child owns it)
+        self.procs[name] = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.dir)
+        log.close()
+
+    def start(self, timeout: float = 180.0) -> Gateway:
+        (self.dir / "home").mkdir(parents=True, exist_ok=True)
+        self.state.mkdir(parents=True, exist_ok=True)
+        if "model" not in self.procs:
+            pidfile = self.dir / "model.pid"
+            pidfile.unlink(missing_ok=True)
+            self._spawn("model", [sys.executable, str(PROGRAMS / "fake_model.py"), str(self.model_port),
+                                  str(pidfile)], {"PATH": os.environ.get("PATH", "")})
+        config = {
+            "gateway": {"mode": "local", "bind": "loopback", "port": self.port,
+                        "auth": {"mode": "token", "token": self.token}},
+            "telemetry": {"enabled": False},
+            "models": {"mode": "merge", "providers": {"fake": {
+                "baseUrl": f"http://127.0.0.1:{self.model_port}/v1", "apiKey": "sk-fake-local",
+                "api": "openai-completions", "timeoutSeconds": 60,
+                "models": [{"id": "fake-model", "name": "Fake Model", "reasoning": False, "input": ["text"],
+                            "cost": {"input": 0, "output": 0, "cacheRead": 0, "cacheWrite": 0},
+                            "contextWindow": 128000, "maxTokens": 4096}]}}},
+            "agents": {"defaults": {"model": {"primary": "fake/fake-model"}}},
+        }
+        (self.state / "openclaw.json").write_text(json.dumps(config, indent=1))
+        self._spawn("gateway", [str(self.bin_dir / "openclaw"), "gateway", "run"], self.env())
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            proc = self.procs["gateway"]
+            if proc.poll() is not None:
+                raise RuntimeError(f"gateway exited {proc.returncode}:\n{self.log_tail()}")
+            if self.call("health", timeout=5).get("ok"):
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"gateway not ready after {timeout:g}s:\n{self.log_tail()}")
+
+    def log_tail(self, name: str = "gateway", lines: int = 30) -> str:
+        path = self.dir / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def call(self, method: str, params: dict | None = None, timeout: float = 30.0) -> dict:
+        """One request with the test token; {"ok": false, ...} when the gateway cannot be reached."""
+        from clawrelay.openclaw import ALL_SCOPES, GatewayError, open_gateway
+
+        async def go() -> dict:
+            try:
+                client = await open_gateway(self.url, name="test", token=self.token, home=self.dir / "client",
+                                            scopes=ALL_SCOPES, timeout=timeout)
+            except GatewayError as e:
+                return {"ok": False, "error": e.to_json()}
+            try:
+                return {"ok": True, "payload": await client.request(method, params or {}, timeout=timeout)}
+            except GatewayError as e:
+                return {"ok": False, "error": e.to_json()}
+            finally:
+                await client.close()
+
+        return asyncio.run(go())
+
+    def history(self, session: str = "agent:main:main", limit: int = 50) -> list[str]:
+        """The texts of a session's messages, oldest first."""
+        res = self.call("chat.history", {"sessionKey": session, "limit": limit})
+        assert res["ok"], res
+        out = []
+        for m in res["payload"].get("messages") or []:
+            content = m.get("content")
+            if isinstance(content, list):
+                content = "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
+            out.append(f"{m.get('role')}: {content}")
+        return out
+
+    def start_node(self, name: str, timeout: float = 120.0) -> str:
+        """A node host paired to this gateway and approved; returns its node id."""
+        env = {**self.env(), "HOME": str(self.dir / f"node-{name}"), "OPENCLAW_GATEWAY_TOKEN": self.token,
+               "OPENCLAW_STATE_DIR": str(self.dir / f"node-{name}" / "state")}
+        Path(env["OPENCLAW_STATE_DIR"]).mkdir(parents=True, exist_ok=True)
+        self._spawn(f"node-{name}", [str(self.bin_dir / "openclaw"), "node", "run", "--host", "127.0.0.1",
+                                     "--port", str(self.port), "--display-name", name], env)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            pending = (self.call("node.pair.list").get("payload") or {}).get("pending") or []
+            for p in pending:
+                self.call("node.pair.approve", {"requestId": p["requestId"]})
+            nodes = (self.call("node.list").get("payload") or {}).get("nodes") or []
+            for n in nodes:
+                if n.get("displayName") == name and n.get("connected") and n.get("approvalState") == "approved":
+                    return str(n["nodeId"])
+            time.sleep(0.5)
+        raise RuntimeError(f"node {name} not approved in {timeout:g}s:\n{self.log_tail(f'node-{name}')}")
+
+    def stop_gateway(self) -> None:
+        """Stop only the gateway (its model and nodes stay), as a restart or an outage would."""
+        proc = self.procs.pop("gateway", None)
+        if proc is not None:
+            _stop_group(proc.pid)
+            proc.wait()
+
+    def stop(self) -> None:
+        for name in [n for n in self.procs if n.startswith("node-")] + ["gateway", "model"]:
+            proc = self.procs.pop(name, None)
+            if proc is not None:
+                _stop_group(proc.pid)
+                proc.wait()

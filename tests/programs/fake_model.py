@@ -1,0 +1,93 @@
+"""A deterministic OpenAI-compatible model on loopback, so real gateway agent turns complete.
+
+    fake_model.py PORT PIDFILE
+Answers GET /v1/models and POST /v1/chat/completions (streamed or not) with "ACK: <the last user
+message>", after stripping what OpenClaw wraps around it (internal-context blocks, the
+"[Sat 2026-11-21 01:25 UTC] " stamp, the trailing "Runtime:" line). A message containing
+"[[delay=SECONDS]]" is answered that much later, for tests of replies that come too late.
+Standard library only; binds 127.0.0.1 and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+INTERNAL = re.compile(r"<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>.*?<<<END_OPENCLAW_INTERNAL_CONTEXT>>>", re.S)
+STAMP = re.compile(r"^\[[A-Z][a-z]{2} \d{4}-\d{2}-\d{2} [^\]]*\] ")
+
+
+def text_of(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def last_user(messages: list[dict]) -> str:
+    for m in reversed(messages):
+        if m.get("role") == "user":
+            t = STAMP.sub("", INTERNAL.sub("", text_of(m.get("content"))).strip())
+            t = t.split("\n\nRuntime: agent=")[0].strip()
+            if t:
+                return t
+    return ""
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _json(self, code: int, obj: object) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model", "owned_by": "t"}]})
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            return self._json(404, {"error": {"message": f"no route {self.path}"}})
+        user = last_user(body.get("messages") or [])
+        if delay := re.search(r"\[\[delay=([0-9.]+)\]\]", user):
+            time.sleep(float(delay.group(1)))
+        reply = "ACK: " + " ".join(user.split())[:400]
+        base = {"id": "chatcmpl-" + uuid.uuid4().hex[:20], "created": int(time.time()), "model": "fake-model"}
+        if not body.get("stream"):
+            return self._json(200, {**base, "object": "chat.completion", "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        chunk = {**base, "object": "chat.completion.chunk"}
+        for delta, finish in (({"role": "assistant", "content": reply}, None), ({}, "stop")):
+            event = {**chunk, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+        usage = {**chunk, "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+        self.wfile.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
+        self.wfile.flush()
+
+
+if __name__ == "__main__":
+    server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+    server.daemon_threads = True
+    with open(sys.argv[2] + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(sys.argv[2] + ".tmp", sys.argv[2])
+    server.serve_forever()

@@ -1,0 +1,167 @@
+"""Against a real OpenClaw gateway on loopback: call, nodes, and sends through sessions_send."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+
+import pytest
+from conftest import Env, free_port, header
+from peer import Gateway
+
+
+def gateway_routes(env: Env, gw: Gateway, steps: str, *, target_extra: str = "", session: str = "") -> None:
+    env.routes(header(env.workspace) + textwrap.dedent(f"""
+    gateways:
+      gw: {{url: "{gw.url}", token: "${{TEST_GW_TOKEN}}"}}
+      down: {{url: "ws://127.0.0.1:{free_port()}", token: "${{TEST_GW_TOKEN}}"}}
+    targets:
+      xiaom:
+        host: here
+        {f'session: "{session}"' if session else ''}
+{target_extra}        chain:
+{steps}
+    """))
+
+
+def wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, "condition not met in time"
+        time.sleep(0.2)
+
+
+def test_call_health_status_and_node_list(env: Env, gateway: Gateway) -> None:
+    for method in ("health", "status", "node.list"):
+        r = env.run("call", gateway.url, method, "--json", OPENCLAW_GATEWAY_TOKEN=gateway.token)
+        assert r.code == 0, r.out + r.err
+        doc = r.json()
+        assert doc["ok"] is True and isinstance(doc["payload"], dict)
+    assert env.run("call", gateway.url, "health", "--json",
+                   OPENCLAW_GATEWAY_TOKEN=gateway.token).json()["payload"]["ok"] is True
+    # by routes name, the token from the routes' reference
+    gateway_routes(env, gateway, "          - memory_file: {}")
+    r = env.run("call", "gw", "node.list", "--params", "{}", TEST_GW_TOKEN=gateway.token)
+    assert r.code == 0 and "nodes" in json.loads(r.out)["payload"]
+    unknown = env.run("call", "gw", "no.such.method", TEST_GW_TOKEN=gateway.token)
+    assert unknown.code == 1 and json.loads(unknown.out)["error"]["reason"] == "unknown_method"
+
+
+def test_wrong_token_is_auth_with_a_clear_message(env: Env, gateway: Gateway) -> None:
+    wrong = "wrong-token-9f8e7d"
+    r = env.run("call", gateway.url, "health", "--json", OPENCLAW_GATEWAY_TOKEN=wrong)
+    assert r.code == 1
+    error = r.json()["error"]
+    assert error["reason"] == "auth" and "token mismatch" in error["message"]
+    assert "OPENCLAW_GATEWAY_TOKEN" in error["message"] and wrong not in r.out + r.err
+
+    gateway_routes(env, gateway, "          - sessions_send: {gateway: gw, retries: 3}\n          - memory_file: {}")
+    sent = env.run("send", "xiaom", "with a bad token", "--json", TEST_GW_TOKEN=wrong)
+    doc = sent.json()
+    assert [(a["transport"], a["outcome"], a["reason"]) for a in doc["attempts"]] == [
+        ("sessions_send", "failed", "auth"), ("memory_file", "delivered", None)]  # auth is never retried
+    assert wrong not in sent.out + sent.err and wrong not in env.run("log", "--json").out
+
+
+def test_send_over_sessions_send_lands_in_the_target_session(env: Env, gateway: Gateway) -> None:
+    gateway_routes(env, gateway, "          - sessions_send: {gateway: gw}\n          - memory_file: {}",
+                   session="agent:main:relay-accept")
+    r = env.run("send", "xiaom", "backup finished on the VPS", "--json", TEST_GW_TOKEN=gateway.token)
+    assert r.code == 0, r.err
+    doc = r.json()
+    assert doc["via"] == "sessions_send" and len(doc["attempts"]) == 1
+    assert f"run {doc['id']} accepted in agent:main:relay-accept" in doc["attempts"][0]["detail"]
+    assert not (env.workspace / "memory").exists()
+
+    def arrived() -> bool:
+        return any(doc["id"] in m and "backup finished on the VPS" in m
+                   for m in gateway.history("agent:main:relay-accept") if m.startswith("user:"))
+
+    wait_for(arrived)
+    # the receiving agent sees who sent it and its id
+    (user,) = [m for m in gateway.history("agent:main:relay-accept") if m.startswith("user:") and doc["id"] in m]
+    assert "from tester" in user
+
+
+def test_wait_reply_records_the_agents_answer(env: Env, gateway: Gateway) -> None:
+    gateway_routes(env, gateway, "          - sessions_send: {gateway: gw, wait_reply: true, timeout: 90s}",
+                   session="agent:main:relay-reply")
+    r = env.run("send", "xiaom", "what is two plus two?", "--json", TEST_GW_TOKEN=gateway.token)
+    assert r.code == 0, r.err
+    doc = r.json()
+    assert doc["reply"].startswith("ACK: ") and "what is two plus two?" in doc["reply"]
+    assert doc["id"] in doc["reply"]  # the model saw the envelope's headline
+    (logged,) = env.run("log", "--json").json()
+    assert logged["reply"] == doc["reply"]
+    human = env.run("log")
+    assert f"reply: {doc['reply']}" in human.out
+
+
+def test_a_late_reply_is_ambiguous_and_a_retry_is_deduplicated(env: Env, gateway: Gateway) -> None:
+    session = "agent:main:relay-late"
+    gateway_routes(env, gateway, "          - sessions_send: {gateway: gw, wait_reply: true, timeout: 2s}",
+                   target_extra="        on_ambiguous: stop\n", session=session)
+    r = env.run("send", "xiaom", "slow one [[delay=6]]", "--json", TEST_GW_TOKEN=gateway.token)
+    assert r.code == 4, r.err
+    doc = r.json()
+    (attempt,) = doc["attempts"]
+    assert (attempt["outcome"], attempt["reason"]) == ("ambiguous", "timeout")
+
+    # a retry reuses the message id as idempotency key: the gateway does not run it twice
+    again = env.run("outbox", "retry", doc["id"], "--json", TEST_GW_TOKEN=gateway.token)
+    assert again.code == 0, again.err
+    assert again.json()["retried"][0]["status"] == "delivered"
+    time.sleep(7)
+    users = [m for m in gateway.history(session) if m.startswith("user:") and doc["id"] in m]
+    assert len(users) == 1
+
+
+def test_gateway_down_falls_to_the_next_transport(env: Env, gateway: Gateway) -> None:
+    gateway_routes(env, gateway, "          - sessions_send: {gateway: down, retries: 1}\n          - memory_file: {}")
+    r = env.run("send", "xiaom", "anyone?", "--json", TEST_GW_TOKEN=gateway.token)
+    assert r.code == 0, r.err
+    doc = r.json()
+    assert [(a["transport"], a["reason"], a["retryable"]) for a in doc["attempts"]] == [
+        ("sessions_send", "connection_refused", True), ("sessions_send", "connection_refused", True),
+        ("memory_file", None, False)]
+    assert doc["id"] in env.note()
+
+
+def test_nodes_lists_a_paired_node_host(env: Env, gateway: Gateway) -> None:
+    node_id = gateway.start_node("relay-node")
+    gateway_routes(env, gateway, "          - memory_file: {}")
+    r = env.run("nodes", "gw", "--json", TEST_GW_TOKEN=gateway.token)
+    assert r.code == 0, r.err
+    (node,) = [n for n in r.json()["nodes"] if n["id"] == node_id]
+    assert node["name"] == "relay-node" and node["connected"] is True
+    assert node["approval"] == "approved" and node["system_run"] is True
+    human = env.run("nodes", TEST_GW_TOKEN=gateway.token)  # every configured gateway; one is down
+    assert human.code == 1 and "relay-node" in human.out and "connection refused" in human.err
+
+
+@pytest.mark.slow
+def test_gateway_restarted_mid_send_is_retried_not_lost(env: Env, gateway: Gateway) -> None:
+    """The gateway goes away while a send is under way; the send retries until it is back."""
+    session = "agent:main:relay-restart"
+    gateway_routes(env, gateway, "          - sessions_send: {gateway: gw, retries: 10, timeout: 20s}",
+                   target_extra="        deadline: 240s\n", session=session)
+    gateway.stop_gateway()
+    try:
+        proc = env.spawn("send", "xiaom", "sent across a restart", "--json", TEST_GW_TOKEN=gateway.token)
+
+        def refused_once() -> bool:
+            log = env.run("log", "--json").json()
+            return bool(log) and any(a["reason"] == "connection_refused" for a in log[0]["attempts"])
+
+        wait_for(refused_once, 60)
+    finally:
+        gateway.start()
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    doc = json.loads(out)
+    reasons = [a["reason"] for a in doc["attempts"]]
+    assert doc["via"] == "sessions_send" and reasons[-1] is None
+    assert set(reasons[:-1]) <= {"connection_refused", "unavailable", "handshake_timeout", "gateway_restarting"}
+    wait_for(lambda: any(doc["id"] in m for m in gateway.history(session)), 60)
+    assert sum(doc["id"] in m for m in gateway.history(session) if m.startswith("user:")) == 1
