@@ -1,0 +1,31 @@
+"""Wall time and peak memory of one child process, for the benchmarks in this folder."""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def measure(argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of one child, from its own rusage (not the max of all children)."""
+    t0 = time.perf_counter()
+    pid = _spawn(argv, env, cwd)
+    _, status, usage = os.wait4(pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(argv)} failed with {os.waitstatus_to_exitcode(status)}")
+    return wall, usage.ru_maxrss
+
+
+def _spawn(argv: list[str], env: dict[str, str], cwd: str) -> int:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.chdir(cwd)
+            fd = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            os.execve(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    return pid
