@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from measure import measure
+from measure import clawrelay_exe, measure
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
@@ -54,9 +54,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=10)
     args = ap.parse_args()
-    exe = shutil.which("clawrelay", path=str(Path(sys.executable).parent)) or shutil.which("clawrelay")
-    if not exe:
-        raise SystemExit("clawrelay is not installed next to this python (pip install -e .)")
+    exe = clawrelay_exe()
     tmp = Path(tempfile.mkdtemp(prefix="clawrelay-bench-gw-"))
     bin_dir = openclaw_bin()
     gw = Gateway(bin_dir, tmp / "gw").start()
@@ -66,8 +64,9 @@ def main() -> None:
         cases = {
             "floor (python websockets)": ([sys.executable, "-c", FLOOR, gw.url], base),
             "clawrelay call health": ([exe, "call", gw.url, "health", "--json"], base),
-            "openclaw gateway call health": ([str(bin_dir / "openclaw"), "gateway", "call", "health", "--json"],
-                                             {**gw.env(), "OPENCLAW_GATEWAY_TOKEN": gw.token}),
+            "openclaw gateway call health": (
+                [str(bin_dir / "openclaw"), "gateway", "call", "health", "--json"],
+                {**gw.env(), "OPENCLAW_GATEWAY_TOKEN": gw.token}),
         }
         for argv, env in cases.values():
             measure(argv, env, str(tmp))
@@ -79,7 +78,8 @@ def main() -> None:
         gw.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    med = {n: (statistics.median(t for t, _ in r), statistics.median(m for _, m in r)) for n, r in samples.items()}
+    med = {n: (statistics.median(t for t, _ in r), statistics.median(m for _, m in r))
+           for n, r in samples.items()}
     floor_t, _ = med["floor (python websockets)"]
     print(f"{args.runs} runs each, interleaved, against one real gateway on loopback; {os.cpu_count()} cpus")
     print(f"{'case':<30} {'median wall':>12} {'x floor':>8} {'peak RSS':>10}")

@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 import time
+from pathlib import Path
+
+
+def clawrelay_exe() -> str:
+    """The clawrelay installed next to this interpreter (the one being measured)."""
+    exe = shutil.which("clawrelay", path=str(Path(sys.executable).parent)) or shutil.which("clawrelay")
+    if not exe:
+        raise SystemExit("clawrelay is not installed next to this python (pip install -e .)")
+    return exe
 
 
 def measure(argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, int]:

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from measure import measure
+from measure import clawrelay_exe, measure
 
 
 def main() -> None:
@@ -27,9 +27,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=15)
     args = ap.parse_args()
 
-    exe = shutil.which("clawrelay", path=str(Path(sys.executable).parent)) or shutil.which("clawrelay")
-    if not exe:
-        raise SystemExit("clawrelay is not installed next to this python (pip install -e .)")
+    exe = clawrelay_exe()
     tmp = Path(tempfile.mkdtemp(prefix="clawrelay-bench-"))
     (tmp / "ws").mkdir()
     (tmp / "routes.yaml").write_text(

@@ -132,7 +132,8 @@ class Router:
                 continue
             result = await self._run_step(env, step, run, deadline, delivery)
             if result.outcome is Outcome.DELIVERED:
-                delivery.status, delivery.via, delivery.reply = Status.DELIVERED, step.transport, result.reply
+                delivery.status, delivery.via = Status.DELIVERED, step.transport
+                delivery.reply = scrub(result.reply)
                 return delivery
             if result.outcome is Outcome.AMBIGUOUS:
                 ambiguous = True

@@ -117,3 +117,10 @@ def test_bad_durations_are_refused(bad: object) -> None:
 def test_format_duration_round_trips() -> None:
     for text in ("500ms", "5s", "2m", "1h", "3d"):
         assert format_duration(parse_duration(text)) == text
+
+
+def test_scrub_masks_tokens_that_did_not_come_from_the_config() -> None:
+    from clawrelay.secrets import remember
+
+    remember("env-token-77aa")
+    assert scrub('{"payload": {"token": "env-token-77aa"}}') == '{"payload": {"token": "***"}}'

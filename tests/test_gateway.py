@@ -165,3 +165,11 @@ def test_gateway_restarted_mid_send_is_retried_not_lost(env: Env, gateway: Gatew
     assert set(reasons[:-1]) <= {"connection_refused", "unavailable", "handshake_timeout", "gateway_restarting"}
     wait_for(lambda: any(doc["id"] in m for m in gateway.history(session)), 60)
     assert sum(doc["id"] in m for m in gateway.history(session) if m.startswith("user:")) == 1
+
+
+def test_call_output_never_holds_the_token(env: Env, gateway: Gateway) -> None:
+    """config.get returns the gateway's own config (2026.9 redacts the token itself; clawrelay would too)."""
+    r = env.run("call", gateway.url, "config.get", "--json", OPENCLAW_GATEWAY_TOKEN=gateway.token)
+    assert r.code == 0, r.out + r.err
+    i = r.out.find(gateway.token)
+    assert i < 0, r.out[max(0, i - 300):i + 100]

@@ -6,15 +6,13 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 if TYPE_CHECKING:
     from clawrelay.config import Routes
     from clawrelay.journal import Journal
-
-T = TypeVar("T")
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="routes.yaml to use (else $CLAWRELAY_CONFIG, "
                          "./routes.yaml, the user config dir, the embedded demo).", show_default=False)

@@ -66,8 +66,10 @@ def call(
         seconds = _seconds(timeout)
         name, url, token = _target(gateway, config, token_env)
         result = asyncio.run(_call(name, url, token, method, body, seconds))
-        text = json.dumps(result, ensure_ascii=False, indent=None if as_json else 2)
-        typer.echo(text)
+        from clawrelay.secrets import scrub
+
+        # A payload (config.get, say) can hold the very token used to connect: never print it.
+        typer.echo(scrub(json.dumps(result, ensure_ascii=False, indent=None if as_json else 2)))
         raise typer.Exit(0 if result["ok"] else 1)
 
 
@@ -77,7 +79,6 @@ async def _call(name: str, url: str, token: str | None, method: str, params: dic
 
     from clawrelay import paths
     from clawrelay.openclaw import ALL_SCOPES, GatewayError, open_gateway
-    from clawrelay.secrets import scrub
 
     deadline = time.monotonic() + timeout
     try:
@@ -88,9 +89,7 @@ async def _call(name: str, url: str, token: str | None, method: str, params: dic
         finally:
             await client.close()
     except GatewayError as e:
-        error = e.to_json()
-        error["message"] = scrub(error["message"])
-        return {"ok": False, "error": error}
+        return {"ok": False, "error": e.to_json()}
     return {"ok": True, "payload": payload}
 
 

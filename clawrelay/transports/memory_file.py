@@ -60,7 +60,8 @@ class MemoryFile:
                 "not_available",
                 f"memory_file over {', '.join(ctx.step.carriers)} is not part of this version yet")
         ctx.carrier = "local"
-        when = datetime.now(_zone(host.timezone)).astimezone(_zone(host.timezone))
+        zone = _zone(host.timezone)
+        when = datetime.now(zone) if zone else datetime.now().astimezone()
         workspace = Path(host.workspace).expanduser()
         path = self._prepare(workspace, when)
         written = await self._append(path, env, when, ctx)
