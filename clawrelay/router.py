@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from clawrelay.claims import Claim
 from clawrelay.config.routes import PlannedStep, Routes
 from clawrelay.envelope import Envelope
 from clawrelay.errors import ClawrelayError, HopLimit, TransportError
@@ -89,15 +90,16 @@ class Router:
 
         return list(await asyncio.gather(*(one(e) for e in envelopes)))
 
-    async def retry(self, record: MessageRecord) -> Delivery | None:
-        """Deliver an outbox message again. None when another process holds it right now."""
+    async def retry(self, record: MessageRecord) -> Delivery | str:
+        """Deliver an outbox message again, or say why not: `in_flight` (another process holds
+        it right now) or `no_longer_queued` (delivered or purged since it was listed)."""
         claim = self.journal.claim(record.id)
         if claim is None:
-            return None
-        fresh = self.journal.get(record.id)  # it may have been delivered since it was listed
+            return "in_flight"
+        fresh = self.journal.get(record.id)
         if fresh is None or fresh.status not in (Status.QUEUED, Status.AMBIGUOUS):
             claim.release()
-            return None
+            return "no_longer_queued"
         if fresh.target not in self.routes.config.targets:
             claim.release()
             raise TransportError(f"{record.id}: target {fresh.target!r} is no longer in the routes",
@@ -106,7 +108,7 @@ class Router:
 
     # -- one message -----------------------------------------------------------------------
 
-    async def _deliver_claimed(self, env: Envelope, plan: list[PlannedStep], claim: object) -> Delivery:
+    async def _deliver_claimed(self, env: Envelope, plan: list[PlannedStep], claim: Claim | None) -> Delivery:
         delivery = Delivery(env.id, env.target, Status.QUEUED)
         try:
             run = self.journal.begin_run(env.id)
@@ -115,7 +117,7 @@ class Router:
             self.journal.finish(delivery, backoff_s=policy.backoff, max_backoff_s=policy.max_backoff)
         finally:
             if claim is not None:
-                claim.release(finished=delivery.status is not Status.QUEUED)  # type: ignore[attr-defined]
+                claim.release(finished=delivery.status is not Status.QUEUED)
         return delivery
 
     async def _run_chain(self, env: Envelope, plan: list[PlannedStep], run: int) -> Delivery:

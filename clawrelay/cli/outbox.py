@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from clawrelay.cli.common import ConfigOpt, JsonOpt, emit_json, load, open_journal, reported
+
+if TYPE_CHECKING:
+    from clawrelay.envelope import Envelope
+    from clawrelay.journal import Journal, MessageRecord
+    from clawrelay.outcome import Attempt
 
 app = typer.Typer(help="Messages not delivered yet: list, retry, purge.", no_args_is_help=True)
 
@@ -78,7 +85,7 @@ def retry(
         from clawrelay.cli.render import attempt_line, verdict
         from clawrelay.router import Router
 
-        def progress(env, attempt) -> None:  # type: ignore[no-untyped-def]
+        def progress(env: Envelope, attempt: Attempt) -> None:
             if not as_json:
                 typer.echo(attempt_line(attempt, explain=explain, prefix=env.target))
 
@@ -100,8 +107,8 @@ def retry(
                 except ClawrelayError as e:
                     errors.append({"id": r.id, "reason": e.reason, "message": e.message})
                     continue
-                if d is None:
-                    skipped.append({"id": r.id, "reason": "in_flight"})
+                if isinstance(d, str):
+                    skipped.append({"id": r.id, "reason": d})
                 else:
                     deliveries.append(d)
 
@@ -152,7 +159,7 @@ def purge(
             typer.echo(f"purged {record.id} (→ {record.target})")
 
 
-def _find(journal, message_id: str):  # type: ignore[no-untyped-def]
+def _find(journal: Journal, message_id: str) -> MessageRecord:
     from clawrelay.errors import ClawrelayError, UsageError
 
     try:

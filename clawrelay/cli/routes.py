@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from clawrelay.cli.common import ConfigOpt, JsonOpt, emit_json, reported
 
+if TYPE_CHECKING:
+    from clawrelay.config.routes import Routes
+
 app = typer.Typer(help="Check and show the routes (routes.yaml).", no_args_is_help=True)
 
 
-def _warnings(routes) -> list[str]:  # type: ignore[no-untyped-def]
+def _warnings(routes: Routes) -> list[str]:
     out = []
     for name, gw in routes.config.gateways.items():
         if gw.token is None:

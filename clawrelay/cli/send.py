@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
 from clawrelay.cli.common import ConfigOpt, JsonOpt, emit_json, isatty_stdin, load, open_journal, reported
+
+if TYPE_CHECKING:
+    from clawrelay.config.routes import Routes
+    from clawrelay.envelope import Envelope
+    from clawrelay.outcome import Attempt, Delivery
 
 
 def _read_message(message: str | None) -> str:
@@ -60,7 +66,8 @@ def _duration(value: str | None) -> float | None:
         raise UsageError(f"--deadline: {e}") from None
 
 
-def _dry_run(routes, targets, via, override, as_json, group) -> None:  # type: ignore[no-untyped-def]
+def _dry_run(routes: Routes, targets: list[str], via: str | None, override: float | None, as_json: bool,
+             group: bool) -> None:
     from clawrelay.cli.render import plan_lines
 
     plans = []
@@ -75,7 +82,8 @@ def _dry_run(routes, targets, via, override, as_json, group) -> None:  # type: i
         emit_json(plans if group else plans[0])
 
 
-def _send(routes, targets, text, via, override, as_json, explain, group) -> int:  # type: ignore[no-untyped-def]
+def _send(routes: Routes, targets: list[str], text: str, via: str | None, override: float | None,
+          as_json: bool, explain: bool, group: bool) -> int:
     import asyncio
 
     from clawrelay.cli.render import attempt_line, verdict
@@ -87,7 +95,7 @@ def _send(routes, targets, text, via, override, as_json, explain, group) -> int:
     if routes.source == SOURCE:
         demo_workspace(journal.home).mkdir(parents=True, exist_ok=True)
 
-    def progress(env, attempt) -> None:  # type: ignore[no-untyped-def]
+    def progress(env: Envelope, attempt: Attempt) -> None:
         if not as_json:
             typer.echo(attempt_line(attempt, explain=explain, prefix=env.target if group else ""))
 
@@ -99,7 +107,7 @@ def _send(routes, targets, text, via, override, as_json, explain, group) -> int:
         for env in envelopes:
             typer.echo(f"→ {env.target} (id {env.id})")
 
-    async def go() -> list:  # type: ignore[type-arg]
+    async def go() -> list[Delivery]:
         try:
             return await router.send(envelopes, via)
         finally:

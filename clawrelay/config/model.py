@@ -109,6 +109,7 @@ class Host(Model):
 
 
 class StepBase(Model):
+    transport: str  # each step type narrows it to its own name (the union's tag)
     timeout: Duration | None = None
     retries: int | None = Field(None, ge=0, le=10)
     on_ambiguous: OnAmbiguous | None = None

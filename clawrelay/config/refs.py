@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from clawrelay.config.model import HOST_STEPS, Config
+from clawrelay.config.model import HOST_STEPS, Config, SessionsSendStep
 from clawrelay.config.yamlsrc import SourceError
 
 
@@ -39,13 +39,13 @@ def _errors(config: Config) -> Iterator[SourceError]:
                 continue
 
         for i, step in enumerate(target.chain):
-            kind = step.transport  # type: ignore[attr-defined]
+            kind = step.transport
             loc = ("targets", name, "chain", i, kind)
             if kind in HOST_STEPS and target.host is None:
                 yield SourceError(("targets", name), f"{kind} needs the target's `host`")
                 continue
-            if kind == "sessions_send":
-                gw = step.gateway  # type: ignore[attr-defined]
+            if isinstance(step, SessionsSendStep):
+                gw = step.gateway
                 if gw is None and not (host and host.node) and len(config.gateways) != 1:
                     yield SourceError(loc, "name the `gateway` (the target's host has no node gateway)")
                 elif gw is not None and gw not in config.gateways:

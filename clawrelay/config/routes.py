@@ -106,7 +106,7 @@ class Routes:
         host = self.host_of(name)
         steps = []
         for i, step in enumerate(target.chain, 1):
-            name_ = step.transport  # type: ignore[attr-defined]
+            name_ = step.transport
             if via is not None and name_ != via:
                 continue
             carriers: tuple[str, ...] = ()
@@ -124,6 +124,6 @@ class Routes:
                 carriers=carriers,
             ))
         if via is not None and not steps:
-            chain = ", ".join(s.transport for s in target.chain)  # type: ignore[attr-defined]
+            chain = ", ".join(s.transport for s in target.chain)
             raise UsageError(f"target {name} has no {via} step (its chain: {chain})")
         return steps
