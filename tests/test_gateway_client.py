@@ -48,6 +48,7 @@ class FakeGateway:
         self.verify = verify
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.connects: list[dict[str, Any]] = []
         self.on_request: Callable[[dict[str, Any], ServerConnection], Awaitable[None]] = self.answer_ok
 
     async def answer_ok(self, frame: dict[str, Any], ws: ServerConnection) -> None:
@@ -61,6 +62,7 @@ class FakeGateway:
         nonce = "nonce-123"
         await ws.send(json.dumps({"type": "event", "event": "connect.challenge", "payload": {"nonce": nonce}}))
         frame = json.loads(await ws.recv())
+        self.connects.append(frame["params"])
         error = self.connect_error or (self.verify(frame["params"], nonce) if self.verify else None)
         if error:
             await ws.send(json.dumps({"type": "res", "id": frame["id"], "ok": False, "error": error}))
@@ -285,7 +287,8 @@ def _verifier(accept: set[str]) -> Callable[[dict[str, Any], str], dict[str, Any
 def test_device_identity_signs_v3_and_falls_back_to_v2_once(tmp_path: Path) -> None:
     v3 = FakeGateway(verify=_verifier({"v3"}), hello={"auth": {"role": "operator", "scopes": ["operator.read"],
                                                                 "deviceToken": "devtok-abc123"}})
-    v2_only = FakeGateway(verify=_verifier({"v2"}))
+    v2_only = FakeGateway(verify=_verifier({"v2"}), hello={"auth": {"role": "operator", "scopes": [
+        "operator.read", "operator.write"], "deviceToken": "devtok-v2-xyz"}})
 
     async def go() -> None:
         async with v3 as url:
@@ -299,8 +302,41 @@ def test_device_identity_signs_v3_and_falls_back_to_v2_once(tmp_path: Path) -> N
             assert state["signature"] == "v2"
             await (await open_gateway(url, name="old", token=None, home=tmp_path)).close()
         assert len(v2_only.headers) == 3  # v3 refused once, then v2; the next connect went straight to v2
+        assert v2_only.connects[2]["auth"] == {"deviceToken": "devtok-v2-xyz"}  # the issued token, reused
 
     run(go())
     for name in ("identity.json", "tokens.json"):
         mode = stat.S_IMODE(os.stat(tmp_path / "device" / name).st_mode)
         assert mode == 0o600, (name, oct(mode))
+
+
+def test_one_connection_serves_a_whole_group_send(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_TOKEN", "fake-token-1")
+    fake = FakeGateway()
+
+    async def accept(frame: dict[str, Any], ws: ServerConnection) -> None:
+        await ws.send(json.dumps({"type": "res", "id": frame["id"], "ok": True,
+                                  "payload": {"runId": frame["params"]["idempotencyKey"], "status": "accepted"}}))
+
+    fake.on_request = accept
+
+    async def go() -> None:
+        async with fake as url:
+            routes, _ = parse_routes(f"""
+version: 1
+self: xiaoa
+gateways: {{gw: {{url: "{url}", token: "${{FAKE_TOKEN}}"}}}}
+targets:
+  a: {{session: "agent:main:a", chain: [sessions_send: {{}}]}}
+  b: {{session: "agent:main:b", chain: [sessions_send: {{}}]}}
+  c: {{session: "agent:main:c", chain: [sessions_send: {{}}]}}
+""", "t.yaml")
+            router = Router(routes, Journal(tmp_path))  # type: ignore[arg-type]
+            deliveries = await router.send(router.envelopes(["a", "b", "c"], "to all", 0))
+            await router.aclose()
+        assert [d.status.value for d in deliveries] == ["delivered"] * 3
+        assert len(fake.connects) == 1 and fake.connects[0]["auth"] == {"token": "fake-token-1"}
+        assert sorted(r["params"]["sessionKey"] for r in fake.requests) == ["agent:main:a", "agent:main:b",
+                                                                             "agent:main:c"]
+
+    run(go())
