@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import Env, free_port, header
 
@@ -102,3 +103,14 @@ def test_an_unusable_state_dir_is_one_clear_error(env: Env) -> None:
     r = env.run("send", "a", "x", CLAWRELAY_HOME=str(blocker / "state"))
     assert r.code == 2 and "Traceback" not in r.err
     assert "not-a-dir" in r.err and "CLAWRELAY_HOME" in r.err and len(r.err.strip().splitlines()) == 1
+
+
+def test_the_readme_demo_works_in_a_checkout_whose_example_routes_would_be_found_first(env: Env) -> None:
+    example = Path(__file__).resolve().parents[1] / "routes.yaml"
+    (env.tmp / "routes.yaml").write_text(example.read_text())
+    nobody = f"ws://127.0.0.1:{free_port()}"
+    assert env.run("send", "demo", "hi", CLAWRELAY_DEMO_GATEWAY=nobody).code == 3  # the example has no demo
+    r = env.run("send", "demo", "hello from clawrelay", "--config", "builtin", CLAWRELAY_DEMO_GATEWAY=nobody)
+    assert r.code == 0, r.err
+    assert "delivered to demo via memory_file" in r.out
+    assert env.run("routes", "show", CLAWRELAY_CONFIG="builtin").out.startswith("# source: <embedded default>")

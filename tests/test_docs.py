@@ -20,6 +20,6 @@ def test_relative_links_resolve() -> None:
 def test_readme_opens_with_the_demo_and_the_test_command() -> None:
     first_block = ROOT.joinpath("README.md").read_text().split("```sh", 1)[1].split("```", 1)[0]
     commands = [line for line in first_block.splitlines() if line and not line.startswith("#")]
-    assert commands[0].endswith('clawrelay send demo "hello from clawrelay"')
+    assert commands[0].endswith('clawrelay send demo "hello from clawrelay" --config builtin')
     assert commands[1] == "bash scripts/test.sh"
     assert "bash scripts/test.sh" in ROOT.joinpath(".ci", "run").read_text()

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from clawrelay.journal import Journal
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="routes.yaml to use (else $CLAWRELAY_CONFIG, "
-                         "./routes.yaml, the user config dir, the embedded demo).", show_default=False)
+                         "./routes.yaml, the user config dir, the embedded demo); `builtin`: the embedded "
+                         "demo routes.", show_default=False)
 JsonOpt = typer.Option(False, "--json", help="One JSON document on stdout (stable shape, see docs/).")
 
 

@@ -1,9 +1,12 @@
 """Finding, reading and checking routes.yaml.
 
 Order: `--config`, `$CLAWRELAY_CONFIG`, `./routes.yaml`, the user config dir, and with none of
-them the embedded demo. Every problem becomes a `SourceError` with its line; `load_routes`
-raises the first as one `ConfigError` (`file:line: key: what is wrong`), `check_routes` returns
-them all for `clawrelay routes check`.
+them the embedded demo (which `--config builtin` also selects, say in a checkout of this
+repository, whose example routes.yaml would otherwise be found first).
+
+Every problem becomes a `SourceError` with its line; `load_routes` raises the first as one
+`ConfigError` (`file:line: key: what is wrong`), `check_routes` returns them all for
+`clawrelay routes check`.
 """
 
 from __future__ import annotations
@@ -25,9 +28,14 @@ _MESSAGES = {
 }
 
 
+BUILTIN = "builtin"  # --config builtin: the embedded demo, whatever routes.yaml lies around
+
+
 def find_config(explicit: str | None = None) -> Path | None:
     """The routes file to use, or None for the embedded default."""
     for given in (explicit, os.environ.get("CLAWRELAY_CONFIG")):
+        if given == BUILTIN:
+            return None
         if given:
             path = Path(given).expanduser()
             if not path.is_file():
