@@ -13,6 +13,7 @@ import re
 
 from clawrelay.errors import ConfigError
 
+TOKEN_ENV = "OPENCLAW_GATEWAY_TOKEN"  # where OpenClaw itself, and clawrelay by default, reads a gateway token
 _REVEALED: set[str] = set()
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 MASK = "***"

@@ -40,6 +40,17 @@ def reported(as_json: bool) -> Iterator[None]:
         raise typer.Exit(e.exit_code) from None
 
 
+def duration_option(value: str, flag: str) -> float:
+    """A duration given on the command line; a bad one is a usage error naming the option."""
+    from clawrelay.config.durations import parse_duration
+    from clawrelay.errors import UsageError
+
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise UsageError(f"{flag}: {e}") from None
+
+
 def load(config: str | None) -> Routes:
     from clawrelay.config import load_routes
 

@@ -13,13 +13,14 @@ from typing import Any
 
 import typer
 
-from clawrelay.cli.common import ConfigOpt, JsonOpt, emit_json, load, reported
+from clawrelay.cli.common import ConfigOpt, JsonOpt, duration_option, emit_json, load, reported
+from clawrelay.secrets import TOKEN_ENV
 
 
 def _target(spec: str, config: str | None, token_env: str) -> tuple[str, str, str | None]:
     """GATEWAY (a routes name or a URL) → (name, url, token)."""
     if spec.startswith(("ws://", "wss://")):
-        return spec, spec, os.environ.get(token_env) or None
+        return spec, spec, os.environ.get(token_env) or None  # a bare URL: no routes, no reference
     from clawrelay.errors import UsageError
 
     gateways = load(config).config.gateways
@@ -27,18 +28,7 @@ def _target(spec: str, config: str | None, token_env: str) -> tuple[str, str, st
     if gw is None:
         known = ", ".join(sorted(gateways)) or "none"
         raise UsageError(f"unknown gateway {spec!r} (known: {known}; or give a ws:// URL)")
-    token = gw.token.reveal() if gw.token else (os.environ.get(token_env) or None)
-    return spec, gw.url, token
-
-
-def _seconds(value: str) -> float:
-    from clawrelay.config.durations import parse_duration
-    from clawrelay.errors import UsageError
-
-    try:
-        return parse_duration(value)
-    except ValueError as e:
-        raise UsageError(f"--timeout: {e}") from None
+    return spec, gw.url, gw.resolve_token(token_env)
 
 
 def call(
@@ -46,7 +36,7 @@ def call(
     method: str = typer.Argument(..., help="The gateway method, e.g. health, status, node.list."),
     params: str = typer.Option("{}", "--params", "-p", help="The params object, as JSON."),
     timeout: str = typer.Option("30s", "--timeout", help="Connect and answer within this."),
-    token_env: str = typer.Option("OPENCLAW_GATEWAY_TOKEN", "--token-env",
+    token_env: str = typer.Option(TOKEN_ENV, "--token-env",
                                   help="Environment variable holding the token for a URL gateway."),
     as_json: bool = JsonOpt,
     config: str | None = ConfigOpt,
@@ -63,7 +53,7 @@ def call(
             raise UsageError(f"--params is not JSON: {e}") from None
         if not isinstance(body, dict):
             raise UsageError("--params must be a JSON object")
-        seconds = _seconds(timeout)
+        seconds = duration_option(timeout, "--timeout")
         name, url, token = _target(gateway, config, token_env)
         result = asyncio.run(_call(name, url, token, method, body, seconds))
         from clawrelay.secrets import scrub
@@ -103,11 +93,10 @@ def nodes(
 
     with reported(as_json):
         if gateway is not None:
-            targets = [_target(gateway, config, "OPENCLAW_GATEWAY_TOKEN")]
+            targets = [_target(gateway, config, TOKEN_ENV)]
         else:
             gateways = load(config).config.gateways
-            targets = [(n, g.url, g.token.reveal() if g.token else os.environ.get("OPENCLAW_GATEWAY_TOKEN"))
-                       for n, g in gateways.items()]
+            targets = [(n, g.url, g.resolve_token()) for n, g in gateways.items()]
         rows, errors = asyncio.run(_nodes(targets))
         if as_json:
             emit_json({"nodes": rows, "errors": errors})

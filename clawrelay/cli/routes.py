@@ -32,9 +32,8 @@ def check(config: str | None = ConfigOpt, as_json: bool = JsonOpt) -> None:
     from clawrelay.config import check_routes
 
     with reported(as_json):
-        routes, errors = check_routes(config)
+        source, routes, errors = check_routes(config)
         warnings = _warnings(routes) if routes else []
-        source = routes.source if routes else (errors[0].split(":")[0] if errors else "")
         if as_json:
             emit_json({"ok": not errors, "source": source, "errors": errors, "warnings": warnings})
         else:

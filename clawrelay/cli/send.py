@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from clawrelay.cli.common import ConfigOpt, JsonOpt, emit_json, isatty_stdin, load, open_journal, reported
+from clawrelay.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    duration_option,
+    emit_json,
+    isatty_stdin,
+    load,
+    open_journal,
+    reported,
+)
 
 if TYPE_CHECKING:
     from clawrelay.config.routes import Routes
@@ -46,24 +55,12 @@ def send(
         routes = load(config)
         targets = routes.expand(target)
         group = len(targets) > 1 or target.startswith("@") or "," in target
-        override = _duration(deadline)
+        override = duration_option(deadline, "--deadline") if deadline is not None else None
         if dry_run:
             _dry_run(routes, targets, via, override, as_json, group)
             return
         text = _read_message(message)
         raise typer.Exit(_send(routes, targets, text, via, override, as_json, explain, group))
-
-
-def _duration(value: str | None) -> float | None:
-    if value is None:
-        return None
-    from clawrelay.config.durations import parse_duration
-    from clawrelay.errors import UsageError
-
-    try:
-        return parse_duration(value)
-    except ValueError as e:
-        raise UsageError(f"--deadline: {e}") from None
 
 
 def _dry_run(routes: Routes, targets: list[str], via: str | None, override: float | None, as_json: bool,
@@ -87,13 +84,10 @@ def _send(routes: Routes, targets: list[str], text: str, via: str | None, overri
     import asyncio
 
     from clawrelay.cli.render import attempt_line, verdict
-    from clawrelay.config.default import SOURCE, demo_workspace
     from clawrelay.envelope import inherited_hops
     from clawrelay.router import Router
 
     journal = open_journal()
-    if routes.source == SOURCE:
-        demo_workspace(journal.home).mkdir(parents=True, exist_ok=True)
 
     def progress(env: Envelope, attempt: Attempt) -> None:
         if not as_json:

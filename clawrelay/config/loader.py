@@ -50,7 +50,9 @@ def find_config(explicit: str | None = None) -> Path | None:
 def _read(explicit: str | None) -> tuple[str, str, Path | None]:
     path = find_config(explicit)
     if path is None:
-        return default.default_routes_text(paths.state_dir()), default.SOURCE, None
+        state = paths.state_dir()
+        default.demo_workspace(state).mkdir(parents=True, exist_ok=True)
+        return default.default_routes_text(state), default.SOURCE, None
     try:
         return path.read_text(encoding="utf-8"), str(path), path
     except (OSError, UnicodeDecodeError) as e:
@@ -120,6 +122,7 @@ def load_routes(explicit: str | None = None) -> Routes:
     return routes
 
 
-def check_routes(explicit: str | None = None) -> tuple[Routes | None, list[str]]:
+def check_routes(explicit: str | None = None) -> tuple[str, Routes | None, list[str]]:
+    """The source read, the routes (None when unusable) and every error."""
     text, source, path = _read(explicit)
-    return parse_routes(text, source, path)
+    return (source, *parse_routes(text, source, path))

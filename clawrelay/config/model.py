@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from clawrelay.config.durations import format_duration, parse_duration
-from clawrelay.secrets import Secret
+from clawrelay.secrets import TOKEN_ENV, Secret
 
 Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
 OnAmbiguous = Literal["continue", "stop"]
@@ -61,6 +61,12 @@ class OutboxPolicy(Model):
 class Gateway(Model):
     url: str
     token: SecretStr | None = None
+
+    def resolve_token(self, fallback_env: str = TOKEN_ENV) -> str | None:
+        """The configured token (an unset reference is a ConfigError), else the fallback variable."""
+        import os
+
+        return self.token.reveal() if self.token else (os.environ.get(fallback_env) or None)
 
     @field_validator("url")
     @classmethod

@@ -2,22 +2,19 @@
 
 A group send, an outbox retry of many messages, or a chain whose steps share a gateway all reuse
 one authenticated connection per gateway; a connection the gateway closed (a restart) is
-replaced on the next use. This is also where credentials are chosen: the token from routes.yaml
-(or `OPENCLAW_GATEWAY_TOKEN`), and a device identity wherever the gateway needs one.
+replaced on the next use. This is also where the credentials for a given token are chosen: a
+device identity goes along wherever the gateway needs one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from pathlib import Path
 
 from clawrelay.openclaw.client import READ, WRITE, GatewayClient, is_loopback
 from clawrelay.openclaw.errors import GatewayError
 from clawrelay.secrets import remember
-
-TOKEN_ENV = "OPENCLAW_GATEWAY_TOKEN"
 
 
 async def open_gateway(url: str, *, name: str, token: str | None, home: Path,
@@ -78,9 +75,8 @@ class GatewayPool:
             client = self._clients.get(name)
             if client is not None and not client.closed:
                 return client
-            client = await open_gateway(url, name=name, token=token or os.environ.get(TOKEN_ENV) or None,
-                                        home=self.home, scopes=scopes,
-                                        timeout=timeout or self.connect_timeout)
+            client = await open_gateway(url, name=name, token=token, home=self.home, scopes=scopes,
+                                        timeout=self.connect_timeout if timeout is None else timeout)
             self._clients[name] = client
             return client
 

@@ -34,8 +34,7 @@ class SessionsSend:
         opts = ctx.step.options
         assert isinstance(opts, SessionsSendStep)
         gateway, name = ctx.gateway(opts.gateway)
-        client = await ctx.gateways.get(name, gateway.url, gateway.token.reveal() if gateway.token else None,
-                                        timeout=ctx.remaining())
+        client = await ctx.gateways.get(name, gateway.url, gateway.resolve_token(), timeout=ctx.remaining())
         client.require(WRITE, method="agent")
         session = ctx.routes.target(ctx.target).session
         call = await client.start("agent", {"message": env.as_text(), "sessionKey": session,
