@@ -53,7 +53,6 @@ class Router:
         self.deadline_override = deadline
         self._gateways: GatewayPool | None = None
 
-    @property
     def gateways(self) -> GatewayPool:
         """Gateway connections, opened on first use and shared by every message of this process."""
         if self._gateways is None:
@@ -159,8 +158,8 @@ class Router:
 
     async def _attempt(self, env: Envelope, step: PlannedStep, transport: Transport, run: int,
                        deadline: float, delivery: Delivery) -> StepResult:
-        ctx = AttemptContext(self.routes, env.target, step,
-                             deadline=min(deadline, time.monotonic() + step.timeout), gateways=self.gateways)
+        ctx = AttemptContext(self.routes, env.target, step, gateway_pool=self.gateways,
+                             deadline=min(deadline, time.monotonic() + step.timeout))
         started, t0 = now_ms(), time.monotonic()
         try:
             async with asyncio.timeout(ctx.remaining()):

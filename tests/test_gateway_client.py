@@ -183,7 +183,8 @@ gateways: {{gw: {{url: "{url}"}}}}
 targets: {{xiaom: {{chain: [sessions_send: {{gateway: gw, wait_reply: {str(wait_reply).lower()}}}]}}}}
 """, "t.yaml")
     assert routes is not None, errors
-    return AttemptContext(routes, "xiaom", routes.plan("xiaom")[0], deadline=time.monotonic() + 10, gateways=pool)
+    return AttemptContext(routes, "xiaom", routes.plan("xiaom")[0], deadline=time.monotonic() + 10,
+                          gateway_pool=lambda: pool)
 
 
 def test_a_restart_under_a_sent_request_is_ambiguous_not_failed(tmp_path: Path) -> None:

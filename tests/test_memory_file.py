@@ -13,7 +13,6 @@ import pytest
 from clawrelay.config.loader import parse_routes
 from clawrelay.envelope import Envelope
 from clawrelay.errors import TransportError
-from clawrelay.openclaw import GatewayPool
 from clawrelay.outcome import Outcome
 from clawrelay.transports import AttemptContext
 from clawrelay.transports.memory_file import MemoryFile, has_entry
@@ -28,8 +27,7 @@ hosts: {{here: {{local: true, workspace: "{workspace}"{tz}}}}}
 targets: {{xiaom: {{host: here, chain: [memory_file: {{}}]}}}}
 """, "t.yaml")
     assert routes is not None, errors
-    return AttemptContext(routes, "xiaom", routes.plan("xiaom")[0], deadline=time.monotonic() + 10,
-                          gateways=GatewayPool(workspace))
+    return AttemptContext(routes, "xiaom", routes.plan("xiaom")[0], deadline=time.monotonic() + 10)
 
 
 def deliver(ctx: AttemptContext, env: Envelope):  # type: ignore[no-untyped-def]

@@ -3,8 +3,8 @@
 Not the `openclaw` CLI: that costs a Node start and ~220 MB per call. The handshake is the
 gateway's: wait for `connect.challenge`, send `connect` (token, and a signed device block where
 the gateway needs one), check `hello-ok`. After that, requests carry ids and each may be
-answered twice (an `accepted` first, the final later); one reader task routes frames, so one
-connection serves every request of a process.
+answered twice (an `accepted` first, the final later); one reader task routes the answers to
+their requests, so one connection serves every request of a process.
 
 No proxy from the environment and no Origin header: both change how a gateway treats a client.
 """
@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -73,8 +72,6 @@ class GatewayClient:
         self.name = name
         self.protocol: int = hello.get("protocol", 0)
         self.scopes: frozenset[str] = frozenset((hello.get("auth") or {}).get("scopes") or ())
-        self.methods: frozenset[str] = frozenset((hello.get("features") or {}).get("methods") or ())
-        self.last_tick = time.monotonic()
         self._pending: dict[str, Call] = {}
         self._closed: GatewayError | None = None
         self._reader = asyncio.ensure_future(self._read())
@@ -241,11 +238,10 @@ class GatewayClient:
                     frame = json.loads(raw)
                 except ValueError:
                     continue
-                kind = frame.get("type")
-                if kind == "res":
+                if frame.get("type") == "res":
                     self._on_res(frame)
-                elif kind == "event" and frame.get("event") == "tick":
-                    self.last_tick = time.monotonic()
+                # Events (tick, agent, chat, task…) go to every operator connection; clawrelay needs
+                # none of them yet. Liveness is the WebSocket ping the library answers.
             closed = from_close(self.ws.close_code, self.ws.close_reason or "", self.name, during="a request")
         except websockets.ConnectionClosed as e:
             rcvd = e.rcvd

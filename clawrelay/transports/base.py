@@ -9,6 +9,7 @@ the message has left: if the attempt's timeout fires after that point the router
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -28,7 +29,7 @@ class AttemptContext:
     target: str
     step: PlannedStep
     deadline: float  # time.monotonic() by which this attempt must end
-    gateways: GatewayPool
+    gateway_pool: Callable[[], GatewayPool] | None = None  # the process's connections, on first use
     sent: bool = False
     carrier: str | None = None
 
@@ -37,6 +38,12 @@ class AttemptContext:
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
+
+    @property
+    def gateways(self) -> GatewayPool:
+        if self.gateway_pool is None:
+            raise RuntimeError("this attempt was started without gateway connections")
+        return self.gateway_pool()
 
     @property
     def host(self) -> Host | None:
