@@ -151,6 +151,10 @@ class Gateway:
             out.append(f"{m.get('role')}: {content}")
         return out
 
+    def user_messages(self, session: str, containing: str) -> list[str]:
+        """The user-side messages of a session that contain a text (a message id, say)."""
+        return [m for m in self.history(session) if m.startswith("user:") and containing in m]
+
     def start_node(self, name: str, timeout: float = 120.0) -> str:
         """A node host paired to this gateway and approved; returns its node id."""
         env = {**self.env(), "HOME": str(self.dir / f"node-{name}"), "OPENCLAW_GATEWAY_TOKEN": self.token,

@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import Env, free_port, header
+from conftest import Env, header
+from peer import free_port
 
 
 def test_the_embedded_demo_falls_back_to_its_memory_file_on_a_bare_machine(env: Env) -> None:

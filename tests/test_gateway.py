@@ -7,8 +7,8 @@ import textwrap
 import time
 
 import pytest
-from conftest import Env, free_port, header
-from peer import Gateway
+from conftest import Env, header, wait_for
+from peer import Gateway, free_port
 
 
 def gateway_routes(env: Env, gw: Gateway, steps: str, *, target_extra: str = "", session: str = "") -> None:
@@ -23,13 +23,6 @@ def gateway_routes(env: Env, gw: Gateway, steps: str, *, target_extra: str = "",
 {target_extra}        chain:
 {steps}
     """))
-
-
-def wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < end, "condition not met in time"
-        time.sleep(0.2)
 
 
 def test_call_health_status_and_node_list(env: Env, gateway: Gateway) -> None:
@@ -74,14 +67,9 @@ def test_send_over_sessions_send_lands_in_the_target_session(env: Env, gateway: 
     assert f"run {doc['id']} accepted in agent:main:relay-accept" in doc["attempts"][0]["detail"]
     assert not (env.workspace / "memory").exists()
 
-    def arrived() -> bool:
-        return any(doc["id"] in m and "backup finished on the VPS" in m
-                   for m in gateway.history("agent:main:relay-accept") if m.startswith("user:"))
-
-    wait_for(arrived)
-    # the receiving agent sees who sent it and its id
-    (user,) = [m for m in gateway.history("agent:main:relay-accept") if m.startswith("user:") and doc["id"] in m]
-    assert "from tester" in user
+    wait_for(lambda: gateway.user_messages("agent:main:relay-accept", doc["id"]))
+    (user,) = gateway.user_messages("agent:main:relay-accept", doc["id"])
+    assert "from tester" in user and "backup finished on the VPS" in user  # who sent it, and its id
 
 
 def test_wait_reply_records_the_agents_answer(env: Env, gateway: Gateway) -> None:
@@ -113,8 +101,7 @@ def test_a_late_reply_is_ambiguous_and_a_retry_is_deduplicated(env: Env, gateway
     assert again.code == 0, again.err
     assert again.json()["retried"][0]["status"] == "delivered"
     time.sleep(7)
-    users = [m for m in gateway.history(session) if m.startswith("user:") and doc["id"] in m]
-    assert len(users) == 1
+    assert len(gateway.user_messages(session, doc["id"])) == 1
 
 
 def test_gateway_down_falls_to_the_next_transport(env: Env, gateway: Gateway) -> None:
@@ -163,13 +150,17 @@ def test_gateway_restarted_mid_send_is_retried_not_lost(env: Env, gateway: Gatew
     reasons = [a["reason"] for a in doc["attempts"]]
     assert doc["via"] == "sessions_send" and reasons[-1] is None
     assert set(reasons[:-1]) <= {"connection_refused", "unavailable", "handshake_timeout", "gateway_restarting"}
-    wait_for(lambda: any(doc["id"] in m for m in gateway.history(session)), 60)
-    assert sum(doc["id"] in m for m in gateway.history(session) if m.startswith("user:")) == 1
+    wait_for(lambda: gateway.user_messages(session, doc["id"]), 60)
+    assert len(gateway.user_messages(session, doc["id"])) == 1
 
 
-def test_call_output_never_holds_the_token(env: Env, gateway: Gateway) -> None:
-    """config.get returns the gateway's own config (2026.9 redacts the token itself; clawrelay would too)."""
-    r = env.run("call", gateway.url, "config.get", "--json", OPENCLAW_GATEWAY_TOKEN=gateway.token)
+def test_call_output_never_holds_the_token_even_when_the_payload_does(env: Env, gateway: Gateway) -> None:
+    """Someone pasted the token into a session; reading that history back must not print it."""
+    session = "agent:main:relay-pasted"
+    pasted = gateway.call("agent", {"message": f"my token is {gateway.token}, keep it", "sessionKey": session,
+                                    "deliver": False, "idempotencyKey": f"paste-{time.time()}"})
+    assert pasted["ok"], pasted
+    r = env.run("call", gateway.url, "chat.history", "--params", json.dumps({"sessionKey": session}), "--json",
+                OPENCLAW_GATEWAY_TOKEN=gateway.token)
     assert r.code == 0, r.out + r.err
-    i = r.out.find(gateway.token)
-    assert i < 0, r.out[max(0, i - 300):i + 100]
+    assert "my token is ***, keep it" in r.out and gateway.token not in r.out

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from websockets.asyncio.server import ServerConnection, serve
 
 from clawrelay.config.loader import parse_routes
+from clawrelay.config.routes import Routes
 from clawrelay.envelope import Envelope
 from clawrelay.journal import Journal
 from clawrelay.openclaw import GatewayClient, GatewayError, GatewayPool, open_gateway
@@ -175,14 +176,17 @@ def test_no_origin_header_and_no_proxy_from_the_environment(monkeypatch: pytest.
     run(go())
 
 
-def context(url: str, tmp: Path, pool: GatewayPool, *, wait_reply: bool = False) -> AttemptContext:
-    routes, errors = parse_routes(f"""
-version: 1
-self: xiaoa
-gateways: {{gw: {{url: "{url}"}}}}
-targets: {{xiaom: {{chain: [sessions_send: {{gateway: gw, wait_reply: {str(wait_reply).lower()}}}]}}}}
-""", "t.yaml")
+def routes_for(url: str, targets: str, token: str = "") -> Routes:
+    """Routes with one gateway `gw` at the fake's URL and the given `targets:` mapping."""
+    token_key = f', token: "{token}"' if token else ""
+    routes, errors = parse_routes(f'version: 1\nself: xiaoa\ngateways: {{gw: {{url: "{url}"{token_key}}}}}\n'
+                                  f"targets:\n{targets}", "t.yaml")
     assert routes is not None, errors
+    return routes
+
+
+def context(url: str, pool: GatewayPool) -> AttemptContext:
+    routes = routes_for(url, "  xiaom: {chain: [sessions_send: {gateway: gw}]}\n")
     return AttemptContext(routes, "xiaom", routes.plan("xiaom")[0], deadline=time.monotonic() + 10,
                           gateway_pool=lambda: pool)
 
@@ -198,7 +202,7 @@ def test_a_restart_under_a_sent_request_is_ambiguous_not_failed(tmp_path: Path) 
     async def go() -> None:
         async with fake as url:
             pool = GatewayPool(tmp_path)
-            ctx = context(url, tmp_path, pool)
+            ctx = context(url, pool)
             result = await SessionsSend().deliver(Envelope(sender="a", target="xiaom", body="x"), ctx)
             await pool.aclose()
         assert (result.outcome, result.reason) == (Outcome.AMBIGUOUS, "gateway_restarting")
@@ -213,7 +217,7 @@ def test_too_few_scopes_fails_before_anything_is_sent(tmp_path: Path) -> None:
     async def go() -> None:
         async with fake as url:
             pool = GatewayPool(tmp_path)
-            ctx = context(url, tmp_path, pool)
+            ctx = context(url, pool)
             with pytest.raises(GatewayError) as e:
                 await SessionsSend().deliver(Envelope(sender="a", target="xiaom", body="x"), ctx)
             await pool.aclose()
@@ -240,14 +244,8 @@ def test_unavailable_with_retry_after_is_retried_no_sooner(tmp_path: Path) -> No
 
     async def go() -> None:
         async with fake as url:
-            routes, _ = parse_routes(f"""
-version: 1
-self: xiaoa
-gateways: {{gw: {{url: "{url}"}}}}
-targets: {{xiaom: {{chain: [sessions_send: {{gateway: gw, retries: 2}}]}}}}
-""", "t.yaml")
-            journal = Journal(tmp_path)
-            router = Router(routes, journal)  # type: ignore[arg-type]
+            routes = routes_for(url, "  xiaom: {chain: [sessions_send: {gateway: gw, retries: 2}]}\n")
+            router = Router(routes, Journal(tmp_path))
             env = router.envelopes(["xiaom"], "hello", 0)[0]
             (delivery,) = await router.send([env])
             await router.aclose()
@@ -323,16 +321,9 @@ def test_one_connection_serves_a_whole_group_send(tmp_path: Path, monkeypatch: p
 
     async def go() -> None:
         async with fake as url:
-            routes, _ = parse_routes(f"""
-version: 1
-self: xiaoa
-gateways: {{gw: {{url: "{url}", token: "${{FAKE_TOKEN}}"}}}}
-targets:
-  a: {{session: "agent:main:a", chain: [sessions_send: {{}}]}}
-  b: {{session: "agent:main:b", chain: [sessions_send: {{}}]}}
-  c: {{session: "agent:main:c", chain: [sessions_send: {{}}]}}
-""", "t.yaml")
-            router = Router(routes, Journal(tmp_path))  # type: ignore[arg-type]
+            routes = routes_for(url, "".join(f'  {t}: {{session: "agent:main:{t}", chain: [sessions_send: {{}}]}}\n'
+                                             for t in "abc"), token="${FAKE_TOKEN}")
+            router = Router(routes, Journal(tmp_path))
             deliveries = await router.send(router.envelopes(["a", "b", "c"], "to all", 0))
             await router.aclose()
         assert [d.status.value for d in deliveries] == ["delivered"] * 3

@@ -10,26 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Env, header, program
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is dead for our purposes
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
-
-
-def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
+from conftest import Env, alive, header, program, wait_for
 
 
 def chain(env: Env, steps: str, extra: str = "", target_extra: str = "") -> Path:
