@@ -148,15 +148,16 @@ class Journal:
 
     # -- writes ----------------------------------------------------------------------------
 
-    def add_message(self, env: Envelope, *, expires_in_s: float) -> None:
-        """Record a new message as queued. Called with its claim held, before any attempt."""
+    def add_message(self, env: Envelope, *, expires_in_s: float, status: Status = Status.QUEUED) -> None:
+        """Record a new message as queued (a command as failed until it says otherwise), before any
+        attempt. A message is added with its claim held."""
         t = now_ms()
         with self._write() as db:
             db.execute(
                 "INSERT INTO messages (id, kind, sender, target, body, hops, created_ms, status,"
                 " runs, updated_ms, expires_ms) VALUES (?,?,?,?,?,?,?,?,0,?,?)",
                 (env.id, env.kind, env.sender, env.target, env.body, env.hops, env.created_ms,
-                 Status.QUEUED.value, t, env.created_ms + int(expires_in_s * 1000)),
+                 status.value, t, env.created_ms + int(expires_in_s * 1000)),
             )
 
     def begin_run(self, message_id: str) -> int:

@@ -25,6 +25,7 @@ from clawrelay.secrets import scrub
 from clawrelay.transports import AttemptContext, Transport, get_transport
 
 if TYPE_CHECKING:
+    from clawrelay.carriers.hosts import HostCarriers
     from clawrelay.openclaw.pool import GatewayPool
 
 GROUP_CONCURRENCY = 4
@@ -52,6 +53,7 @@ class Router:
         self.on_attempt = on_attempt
         self.deadline_override = deadline
         self._gateways: GatewayPool | None = None
+        self._carriers: HostCarriers | None = None
 
     def gateways(self) -> GatewayPool:
         """Gateway connections, opened on first use and shared by every message of this process."""
@@ -61,7 +63,17 @@ class Router:
             self._gateways = GatewayPool(self.journal.home)
         return self._gateways
 
+    def carriers(self) -> HostCarriers:
+        """Host carriers (ssh connections, nodes), opened on first use and shared like gateways."""
+        if self._carriers is None:
+            from clawrelay.carriers.hosts import HostCarriers
+
+            self._carriers = HostCarriers(self.routes, self.gateways)
+        return self._carriers
+
     async def aclose(self) -> None:
+        if self._carriers is not None:
+            await self._carriers.aclose()
         if self._gateways is not None:
             await self._gateways.aclose()
 
@@ -159,6 +171,7 @@ class Router:
     async def _attempt(self, env: Envelope, step: PlannedStep, transport: Transport, run: int,
                        deadline: float, delivery: Delivery) -> StepResult:
         ctx = AttemptContext(self.routes, env.target, step, gateway_pool=self.gateways,
+                             host_carriers=self.carriers,
                              deadline=min(deadline, time.monotonic() + step.timeout))
         started, t0 = now_ms(), time.monotonic()
         try:

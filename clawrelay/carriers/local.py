@@ -14,6 +14,7 @@ import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+from clawrelay.carriers.proxy import local_env
 from clawrelay.carriers.result import TIMEOUT_EXIT, RunResult
 from clawrelay.errors import TransportError
 
@@ -66,3 +67,25 @@ async def run(
         raise
     assert proc.returncode is not None
     return RunResult(proc.returncode, False, out, err, int((time.monotonic() - t0) * 1000))
+
+
+class LocalCarrier:
+    """This machine, as a host: the same interface as ssh and node, with proxies shed from env."""
+
+    name = "local"
+    label = "local"
+
+    def __init__(self, *, strip_proxy: bool = True) -> None:
+        self.strip_proxy = strip_proxy
+
+    async def run(self, argv: Sequence[str], *, timeout: float, cwd: str | None = None,
+                  stdin: bytes | None = None, on_spawn: Callable[[], None] | None = None) -> RunResult:
+        if cwd is not None:
+            cwd = os.path.expanduser(cwd)
+            if not os.path.isdir(cwd):
+                raise TransportError(f"{cwd}: no such folder", reason="not_found")
+        return await run(argv, timeout=timeout, stdin=stdin, cwd=cwd, on_spawn=on_spawn,
+                         env=local_env(strip=self.strip_proxy))
+
+    async def home(self) -> str:
+        return os.path.expanduser("~")

@@ -35,7 +35,8 @@ def log(
             typer.echo("no messages yet")
         for r in records:
             via = f" via {r.via}" if r.via else ""
-            typer.echo(f"{r.id}  {when(r.created_ms)}  {r.sender} → {r.target}  {r.status}{via}"
+            what = "" if r.kind == "message" else f"{r.kind} `{r.body}`  "
+            typer.echo(f"{r.id}  {when(r.created_ms)}  {what}{r.sender} → {r.target}  {r.status}{via}"
                        + (f"  ({r.runs} runs)" if r.runs > 1 else ""))
             run = 0
             for a in r.attempts:

@@ -78,12 +78,14 @@ class Gateway(Model):
 
 class NodeRef(Model):
     gateway: str
-    id: str
+    id: str  # the node id, or its display name
+    agent: str = "main"  # whose exec allowlist applies on the node
+    approve: Literal["ask", "allow-once"] = "ask"  # when the node's policy asks: a human, or clawrelay
 
 
 class SshRef(Model):
-    host: str
-    port: int = Field(22, ge=1, le=65535)
+    host: str  # a name, address, or a Host alias of ~/.ssh/config
+    port: int | None = Field(None, ge=1, le=65535)  # None: ~/.ssh/config's, else 22
     user: str | None = None
     known_hosts: str | None = None
     key: str | None = None
@@ -95,6 +97,20 @@ class Host(Model):
     ssh: SshRef | None = None
     workspace: str = "~/.openclaw/workspace"
     timezone: str | None = None
+    openclaw: list[str] = ["openclaw"]  # how to run the CLI there: a path, or an argv prefix
+    strip_proxy: bool = True
+
+    @field_validator("openclaw", mode="before")
+    @classmethod
+    def _argv_prefix(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("openclaw")
+    @classmethod
+    def _not_empty(cls, v: list[str]) -> list[str]:
+        if not v or not all(v):
+            raise ValueError("a path such as ~/.npm-global/bin/openclaw, or an argv prefix")
+        return v
 
     @field_validator("timezone")
     @classmethod

@@ -206,6 +206,10 @@ class GatewayClient:
                                                reason="connection_lost") from e
         return call
 
+    def forget(self, call: Call) -> None:
+        """Stop waiting for a call's answer (its caller gave up on it)."""
+        self._pending.pop(call.id, None)
+
     async def request(self, method: str, params: dict[str, Any] | None = None, *,
                       timeout: float = 30.0) -> dict[str, Any]:
         """One request, its final answer's payload (an `accepted` answer is never taken as final)."""
@@ -214,7 +218,7 @@ class GatewayClient:
             async with asyncio.timeout(timeout):
                 return await call.final
         except TimeoutError:
-            self._pending.pop(call.id, None)
+            self.forget(call)
             raise GatewayError(f"{self.name}: no answer to {method} within {timeout:g}s",
                                reason="timeout") from None
 

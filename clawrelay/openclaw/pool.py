@@ -69,15 +69,20 @@ class GatewayPool:
 
     async def get(self, name: str, url: str, token: str | None, *,
                   scopes: tuple[str, ...] = (READ, WRITE), timeout: float | None = None) -> GatewayClient:
-        """The open connection to this gateway, connecting (again) when there is none."""
-        lock = self._locks.setdefault(name, asyncio.Lock())
+        """The open connection to this gateway with these scopes, connecting (again) when there is none.
+
+        Connections are kept per scope set: asking for more (operator.approvals for a node's
+        approval flow) must not widen, or replace, the connection other sends are using.
+        """
+        key = f"{name}\0{','.join(sorted(scopes))}"
+        lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
-            client = self._clients.get(name)
+            client = self._clients.get(key)
             if client is not None and not client.closed:
                 return client
             client = await open_gateway(url, name=name, token=token, home=self.home, scopes=scopes,
                                         timeout=self.connect_timeout if timeout is None else timeout)
-            self._clients[name] = client
+            self._clients[key] = client
             return client
 
     async def aclose(self) -> None:

@@ -10,6 +10,8 @@ _BUILT = {
     "memory_file": "clawrelay.transports.memory_file:MemoryFile",
     "command": "clawrelay.transports.command:Command",
     "sessions_send": "clawrelay.transports.sessions_send:SessionsSend",
+    "nodes_run": "clawrelay.transports.nodes_run:NodesRun",
+    "agent_cli": "clawrelay.transports.agent_cli:AgentCli",
 }
 
 

@@ -20,6 +20,8 @@ from clawrelay.errors import ConfigError
 from clawrelay.outcome import StepResult
 
 if TYPE_CHECKING:
+    from clawrelay.carriers.base import Carrier
+    from clawrelay.carriers.hosts import HostCarriers
     from clawrelay.openclaw.pool import GatewayPool
 
 
@@ -30,6 +32,7 @@ class AttemptContext:
     step: PlannedStep
     deadline: float  # time.monotonic() by which this attempt must end
     gateway_pool: Callable[[], GatewayPool] | None = None  # the process's connections, on first use
+    host_carriers: Callable[[], HostCarriers] | None = None
     sent: bool = False
     carrier: str | None = None
 
@@ -44,6 +47,18 @@ class AttemptContext:
         if self.gateway_pool is None:
             raise RuntimeError("this attempt was started without gateway connections")
         return self.gateway_pool()
+
+    def carriers(self) -> list[Carrier]:
+        """The carriers of this step on the target's host, in the order to try them."""
+        if self.host_carriers is None:
+            raise RuntimeError("this attempt was started without host carriers")
+        opened = self.host_carriers()
+        host = self.routes.target(self.target).host
+        assert host is not None  # config.refs guarantees a host for host steps
+        return [opened.get(host, name) for name in self.step.carriers]
+
+    def chose(self, carrier: Carrier) -> None:
+        self.carrier = carrier.name
 
     @property
     def host(self) -> Host | None:

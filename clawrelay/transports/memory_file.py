@@ -55,12 +55,13 @@ class MemoryFile:
     async def deliver(self, env: Envelope, ctx: AttemptContext) -> StepResult:
         host = ctx.host
         assert host is not None  # config.refs guarantees a host for memory_file
-        if "local" not in ctx.step.carriers:
-            return StepResult.failed(
-                "not_available",
-                f"memory_file over {', '.join(ctx.step.carriers)} is not part of this version yet")
-        ctx.carrier = "local"
         zone = _zone(host.timezone)
+        if ctx.step.carriers[0] != "local":
+            from clawrelay.transports.memory_remote import deliver_remote
+
+            # Without a configured zone the host's own clock dates the entry: its date, not ours.
+            return await deliver_remote(env, ctx, datetime.now(zone) if zone else None)
+        ctx.carrier = "local"
         when = datetime.now(zone) if zone else datetime.now().astimezone()
         workspace = Path(host.workspace).expanduser()
         path = self._prepare(workspace, when)

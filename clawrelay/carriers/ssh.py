@@ -1,0 +1,199 @@
+"""The ssh carrier: asyncssh, with OpenSSH's own rules for trust.
+
+Host keys are checked against known_hosts (the route's file, else ~/.ssh/known_hosts); an unknown
+key is refused with the `ssh-keyscan` command that would add it, never accepted silently.
+~/.ssh/config is honoured (host aliases, ports, users, keys), as `ssh` would. The remote side
+always parses a command line through the user's shell, so every argument is quoted with
+shlex.join, never concatenated, and the command runs under `timeout -s KILL`, which ends its whole
+process group at the limit: a cut command leaves nothing running behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from clawrelay.carriers.base import GRACE_S
+from clawrelay.carriers.proxy import wrap
+from clawrelay.carriers.result import TIMEOUT_EXIT, RunResult
+from clawrelay.config.model import SshRef
+from clawrelay.errors import TransportError
+
+SIGKILL_EXIT = 128 + 9
+
+
+def _where(ref: SshRef) -> str:
+    user = f"{ref.user}@" if ref.user else ""
+    return f"{user}{ref.host}" + (f":{ref.port}" if ref.port else "")
+
+
+def remote_path(path: str) -> str:
+    """A path for the remote shell: quoted, but `~/` left for the shell to expand."""
+    if path == "~":
+        return "~"
+    if path.startswith("~/"):
+        return "~/" + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
+def command_line(argv: Sequence[str], *, timeout: float | None, cwd: str | None, strip_proxy: bool) -> str:
+    """The one line the remote shell parses: cd, the kill timer, the proxy-free env, the argv."""
+    inner = wrap(argv, strip=strip_proxy)
+    if timeout is not None:
+        inner = ["timeout", "-s", "KILL", f"{max(timeout, 0.1):.1f}", *inner]
+    line = shlex.join(inner)
+    return f"cd -- {remote_path(cwd)} && exec {line}" if cwd else f"exec {line}"
+
+
+class SshCarrier:
+    name = "ssh"
+
+    def __init__(self, ref: SshRef, *, strip_proxy: bool = True, connect_timeout: float = 10.0) -> None:
+        self.ref = ref
+        self.strip_proxy = strip_proxy
+        self.connect_timeout = connect_timeout
+        self.label = f"ssh {_where(ref)}"
+        self._conn: Any = None
+        self._lock = asyncio.Lock()
+        self._home: str | None = None
+
+    async def _connection(self, timeout: float) -> Any:
+        async with self._lock:
+            if self._conn is not None and not self._conn.is_closed():
+                return self._conn
+            self._conn = await self._connect(timeout)
+            return self._conn
+
+    async def _connect(self, timeout: float) -> Any:
+        import asyncssh
+
+        ref = self.ref
+        opts: dict[str, Any] = {"connect_timeout": max(0.1, min(self.connect_timeout, timeout))}
+        if ref.port:
+            opts["port"] = ref.port
+        if ref.user:
+            opts["username"] = ref.user
+        if ref.key:
+            opts["client_keys"] = [str(Path(ref.key).expanduser())]
+        if ref.known_hosts:
+            opts["known_hosts"] = str(Path(ref.known_hosts).expanduser())
+        where = _where(ref)
+        try:
+            async with asyncio.timeout(max(0.1, min(self.connect_timeout, timeout)) + 1):
+                return await asyncssh.connect(ref.host, **opts)
+        except asyncssh.HostKeyNotVerifiable as e:
+            known = ref.known_hosts or "~/.ssh/known_hosts"
+            port = f"-p {ref.port} " if ref.port else ""
+            raise TransportError(
+                f"ssh {where}: the host key is not in {known}; check it is really that host, then add it: "
+                f"ssh-keyscan {port}{ref.host} >> {known}",
+                reason="host_key_unknown",
+            ) from e
+        except asyncssh.PermissionDenied as e:
+            raise TransportError(
+                f"ssh {where}: permission denied (key not accepted; check `key:` and the "
+                "remote authorized_keys)",
+                reason="auth",
+            ) from e
+        except TimeoutError as e:
+            raise TransportError(
+                f"ssh {where}: no connection within {opts['connect_timeout']:g}s",
+                reason="unreachable",
+                retryable=True,
+            ) from e
+        except ConnectionRefusedError as e:
+            raise TransportError(
+                f"ssh {where}: connection refused", reason="connection_refused", retryable=True
+            ) from e
+        except OSError as e:
+            raise TransportError(
+                f"ssh {where}: {e.strerror or e}", reason="unreachable", retryable=True
+            ) from e
+        except asyncssh.Error as e:
+            raise TransportError(f"ssh {where}: {e.reason}", reason="ssh_error", retryable=True) from e
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        cwd: str | None = None,
+        stdin: bytes | None = None,
+        on_spawn: Callable[[], None] | None = None,
+        kill_timer: bool = True,
+    ) -> RunResult:
+        import asyncssh
+
+        t0 = time.monotonic()
+        conn = await self._connection(timeout)
+        line = command_line(
+            argv, timeout=timeout if kill_timer else None, cwd=cwd, strip_proxy=self.strip_proxy
+        )
+        left = timeout - (time.monotonic() - t0)
+        try:
+            proc = await conn.create_process(line, encoding=None)
+        except (asyncssh.Error, OSError) as e:
+            raise TransportError(
+                f"{self.label}: could not start the command: {e}", reason="connection_lost", retryable=True
+            ) from e
+        if on_spawn is not None:
+            on_spawn()
+        try:
+            if stdin is not None:
+                proc.stdin.write(stdin)
+            proc.stdin.write_eof()
+            done = await asyncio.wait_for(proc.wait(check=False), max(0.1, left) + GRACE_S)
+        except TimeoutError:
+            proc.close()  # the remote `timeout` ends the command; this frees the channel
+            return RunResult(
+                TIMEOUT_EXIT,
+                True,
+                b"",
+                b"no answer from the host after the time limit",
+                int((time.monotonic() - t0) * 1000),
+            )
+        except (asyncssh.Error, OSError) as e:
+            raise TransportError(
+                f"{self.label}: connection lost while the command ran",
+                reason="connection_lost",
+                retryable=False,
+            ) from e
+        except BaseException:
+            proc.close()
+            raise
+        elapsed = int((time.monotonic() - t0) * 1000)
+        code = done.returncode if done.returncode is not None else 255
+        killed = code in (-9, SIGKILL_EXIT)
+        if kill_timer and killed and elapsed >= int(timeout * 1000) - 100:
+            return RunResult(TIMEOUT_EXIT, True, done.stdout or b"", done.stderr or b"", elapsed)
+        if code < 0:
+            code = 128 - code
+        return RunResult(code, False, done.stdout or b"", done.stderr or b"", elapsed)
+
+    async def home(self) -> str:
+        if self._home is None:
+            res = await self.run(["printenv", "HOME"], timeout=10)
+            if res.exit_code != 0 or not res.stdout.strip():
+                raise TransportError(
+                    f"{self.label}: cannot tell the remote home folder", reason="remote_error"
+                )
+            self._home = res.stdout.decode().strip()
+        return self._home
+
+    async def put(self, local: Path, remote: str, *, timeout: float) -> None:
+        """One file to the host over SFTP (git bundles for `sync`)."""
+        conn = await self._connection(timeout)
+        async with asyncio.timeout(timeout), conn.start_sftp_client() as sftp:
+            await sftp.put(str(local), remote)
+
+    async def aclose(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+            with contextlib.suppress(Exception):
+                await conn.wait_closed()

@@ -1,0 +1,102 @@
+"""memory_file on a host reached over ssh or a node: the same entry, written by one fixed script.
+
+The script is a constant; the workspace, date, id and entry travel as its own argv elements
+(`sh -c SCRIPT clawrelay-memory WS DAY TIME ID HEAD BODY`), so the message is never part of any
+shell text, on a node or over ssh. It does remotely what the local writer does: refuse a
+missing workspace and a memory folder or note that leads outside it, take the same lock the
+local writer takes (flock on the note itself; a mkdir lock where flock(1) is missing, as on
+macOS), skip an id already there, append in one write, and read the id back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from clawrelay.envelope import Envelope
+from clawrelay.errors import TransportError
+from clawrelay.outcome import StepResult
+from clawrelay.transports.base import AttemptContext
+
+EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL = 65, 66, 75
+
+SCRIPT = r"""
+set -u
+ws=$1 day=$2 at=$3 id=$4 head=$5 body=$6
+case $ws in "~") ws=$HOME ;; "~/"*) ws=$HOME/${ws#"~/"} ;; esac
+[ -d "$ws" ] || { echo "workspace $ws does not exist" >&2; exit 66; }
+[ -n "$day" ] || day=$(date +%Y-%m-%d)
+[ -n "$at" ] || at=$(date '+%H:%M:%S %z')
+mkdir -p "$ws/memory" || exit 74
+root=$(cd "$ws" && pwd -P) mem=$(cd "$ws/memory" && pwd -P) || exit 74
+case $mem in "$root"/*) ;; *) echo "$ws/memory leads outside the workspace $root" >&2; exit 65 ;; esac
+f=$mem/$day.md
+[ -L "$f" ] && { echo "$f is a symlink" >&2; exit 65; }
+: >> "$f" || exit 74
+if command -v flock >/dev/null 2>&1; then
+  exec 9>>"$f"; flock -w 20 9 || { echo "$f: lock busy" >&2; exit 75; }
+else
+  n=0
+  until mkdir "$f.clawrelay-lock" 2>/dev/null; do
+    n=$((n+1)); [ $n -gt 200 ] && { echo "$f: lock busy" >&2; exit 75; }; sleep 0.1
+  done
+  trap 'rmdir "$f.clawrelay-lock"' EXIT
+fi
+if grep -qF -- " · id $id" "$f"; then echo "already $f"; exit 0; fi
+lead=
+if [ -s "$f" ]; then
+  case $(tail -c 2 "$f" | od -An -tx1 | tr -d ' \n') in 0a0a) ;; *0a) lead='\n' ;; *) lead='\n\n' ;; esac
+fi
+printf "%b### %s%s\n\n%s\n" "$lead" "$at" "$head" "$body" >> "$f" || exit 74
+grep -qF -- " · id $id" "$f" || { echo "$f: entry not found after writing" >&2; exit 74; }
+echo "written $f"
+"""
+
+
+def argv_for(env: Envelope, workspace: str, when: datetime | None) -> list[str]:
+    """The script's argv. `when` is None when the host's own clock and zone should date it."""
+    from clawrelay.transports.memory_file import entry_header
+
+    day = f"{when:%Y-%m-%d}" if when else ""
+    at = f"{when:%H:%M:%S %z}" if when else ""
+    head = entry_header(env, datetime.now()).split(" · ", 1)[1]
+    return [
+        "sh",
+        "-c",
+        SCRIPT,
+        "clawrelay-memory",
+        workspace,
+        day,
+        at,
+        env.id,
+        f" · {head}",
+        env.body.rstrip(),
+    ]
+
+
+async def deliver_remote(env: Envelope, ctx: AttemptContext, when: datetime | None) -> StepResult:
+    from clawrelay.carriers.base import GRACE_S
+    from clawrelay.carriers.hosts import run_first
+
+    host = ctx.host
+    assert host is not None
+    res = await run_first(
+        ctx.carriers(),
+        argv_for(env, host.workspace, when),
+        timeout=lambda: max(0.5, ctx.remaining() - GRACE_S),
+        on_spawn=ctx.mark_sent,
+        chosen=ctx.chose,
+    )
+    out = res.stdout.decode("utf-8", "replace").strip()
+    if res.timed_out:
+        return StepResult.ambiguous("timeout", f"memory write on {ctx.carrier} did not finish in time")
+    if res.exit_code == 0:
+        state, _, path = out.partition(" ")
+        return StepResult.delivered(f"{path}" + (" (already there)" if state == "already" else ""))
+    detail = res.stderr_tail() or f"exit {res.exit_code}"
+    if res.exit_code == EX_NOINPUT:
+        raise TransportError(detail, reason="not_found")
+    if res.exit_code == EX_DATAERR:
+        raise TransportError(detail, reason="unsafe_path")
+    if res.exit_code == EX_TEMPFAIL:
+        raise TransportError(detail, reason="busy", retryable=True)
+    raise TransportError(f"memory write failed (exit {res.exit_code}): {detail}", reason="io_error")

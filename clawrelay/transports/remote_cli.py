@@ -1,0 +1,60 @@
+"""Running the target host's own `openclaw` CLI through its carriers.
+
+Non-interactive ssh and node shells often lack a login shell's PATH, so a host says how to run
+the CLI there (`openclaw:` in routes.yaml: a path or an argv prefix). `~/` in it is the remote
+user's home, asked of the host itself, because no shell expands an argv.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from clawrelay.carriers.base import GRACE_S, Carrier
+from clawrelay.carriers.hosts import run_first
+from clawrelay.carriers.result import RunResult
+from clawrelay.transports.base import AttemptContext
+
+
+async def expand_home(argv: Sequence[str], carrier: Carrier) -> list[str]:
+    if not any(a == "~" or a.startswith("~/") or "=~/" in a for a in argv):
+        return list(argv)
+    home = await carrier.home()
+    out = []
+    for a in argv:
+        if a == "~" or a.startswith("~/"):
+            a = home + a[1:]
+        elif "=~/" in a:  # VAR=~/path in an `env` prefix
+            name, _, value = a.partition("=")
+            a = f"{name}={home}{value[1:]}"
+        out.append(a)
+    return out
+
+
+class _Prefixed:
+    """A carrier that puts the host's `openclaw` prefix (with ~ expanded there) before argv."""
+
+    def __init__(self, carrier: Carrier, prefix: Sequence[str]) -> None:
+        self.carrier = carrier
+        self.prefix = list(prefix)
+        self.name = carrier.name
+        self.label = carrier.label
+
+    async def run(self, argv: Sequence[str], **kw) -> RunResult:  # type: ignore[no-untyped-def]
+        return await self.carrier.run([*await expand_home(self.prefix, self.carrier), *argv], **kw)
+
+    async def home(self) -> str:
+        return await self.carrier.home()
+
+
+async def run_openclaw(ctx: AttemptContext, args: Sequence[str]) -> RunResult:
+    """`openclaw ARGS…` on the target's host, on the first of the step's carriers that starts it."""
+    host = ctx.host
+    assert host is not None
+    carriers = [_Prefixed(c, host.openclaw) for c in ctx.carriers()]
+    return await run_first(
+        carriers,
+        args,
+        timeout=lambda: max(0.5, ctx.remaining() - GRACE_S),
+        on_spawn=ctx.mark_sent,
+        chosen=ctx.chose,
+    )
