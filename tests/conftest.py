@@ -116,3 +116,30 @@ def gateway(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
         yield gw
     finally:
         gw.stop()
+
+
+@pytest.fixture(scope="session")
+def node(gateway):  # type: ignore[no-untyped-def]
+    """One real node host ("xiaom"), paired to the session gateway and approved: its id.
+
+    Its `openclaw` CLI uses the gateway's own config, as on a machine whose node host and gateway
+    are the same OpenClaw: `openclaw system event|agent` run through node.invoke reach it.
+    """
+    from peer import node_connected
+
+    node_id = gateway.start_node("xiaom")
+    yield node_id
+    wait_for(lambda: node_connected(gateway, node_id), 60)  # a later test may have restarted the gateway
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A real OpenSSH server on a loopback port, logging in the user running the tests."""
+    from sshd import Sshd, sshd_bin
+
+    server = Sshd(tmp_path_factory.mktemp("sshd"))
+    try:
+        server.start(sshd_bin())
+        yield server
+    finally:
+        server.stop()

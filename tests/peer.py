@@ -67,6 +67,7 @@ class Gateway:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.state = self.dir / "state"
         self.workspace = self.state / "workspace"
+        self.prompt_log = self.dir / "prompts.jsonl"
 
     def env(self) -> dict[str, str]:
         """The environment `openclaw` needs to act on this instance (and nothing of the host's)."""
@@ -87,7 +88,7 @@ class Gateway:
             pidfile = self.dir / "model.pid"
             pidfile.unlink(missing_ok=True)
             self._spawn("model", [sys.executable, str(PROGRAMS / "fake_model.py"), str(self.model_port),
-                                  str(pidfile)], {"PATH": os.environ.get("PATH", "")})
+                                  str(pidfile), str(self.prompt_log)], {"PATH": os.environ.get("PATH", "")})
         config = {
             "gateway": {"mode": "local", "bind": "loopback", "port": self.port,
                         "auth": {"mode": "token", "token": self.token}},
@@ -155,6 +156,12 @@ class Gateway:
         """The user-side messages of a session that contain a text (a message id, say)."""
         return [m for m in self.history(session) if m.startswith("user:") and containing in m]
 
+    def prompts_containing(self, text: str) -> list[str]:
+        """What the model was asked that contains a text (a system event shows up only here)."""
+        if not self.prompt_log.exists():
+            return []
+        return [p for line in self.prompt_log.read_text().splitlines() if text in (p := json.loads(line))]
+
     def start_node(self, name: str, timeout: float = 120.0) -> str:
         """A node host paired to this gateway and approved; returns its node id."""
         env = {**self.env(), "HOME": str(self.dir / f"node-{name}"), "OPENCLAW_GATEWAY_TOKEN": self.token,
@@ -187,3 +194,17 @@ class Gateway:
             if proc is not None:
                 _stop_group(proc.pid)
                 proc.wait()
+
+
+def set_exec_policy(gw: Gateway, node_id: str, **defaults: str) -> None:
+    """Replace a node's exec approvals defaults (security, ask, askFallback) through the gateway."""
+    current = gw.call("exec.approvals.node.get", {"nodeId": node_id})
+    assert current["ok"], current
+    res = gw.call("exec.approvals.node.set", {"nodeId": node_id, "baseHash": current["payload"].get("hash"),
+                                              "file": {"version": 1, "defaults": defaults}})
+    assert res["ok"], res
+
+
+def node_connected(gw: Gateway, node_id: str) -> bool:
+    nodes = (gw.call("node.list").get("payload") or {}).get("nodes") or []
+    return any(n.get("nodeId") == node_id and n.get("connected") for n in nodes)

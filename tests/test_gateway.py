@@ -115,16 +115,16 @@ def test_gateway_down_falls_to_the_next_transport(env: Env, gateway: Gateway) ->
     assert doc["id"] in env.note()
 
 
-def test_nodes_lists_a_paired_node_host(env: Env, gateway: Gateway) -> None:
-    node_id = gateway.start_node("relay-node")
+def test_nodes_lists_a_paired_node_host(env: Env, gateway: Gateway, node: str) -> None:
+    node_id = node
     gateway_routes(env, gateway, "          - memory_file: {}")
     r = env.run("nodes", "gw", "--json", TEST_GW_TOKEN=gateway.token)
     assert r.code == 0, r.err
-    (node,) = [n for n in r.json()["nodes"] if n["id"] == node_id]
-    assert node["name"] == "relay-node" and node["connected"] is True
-    assert node["approval"] == "approved" and node["system_run"] is True
+    (listed,) = [n for n in r.json()["nodes"] if n["id"] == node_id]
+    assert listed["name"] == "xiaom" and listed["connected"] is True
+    assert listed["approval"] == "approved" and listed["system_run"] is True
     human = env.run("nodes", TEST_GW_TOKEN=gateway.token)  # every configured gateway; one is down
-    assert human.code == 1 and "relay-node" in human.out and "connection refused" in human.err
+    assert human.code == 1 and "xiaom" in human.out and "connection refused" in human.err
 
 
 @pytest.mark.slow

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
 import typer
 
 from clawrelay.cli.common import ConfigOpt, JsonOpt, duration_option, emit_json, load, open_journal, reported
+
+if TYPE_CHECKING:
+    from clawrelay.carriers.hosts import HostCarriers
+    from clawrelay.config import Routes
+    from clawrelay.journal import Journal
 
 UNREACHABLE_EXIT = 255  # as ssh(1) says "could not run it there"
 
@@ -60,19 +69,9 @@ def exec_(
 
 
 async def _run(routes, journal, host, argv, via, cwd, timeout, shell, detach):  # type: ignore[no-untyped-def]
-    from clawrelay.carriers.hosts import HostCarriers
-    from clawrelay.openclaw.pool import GatewayPool
     from clawrelay.remote.exec import run_exec
 
-    pool: GatewayPool | None = None
-
-    def gateways() -> GatewayPool:
-        nonlocal pool
-        pool = pool or GatewayPool(journal.home)
-        return pool
-
-    carriers = HostCarriers(routes, gateways)
-    try:
+    async with host_carriers(routes, journal) as carriers:
         return await run_exec(
             routes,
             journal,
@@ -85,6 +84,24 @@ async def _run(routes, journal, host, argv, via, cwd, timeout, shell, detach):  
             shell=shell,
             detach=detach,
         )
+
+
+@asynccontextmanager
+async def host_carriers(routes: Routes, journal: Journal) -> AsyncIterator[HostCarriers]:
+    """Carriers for one command, with gateway connections opened only if a node is used."""
+    from clawrelay.carriers.hosts import HostCarriers
+    from clawrelay.openclaw.pool import GatewayPool
+
+    pool: GatewayPool | None = None
+
+    def gateways() -> GatewayPool:
+        nonlocal pool
+        pool = pool or GatewayPool(journal.home)
+        return pool
+
+    carriers = HostCarriers(routes, gateways)
+    try:
+        yield carriers
     finally:
         await carriers.aclose()
         if pool is not None:

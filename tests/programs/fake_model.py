@@ -1,11 +1,12 @@
 """A deterministic OpenAI-compatible model on loopback, so real gateway agent turns complete.
 
-    fake_model.py PORT PIDFILE
+    fake_model.py PORT PIDFILE [PROMPTLOG]
 Answers GET /v1/models and POST /v1/chat/completions (streamed or not) with "ACK: <the last user
 message>", after stripping what OpenClaw wraps around it (internal-context blocks, the
 "[Sat 2026-11-21 01:25 UTC] " stamp, the trailing "Runtime:" line). A message containing
 "[[delay=SECONDS]]" is answered that much later, for tests of replies that come too late.
-Standard library only; binds 127.0.0.1 and nothing else.
+With PROMPTLOG, the text of every request's messages is appended to it (one JSON string a line),
+so a test can see what reached the model, a system event included. Standard library only; binds 127.0.0.1 and nothing else.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ class Handler(BaseHTTPRequestHandler):
         if not self.path.rstrip("/").endswith("/chat/completions"):
             return self._json(404, {"error": {"message": f"no route {self.path}"}})
         user = last_user(body.get("messages") or [])
+        if len(sys.argv) > 3:
+            with open(sys.argv[3], "a") as log:
+                log.write(json.dumps("\n".join(text_of(m.get("content")) for m in body.get("messages") or [])) + "\n")
         if delay := re.search(r"\[\[delay=([0-9.]+)\]\]", user):
             time.sleep(float(delay.group(1)))
         reply = "ACK: " + " ".join(user.split())[:400]

@@ -1,0 +1,62 @@
+"""`clawrelay sync REPO --to HOST`: clone or fast-forward a repository on a host; exit 0, or 1 with why."""
+
+from __future__ import annotations
+
+import typer
+
+from clawrelay.cli.common import ConfigOpt, JsonOpt, duration_option, emit_json, load, open_journal, reported
+
+
+def sync(
+    repo: str = typer.Argument(
+        ..., help="A git URL, or a local checkout (its origin, else a bundle over ssh)."
+    ),
+    to: str = typer.Option(..., "--to", help="The host (or a target, for its host)."),
+    dest: str | None = typer.Option(None, "--dest", help="Checkout path on the host (default ~/src/NAME)."),
+    branch: str | None = typer.Option(
+        None, "--branch", help="Branch (default: the checkout's or the origin's)."
+    ),
+    link: str | None = typer.Option(None, "--link", help="Point this symlink on the host at the checkout."),
+    via: str | None = typer.Option(None, "--via", help="Only this carrier: node, ssh or local."),
+    timeout: str = typer.Option("5m", "--timeout", help="The whole sync within this."),
+    as_json: bool = JsonOpt,
+    config: str | None = ConfigOpt,
+) -> None:
+    """Clone REPO on a host or fast-forward it; a dirty or diverged checkout is reported, not overwritten."""
+    import asyncio
+
+    from clawrelay.errors import UsageError
+
+    with reported(as_json):
+        if via not in (None, "node", "ssh", "local"):
+            raise UsageError(f"--via: {via!r} is not a carrier (node, ssh or local)")
+        seconds = duration_option(timeout, "--timeout")
+        routes = load(config)
+        from clawrelay.remote.exec import host_name
+
+        host = host_name(routes, to)
+        journal = open_journal()
+        result = asyncio.run(_run(routes, journal, repo, host, dest, branch, link, via, seconds))
+        if as_json:
+            emit_json(result.to_json())
+        else:
+            typer.echo(result.summary())
+
+
+async def _run(routes, journal, repo, host, dest, branch, link, via, timeout):  # type: ignore[no-untyped-def]
+    from clawrelay.cli.exec import host_carriers
+    from clawrelay.remote.sync import run_sync
+
+    async with host_carriers(routes, journal) as carriers:
+        return await run_sync(
+            routes,
+            journal,
+            carriers,
+            repo,
+            host,
+            dest=dest,
+            branch=branch,
+            link=link,
+            via=via,
+            timeout=timeout,
+        )

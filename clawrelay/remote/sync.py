@@ -1,0 +1,286 @@
+"""`clawrelay sync REPO --to HOST`: a repository onto a host, cloned or fast-forwarded, never forced.
+
+The host fetches from the repository's own URL (for a local checkout: its `origin`), with proxies
+stripped by the carrier and git never prompting. When REPO is a local checkout and the host
+cannot reach its origin (a laptop's private remote, a VPN the host is not on), the commits go as
+a `git bundle` over ssh instead. What is already there is respected: a checkout with local
+changes, on another branch, or with commits REPO does not have is reported and left exactly as
+it was. `--link` points a symlink at the checkout (a skills folder, say) and reads it back.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from clawrelay.carriers.base import Carrier
+from clawrelay.carriers.result import RunResult
+from clawrelay.errors import ClawrelayError, TransportError, UsageError
+from clawrelay.outcome import Outcome
+from clawrelay.remote.record import Stopwatch, recorded
+
+if TYPE_CHECKING:
+    from clawrelay.carriers.hosts import HostCarriers
+    from clawrelay.config.routes import Routes
+    from clawrelay.journal import Journal
+
+GIT_ENV = ["env", "GIT_TERMINAL_PROMPT=0", "GIT_SSH_COMMAND=ssh -o BatchMode=yes"]
+
+# Constant; the checkout and the link arrive as positional parameters.
+LINK_SCRIPT = r"""
+if [ -e "$2" ] && [ ! -L "$2" ]; then
+  echo "$2 exists and is not a symlink; move it away first" >&2; exit 3
+fi
+mkdir -p "$(dirname "$2")" && ln -sfn "$1" "$2" && readlink "$2"
+"""
+
+
+class SyncRefused(ClawrelayError):
+    """The host's checkout is not one clawrelay may move: reported, left as it was."""
+
+    exit_code = 1
+
+
+@dataclass
+class SyncResult:
+    id: str
+    host: str
+    carrier: str
+    dest: str
+    action: str  # cloned | fast-forwarded | up-to-date
+    method: str  # origin | bundle | path
+    branch: str
+    head: str
+    link: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    def summary(self) -> str:
+        line = (
+            f"{self.action} {self.dest} on {self.host} at {self.head[:12]} ({self.branch}, via {self.method})"
+        )
+        return line + (f"; {self.link} → {self.dest}" if self.link else "")
+
+
+def _name_of(repo: str) -> str:
+    tail = repo.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    return tail[:-4] if tail.endswith(".git") else tail
+
+
+class _Host:
+    """git and friends on the host, each within what is left of the sync's time."""
+
+    def __init__(self, carrier: Carrier, end: float) -> None:
+        self.carrier = carrier
+        self.end = end
+
+    async def run(self, argv: Sequence[str]) -> RunResult:
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise TransportError("sync: out of time", reason="timeout")
+        res = await self.carrier.run(argv, timeout=left)
+        if res.timed_out:
+            raise TransportError(f"sync: `{shlex.join(argv[:4])}…` did not finish in time", reason="timeout")
+        return res
+
+    async def git(self, *args: str, check: bool = True) -> RunResult:
+        res = await self.run([*GIT_ENV, "git", *args])
+        if check and res.exit_code != 0:
+            raise TransportError(
+                f"git {args[0] if args[0] != '-C' else args[2]} on {self.carrier.label} failed: "
+                f"{res.stderr_tail()}",
+                reason="git_error",
+            )
+        return res
+
+    async def out(self, *args: str) -> str:
+        return (await self.git(*args)).stdout.decode().strip()
+
+
+async def _local_git(repo: Path, *args: str) -> RunResult:
+    from clawrelay.carriers.local import run
+
+    return await run(
+        ["git", "-C", str(repo), *args], timeout=120, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    )
+
+
+async def run_sync(
+    routes: Routes,
+    journal: Journal,
+    carriers: HostCarriers,
+    repo: str,
+    host: str,
+    *,
+    dest: str | None = None,
+    branch: str | None = None,
+    link: str | None = None,
+    via: str | None = None,
+    timeout: float = 300.0,
+) -> SyncResult:
+    end = time.monotonic() + timeout
+    names = carriers.names(host, [via] if via else None)
+    carrier = carriers.get(host, names[0])
+    dest = dest or f"~/src/{_name_of(repo)}"
+    with recorded(journal, "sync", routes.self_name, host, f"{repo} → {dest}") as rec:
+        watch = Stopwatch()
+        try:
+            result = await _sync(carrier, rec.env.id, host, repo, dest, branch, link, end)
+        except ClawrelayError as e:
+            rec.attempt(
+                "sync",
+                carrier.name,
+                Outcome.FAILED,
+                started_ms=watch.started_ms,
+                elapsed_ms=watch.elapsed_ms,
+                reason=e.reason,
+                detail=str(e),
+            )
+            rec.finish(False)
+            raise
+        rec.attempt(
+            "sync",
+            carrier.name,
+            Outcome.DELIVERED,
+            started_ms=watch.started_ms,
+            elapsed_ms=watch.elapsed_ms,
+            detail=result.summary(),
+        )
+        rec.finish(True, via=carrier.name)
+        return result
+
+
+async def _sync(
+    carrier: Carrier,
+    run_id: str,
+    host: str,
+    repo: str,
+    dest: str,
+    branch: str | None,
+    link: str | None,
+    end: float,
+) -> SyncResult:
+    remote = _Host(carrier, end)
+    local_repo = Path(repo).expanduser()
+    is_local = local_repo.is_dir()
+    source: str | None = repo
+    if is_local:
+        if (await _local_git(local_repo, "rev-parse", "--git-dir")).exit_code != 0:
+            raise UsageError(f"{repo} is a folder but not a git repository")
+        local_repo = local_repo.resolve()
+        got = await _local_git(local_repo, "remote", "get-url", "origin")
+        source = got.stdout.decode().strip() if got.exit_code == 0 else None
+        if carrier.name == "local":
+            source = str(local_repo)  # this machine reads the checkout itself
+        if branch is None:
+            branch = (
+                await _local_git(local_repo, "symbolic-ref", "--short", "HEAD")
+            ).stdout.decode().strip() or None
+    home = await carrier.home()
+    path = home + dest[1:] if dest == "~" or dest.startswith("~/") else dest
+    link_path = home + link[1:] if link and (link == "~" or link.startswith("~/")) else link
+
+    exists = (await remote.run(["test", "-e", path])).exit_code == 0
+    if not exists:
+        action, method = "cloned", "origin" if not (is_local and carrier.name == "local") else "path"
+        cloned = None
+        if source is not None:
+            args = ["clone", "--quiet", *(["--branch", branch] if branch else []), "--", source, path]
+            cloned = await remote.git(*args, check=False)
+        if cloned is None or cloned.exit_code != 0:
+            why = cloned.stderr_tail() if cloned is not None else "REPO has no origin"
+            bundle = await _bundle_path(carrier, local_repo, is_local, home, run_id, why)
+            method = "bundle"
+            try:
+                await remote.git(
+                    "clone", "--quiet", *(["--branch", branch] if branch else []), "--", bundle, path
+                )
+            finally:
+                await remote.run(["rm", "-f", bundle])
+            if source is not None:
+                await remote.git("-C", path, "remote", "set-url", "origin", source)
+            else:
+                await remote.git("-C", path, "remote", "remove", "origin")
+    else:
+        if (await remote.git("-C", path, "rev-parse", "--is-inside-work-tree", check=False)).exit_code != 0:
+            raise SyncRefused(
+                f"{path} on {host} exists and is not a git checkout; left as it is", reason="not_a_repo"
+            )
+        dirty = (
+            await remote.git("-C", path, "status", "--porcelain", "--untracked-files=no")
+        ).stdout.decode()
+        if dirty.strip():
+            files = ", ".join(line[3:] for line in dirty.splitlines()[:5])
+            raise SyncRefused(
+                f"{path} on {host} has local changes ({files}); not touched — commit or stash "
+                "them there first",
+                reason="dirty",
+            )
+        current = await remote.out("-C", path, "rev-parse", "--abbrev-ref", "HEAD")
+        if branch is not None and current != branch:
+            raise SyncRefused(
+                f"{path} on {host} is on branch {current}, not {branch}; not switched", reason="other_branch"
+            )
+        branch = current
+        method = "origin" if not (is_local and carrier.name == "local") else "path"
+        fetched = None
+        if source is not None:
+            fetched = await remote.git("-C", path, "fetch", "--quiet", source, branch, check=False)
+        if fetched is None or fetched.exit_code != 0:
+            why = fetched.stderr_tail() if fetched is not None else "REPO has no origin"
+            bundle = await _bundle_path(carrier, local_repo, is_local, home, run_id, why)
+            method = "bundle"
+            try:
+                await remote.git("-C", path, "fetch", "--quiet", bundle, branch)
+            finally:
+                await remote.run(["rm", "-f", bundle])
+        old = await remote.out("-C", path, "rev-parse", "HEAD")
+        new = await remote.out("-C", path, "rev-parse", "FETCH_HEAD")
+        if old == new:
+            action = "up-to-date"
+        elif (
+            await remote.git("-C", path, "merge-base", "--is-ancestor", old, new, check=False)
+        ).exit_code == 0:
+            await remote.git("-C", path, "merge", "--ff-only", "--quiet", new)
+            action = "fast-forwarded"
+        else:
+            raise SyncRefused(
+                f"{path} on {host} has commits that {repo} does not ({old[:12]} vs {new[:12]}); "
+                "diverged, not touched",
+                reason="diverged",
+            )
+    head = await remote.out("-C", path, "rev-parse", "HEAD")
+    branch = branch or await remote.out("-C", path, "rev-parse", "--abbrev-ref", "HEAD")
+    if link_path:
+        made = await remote.run(["sh", "-c", LINK_SCRIPT, "clawrelay-link", path, link_path])
+        if made.exit_code != 0:
+            raise SyncRefused(f"--link: {made.stderr_tail()}", reason="link_exists")
+        if made.stdout.decode().strip() != path:
+            raise TransportError(
+                f"--link: {link_path} points at {made.stdout.decode().strip()!r}, not {path}",
+                reason="io_error",
+            )
+    return SyncResult(run_id, host, carrier.name, path, action, method, branch, head, link_path)
+
+
+async def _bundle_path(carrier: Carrier, repo: Path, is_local: bool, home: str, run_id: str, why: str) -> str:
+    """A bundle of the local checkout's branches, put on the host; returns its path there."""
+    put = getattr(carrier, "put", None)
+    if not is_local or put is None:
+        hint = "" if is_local else " (a bundle needs REPO to be a local checkout)"
+        raise TransportError(f"the host cannot fetch the repository: {why}{hint}", reason="unreachable")
+    with tempfile.TemporaryDirectory(prefix="clawrelay-sync-") as tmp:
+        bundle = Path(tmp) / "repo.bundle"
+        made = await _local_git(repo, "bundle", "create", str(bundle), "--branches")
+        if made.exit_code != 0:
+            raise TransportError(f"git bundle failed: {made.stderr_tail()}", reason="git_error")
+        remote_path = f"{home}/.clawrelay-sync-{run_id}.bundle"
+        await put(bundle, remote_path, timeout=120)
+    return remote_path
