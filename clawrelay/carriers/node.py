@@ -173,7 +173,8 @@ class NodeCarrier:
 
         auto = self.ref.approve == "allow-once"
         try:
-            client = await self._client(end - time.monotonic(), approvals=True)  # exec.approval.request needs it too
+            # exec.approval.request needs operator.approvals as well, whoever decides
+            client = await self._client(end - time.monotonic(), approvals=True)
             left = max(0.1, end - time.monotonic())
             prepared = await client.request(
                 "node.invoke",
