@@ -100,7 +100,7 @@ def test_agent_cli_that_ran_an_embedded_agent_is_not_delivered(env: Env) -> None
     r = env.run("send", "t", "hello", "--json")
     assert r.code == 0
     doc = r.json()
-    first, second = doc["attempts"]
+    first = doc["attempts"][0]
     assert (first["outcome"], first["reason"]) == ("failed", "embedded_fallback")
     assert doc["via"] == "memory_file"
 
