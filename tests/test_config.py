@@ -66,10 +66,22 @@ def test_shipped_example_is_valid_and_matches_the_issue_interface() -> None:
     (GOOD.replace("chain:\n", "chain: [\n"), "r.yaml:1"),  # broken YAML still names the file and a line
     (GOOD.replace("/tmp/ws", '"${NOT_SET_ANYWHERE}"'),
      "r.yaml:6: hosts.mac.workspace: environment variable NOT_SET_ANYWHERE is not set"),
+    (GOOD.replace("id: mac}", "id: mac, approve: always}"), "r.yaml:6: hosts.mac.node.approve: must be one of"),
+    (GOOD.replace("timezone: Asia/Shanghai", "openclaw: []"), "r.yaml:6: hosts.mac.openclaw: a path such as"),
 ])
 def test_each_mistake_names_file_line_and_key(text: str, expected: str) -> None:
     errors = errors_of(text)
     assert any(e.startswith(expected) for e in errors), errors
+
+
+def test_a_hosts_openclaw_is_a_path_or_an_argv_prefix() -> None:
+    text = GOOD.replace("timezone: Asia/Shanghai", "openclaw: ~/.npm/bin/openclaw")
+    routes, errors = parse_routes(text, "r.yaml")
+    assert routes is not None and routes.config.hosts["mac"].openclaw == ["~/.npm/bin/openclaw"], errors
+    text = GOOD.replace("timezone: Asia/Shanghai", "openclaw: [env, OPENCLAW_CONFIG_PATH=~/x.json, openclaw]")
+    routes, errors = parse_routes(text, "r.yaml")
+    assert routes is not None and routes.config.hosts["mac"].openclaw[1] == "OPENCLAW_CONFIG_PATH=~/x.json"
+    assert routes.config.hosts["mac"].node.approve == "ask" and routes.config.hosts["mac"].strip_proxy
 
 
 def test_host_steps_need_a_host_and_nodes_run_needs_a_node() -> None:

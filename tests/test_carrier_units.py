@@ -1,0 +1,49 @@
+"""Units of the carriers and CLI transports that need no server: quoting, proxy stripping, judging output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from clawrelay.carriers.proxy import PROXY_VARS, wrap
+from clawrelay.carriers.ssh import command_line
+from clawrelay.transports.agent_cli import judge, last_json
+
+ARGV = ["printf", "%s\\n", "a b", "it's", '"q"', "$(id)", "`id`", "x;y", "a\nb", "~", "*", "-n"]
+
+
+@pytest.mark.parametrize("cwd", [None, "/tmp", "~"])
+def test_the_ssh_command_line_gives_the_remote_shell_exactly_the_argv(cwd: str | None) -> None:
+    line = command_line(ARGV, timeout=5, cwd=cwd, strip_proxy=True)
+    out = subprocess.run(["sh", "-c", line], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin",
+                                                                                  "HOME": "/tmp", "HTTP_PROXY": "x"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "".join(f"{a}\n" for a in ARGV[2:])
+
+
+def test_proxy_variables_are_unset_inside_the_command_and_nothing_else() -> None:
+    argv = wrap(["env"])
+    assert argv[: 1 + 2 * len(PROXY_VARS)] == ["env", *[x for v in PROXY_VARS for x in ("-u", v)]]
+    out = subprocess.run(argv, capture_output=True, text=True,
+                         env={**{v: "http://127.0.0.1:9" for v in PROXY_VARS}, "KEEP": "1", "PATH": "/usr/bin:/bin"})
+    assert "KEEP=1" in out.stdout and "127.0.0.1:9" not in out.stdout
+    assert wrap(["env"], strip=False) == ["env"]
+
+
+def test_agent_cli_output_is_judged_by_what_it_says() -> None:
+    ok = {"runId": "r1", "status": "ok", "result": {"payloads": [{"text": "hi"}]}}
+    assert judge(ok, "").outcome == "delivered" and judge(ok, "").reply == "hi"
+    embedded = {"payloads": [{"text": "hi"}], "meta": {}}
+    assert judge(embedded, "").reason == "embedded_fallback"
+    assert judge(ok, "gateway closed; falling back to embedded agent").reason == "embedded_fallback"
+    failed = judge({"ok": False, "error": {"message": "Gateway not reachable"}}, "")
+    assert (failed.reason, failed.retryable) == ("remote_error", True)
+    assert judge(None, "").reason == "bad_output"
+
+
+def test_the_cli_json_is_found_after_log_lines() -> None:
+    text = "[plugins] loaded 3\nwarning: something\n" + json.dumps({"runId": "r", "status": "ok"}, indent=2)
+    assert last_json(text) == {"runId": "r", "status": "ok"}
+    assert last_json("no json here") is None
