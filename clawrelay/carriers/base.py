@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from clawrelay.carriers.result import RunResult
+from clawrelay.errors import TransportError
 
 GRACE_S = 3.0  # beyond a remote command's own limit: the round trip and the remote kill
 
@@ -34,3 +35,12 @@ class Carrier(Protocol):
     async def home(self) -> str:
         """The remote user's home folder, to resolve `~/…` paths that are not run by a shell."""
         ...
+
+
+async def ask_home(carrier: Carrier) -> str:
+    """The home folder of the user commands run as on that host, asked of the host itself."""
+    res = await carrier.run(["printenv", "HOME"], timeout=10)
+    home = res.stdout.decode().strip()
+    if res.exit_code != 0 or not home:
+        raise TransportError(f"{carrier.label}: cannot tell the home folder there", reason="remote_error")
+    return home

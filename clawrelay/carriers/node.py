@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from clawrelay.carriers.base import GRACE_S
+from clawrelay.carriers.base import GRACE_S, ask_home
 from clawrelay.carriers.proxy import wrap
 from clawrelay.carriers.result import TIMEOUT_EXIT, RunResult
 from clawrelay.config.model import Gateway, NodeRef
@@ -297,10 +297,5 @@ class NodeCarrier:
 
     async def home(self) -> str:
         if self._home is None:
-            res = await self.run(["printenv", "HOME"], timeout=10)
-            if res.exit_code != 0 or not res.stdout.strip():
-                raise TransportError(
-                    f"{self.label}: cannot tell the node's home folder", reason="remote_error"
-                )
-            self._home = res.stdout.decode().strip()
+            self._home = await ask_home(self)
         return self._home

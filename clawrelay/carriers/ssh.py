@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from clawrelay.carriers.base import GRACE_S
+from clawrelay.carriers.base import GRACE_S, ask_home
 from clawrelay.carriers.proxy import wrap
 from clawrelay.carriers.result import TIMEOUT_EXIT, RunResult
 from clawrelay.config.model import SshRef
@@ -177,12 +177,7 @@ class SshCarrier:
 
     async def home(self) -> str:
         if self._home is None:
-            res = await self.run(["printenv", "HOME"], timeout=10)
-            if res.exit_code != 0 or not res.stdout.strip():
-                raise TransportError(
-                    f"{self.label}: cannot tell the remote home folder", reason="remote_error"
-                )
-            self._home = res.stdout.decode().strip()
+            self._home = await ask_home(self)
         return self._home
 
     async def put(self, local: Path, remote: str, *, timeout: float) -> None:

@@ -51,6 +51,14 @@ def duration_option(value: str, flag: str) -> float:
         raise UsageError(f"{flag}: {e}") from None
 
 
+def carrier_option(via: str | None) -> str | None:
+    from clawrelay.errors import UsageError
+
+    if via not in (None, "node", "ssh", "local"):
+        raise UsageError(f"--via: {via!r} is not a carrier (node, ssh or local)")
+    return via
+
+
 def load(config: str | None) -> Routes:
     from clawrelay.config import load_routes
 

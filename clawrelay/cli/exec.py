@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from clawrelay.cli.common import ConfigOpt, JsonOpt, duration_option, emit_json, load, open_journal, reported
+from clawrelay.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    carrier_option,
+    duration_option,
+    emit_json,
+    load,
+    open_journal,
+    reported,
+)
 
 if TYPE_CHECKING:
     from clawrelay.carriers.hosts import HostCarriers
@@ -37,11 +46,10 @@ def exec_(
     import asyncio
     import sys
 
-    from clawrelay.errors import TransportError, UsageError
+    from clawrelay.errors import TransportError
 
     with reported(as_json):
-        if via not in (None, "node", "ssh", "local"):
-            raise UsageError(f"--via: {via!r} is not a carrier (node, ssh or local)")
+        carrier_option(via)
         seconds = duration_option(timeout, "--timeout")
         routes = load(config)
         from clawrelay.remote.exec import host_name

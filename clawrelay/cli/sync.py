@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from clawrelay.cli.common import ConfigOpt, JsonOpt, duration_option, emit_json, load, open_journal, reported
+from clawrelay.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    carrier_option,
+    duration_option,
+    emit_json,
+    load,
+    open_journal,
+    reported,
+)
 
 
 def sync(
@@ -25,11 +34,8 @@ def sync(
     """Clone REPO on a host or fast-forward it; a dirty or diverged checkout is reported, not overwritten."""
     import asyncio
 
-    from clawrelay.errors import UsageError
-
     with reported(as_json):
-        if via not in (None, "node", "ssh", "local"):
-            raise UsageError(f"--via: {via!r} is not a carrier (node, ssh or local)")
+        carrier_option(via)
         seconds = duration_option(timeout, "--timeout")
         routes = load(config)
         from clawrelay.remote.exec import host_name

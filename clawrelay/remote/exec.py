@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from clawrelay.errors import TransportError
 from clawrelay.ids import new_id
 from clawrelay.outcome import Outcome
-from clawrelay.remote.record import Stopwatch, recorded
+from clawrelay.remote.record import recorded
 
 if TYPE_CHECKING:
     from clawrelay.carriers.hosts import HostCarriers
@@ -101,22 +101,12 @@ async def run_exec(
         if detach:
             command = ["sh", "-c", DETACH_SCRIPT, "clawrelay-detach", f"{new_id()}", *command]
         used: list[str] = []
-        watch = Stopwatch()
         try:
             res = await run_first(
                 opened, command, timeout=lambda: timeout, cwd=cwd, chosen=lambda c: used.append(c.name)
             )
         except TransportError as e:
-            rec.attempt(
-                "exec",
-                used[-1] if used else None,
-                Outcome.FAILED,
-                started_ms=watch.started_ms,
-                elapsed_ms=watch.elapsed_ms,
-                reason=e.reason,
-                detail=str(e),
-            )
-            rec.finish(False)
+            rec.failed("exec", used[-1] if used else None, e)
             raise
         carrier = used[-1]
         result = ExecResult(
@@ -137,8 +127,6 @@ async def run_exec(
             "exec",
             carrier,
             Outcome.DELIVERED if ok else Outcome.FAILED,
-            started_ms=watch.started_ms,
-            elapsed_ms=watch.elapsed_ms,
             detail=detail,
             reason=None if ok else ("timeout" if res.timed_out else "exit_status"),
         )

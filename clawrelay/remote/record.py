@@ -13,9 +13,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from clawrelay.envelope import Envelope
+from clawrelay.errors import ClawrelayError
 from clawrelay.journal import Journal, now_ms
 from clawrelay.outcome import Attempt, Delivery, Outcome, Status
 from clawrelay.secrets import scrub
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.started_ms = now_ms()
+        self._t0 = time.monotonic()
+
+    @property
+    def elapsed_ms(self) -> int:
+        return int((time.monotonic() - self._t0) * 1000)
 
 
 @dataclass
@@ -24,6 +35,7 @@ class CommandRecord:
     env: Envelope
     attempts: list[Attempt] = field(default_factory=list)
     step: int = 0
+    watch: Stopwatch = field(default_factory=Stopwatch)
 
     def attempt(
         self,
@@ -31,11 +43,10 @@ class CommandRecord:
         carrier: str | None,
         outcome: Outcome,
         *,
-        started_ms: int,
-        elapsed_ms: int,
         reason: str | None = None,
         detail: str | None = None,
     ) -> None:
+        """The command's one attempt, timed from when the record was opened."""
         self.step += 1
         a = Attempt(
             step=self.step,
@@ -44,11 +55,15 @@ class CommandRecord:
             carrier=carrier,
             reason=reason,
             detail=scrub(detail),
-            started_ms=started_ms,
-            elapsed_ms=elapsed_ms,
+            started_ms=self.watch.started_ms,
+            elapsed_ms=self.watch.elapsed_ms,
         )
         self.attempts.append(a)
         self.journal.add_attempt(self.env.id, a)
+
+    def failed(self, what: str, carrier: str | None, err: ClawrelayError) -> None:
+        self.attempt(what, carrier, Outcome.FAILED, reason=err.reason, detail=str(err))
+        self.finish(False)
 
     def finish(self, ok: bool, via: str | None = None) -> None:
         status = Status.DELIVERED if ok else Status.FAILED
@@ -61,13 +76,3 @@ def recorded(journal: Journal, kind: str, sender: str, host: str, text: str) -> 
     journal.add_message(env, expires_in_s=0, status=Status.FAILED)
     journal.begin_run(env.id)
     yield CommandRecord(journal, env)
-
-
-class Stopwatch:
-    def __init__(self) -> None:
-        self.started_ms = now_ms()
-        self._t0 = time.monotonic()
-
-    @property
-    def elapsed_ms(self) -> int:
-        return int((time.monotonic() - self._t0) * 1000)

@@ -23,7 +23,7 @@ from clawrelay.carriers.base import Carrier
 from clawrelay.carriers.result import RunResult
 from clawrelay.errors import ClawrelayError, TransportError, UsageError
 from clawrelay.outcome import Outcome
-from clawrelay.remote.record import Stopwatch, recorded
+from clawrelay.remote.record import recorded
 
 if TYPE_CHECKING:
     from clawrelay.carriers.hosts import HostCarriers
@@ -130,27 +130,15 @@ async def run_sync(
     carrier = carriers.get(host, names[0])
     dest = dest or f"~/src/{_name_of(repo)}"
     with recorded(journal, "sync", routes.self_name, host, f"{repo} → {dest}") as rec:
-        watch = Stopwatch()
         try:
             result = await _sync(carrier, rec.env.id, host, repo, dest, branch, link, end)
         except ClawrelayError as e:
-            rec.attempt(
-                "sync",
-                carrier.name,
-                Outcome.FAILED,
-                started_ms=watch.started_ms,
-                elapsed_ms=watch.elapsed_ms,
-                reason=e.reason,
-                detail=str(e),
-            )
-            rec.finish(False)
+            rec.failed("sync", carrier.name, e)
             raise
         rec.attempt(
             "sync",
             carrier.name,
             Outcome.DELIVERED,
-            started_ms=watch.started_ms,
-            elapsed_ms=watch.elapsed_ms,
             detail=result.summary(),
         )
         rec.finish(True, via=carrier.name)
