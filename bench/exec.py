@@ -18,12 +18,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from measure import clawrelay_exe, measure
+from measure import clawrelay_exe, medians
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
@@ -81,26 +80,20 @@ targets:
 """)
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp), "LANG": "C.UTF-8",
                "OPENCLAW_GATEWAY_TOKEN": gw.token, "CLAWRELAY_HOME": str(tmp / "state")}
-        cases = {
+        argvs = {
             "node raw (node.invoke script)": [sys.executable, "-c", NODE_RAW, gw.url, node_id],
             "clawrelay exec --via node": [exe, "exec", "xiaom", "--via", "node", "-c", str(routes), "--",
                                           "true"],
             "ssh raw (ssh host true)": [shutil.which("ssh") or "/usr/bin/ssh", *ssh.ssh_argv("true")[1:]],
             "clawrelay exec --via ssh": [exe, "exec", "box", "--via", "ssh", "-c", str(routes), "--", "true"],
         }
-        for argv in cases.values():
-            measure(argv, env, str(tmp))
-        samples: dict[str, list[tuple[float, int]]] = {name: [] for name in cases}
-        for _ in range(args.runs):
-            for name, argv in cases.items():
-                samples[name].append(measure(argv, env, str(tmp)))
+        cases = {name: (argv, env) for name, argv in argvs.items()}
+        med = medians(cases, args.runs, str(tmp))
     finally:
         ssh.stop()
         gw.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    med = {n: (statistics.median(t for t, _ in r), statistics.median(m for _, m in r))
-           for n, r in samples.items()}
     print(f"{args.runs} runs each, interleaved, real node host and sshd on loopback; {os.cpu_count()} cpus")
     print(f"{'case':<32} {'median wall':>12} {'x raw':>7} {'peak RSS':>10}")
     names = list(med)

@@ -17,12 +17,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from measure import clawrelay_exe, measure
+from measure import clawrelay_exe, medians
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
@@ -68,18 +67,11 @@ def main() -> None:
                 [str(bin_dir / "openclaw"), "gateway", "call", "health", "--json"],
                 {**gw.env(), "OPENCLAW_GATEWAY_TOKEN": gw.token}),
         }
-        for argv, env in cases.values():
-            measure(argv, env, str(tmp))
-        samples: dict[str, list[tuple[float, int]]] = {name: [] for name in cases}
-        for _ in range(args.runs):
-            for name, (argv, env) in cases.items():
-                samples[name].append(measure(argv, env, str(tmp)))
+        med = medians(cases, args.runs, str(tmp))
     finally:
         gw.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    med = {n: (statistics.median(t for t, _ in r), statistics.median(m for _, m in r))
-           for n, r in samples.items()}
     floor_t, _ = med["floor (python websockets)"]
     print(f"{args.runs} runs each, interleaved, against one real gateway on loopback; {os.cpu_count()} cpus")
     print(f"{'case':<30} {'median wall':>12} {'x floor':>8} {'peak RSS':>10}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -40,3 +41,19 @@ def _spawn(argv: list[str], env: dict[str, str], cwd: str) -> int:
         finally:
             os._exit(127)
     return pid
+
+
+Case = tuple[list[str], dict[str, str]]  # argv, environment
+
+
+def medians(cases: dict[str, Case], runs: int, cwd: str) -> dict[str, tuple[float, int]]:
+    """Each case once to warm caches, then `runs` rounds interleaved (so drift hits all alike):
+    the median wall seconds and median peak RSS (KiB) of each."""
+    for argv, env in cases.values():
+        measure(argv, env, cwd)
+    samples: dict[str, list[tuple[float, int]]] = {name: [] for name in cases}
+    for _ in range(runs):
+        for name, (argv, env) in cases.items():
+            samples[name].append(measure(argv, env, cwd))
+    return {name: (statistics.median(t for t, _ in rows), statistics.median(m for _, m in rows))
+            for name, rows in samples.items()}

@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from measure import clawrelay_exe, measure
+from measure import clawrelay_exe, medians
 
 
 def main() -> None:
@@ -42,21 +41,12 @@ def main() -> None:
         "clawrelay --help": [exe, "--help"],
         "clawrelay send (memory_file)": [exe, "send", "peer", "benchmark message"],
     }
-    for argv in cases.values():  # warm the page cache and the journal
-        measure(argv, env, str(tmp))
-    samples: dict[str, list[tuple[float, int]]] = {name: [] for name in cases}
-    for _ in range(args.runs):
-        for name, argv in cases.items():
-            samples[name].append(measure(argv, env, str(tmp)))
-
-    floor_t = statistics.median(t for t, _ in samples["python -c pass (floor)"])
-    floor_m = statistics.median(m for _, m in samples["python -c pass (floor)"])
+    med = medians({name: (argv, env) for name, argv in cases.items()}, args.runs, str(tmp))
+    floor_t, floor_m = med["python -c pass (floor)"]
     print(f"{args.runs} runs each, interleaved; python {sys.version.split()[0]} on {os.uname().machine}, "
           f"{os.cpu_count()} cpus")
     print(f"{'case':<30} {'median wall':>12} {'x floor':>8} {'peak RSS':>10} {'x floor':>8}")
-    for name, rows in samples.items():
-        t = statistics.median(r[0] for r in rows)
-        m = statistics.median(r[1] for r in rows)
+    for name, (t, m) in med.items():
         print(f"{name:<30} {t * 1000:>9.0f} ms {t / floor_t:>8.1f} {m / 1024:>7.1f} MB {m / floor_m:>8.1f}")
     shutil.rmtree(tmp, ignore_errors=True)
 
