@@ -53,6 +53,10 @@ class HopLimit(ClawrelayError):
     exit_code = 2
 
 
+# A request that had left when these happened may have been carried out: ambiguous, not failed.
+LOST_IN_FLIGHT = frozenset({"connection_lost", "gateway_restarting"})
+
+
 class TransportError(ClawrelayError):
     """Raised inside a transport or carrier; the router turns it into a `failed` attempt."""
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from clawrelay.claims import Claim
 from clawrelay.config.routes import PlannedStep, Routes
 from clawrelay.envelope import Envelope
-from clawrelay.errors import ClawrelayError, HopLimit, TransportError
+from clawrelay.errors import LOST_IN_FLIGHT, ClawrelayError, HopLimit, TransportError
 from clawrelay.journal import Journal, MessageRecord, now_ms
 from clawrelay.outcome import Attempt, Delivery, Outcome, Status, StepResult
 from clawrelay.secrets import scrub
@@ -182,8 +182,11 @@ class Router:
             result = (StepResult.ambiguous("timeout", f"{waited} after sending") if ctx.sent
                       else StepResult.failed("timeout", waited, retryable=True))
         except ClawrelayError as e:  # TransportError, or a ConfigError such as an unset secret
-            result = StepResult.failed(e.reason, str(e), retryable=getattr(e, "retryable", False),
-                                       retry_after=getattr(e, "retry_after", None))
+            if ctx.sent and e.reason in LOST_IN_FLIGHT:  # it left; the answer went with the connection
+                result = StepResult.ambiguous(e.reason, str(e))
+            else:
+                result = StepResult.failed(e.reason, str(e), retryable=getattr(e, "retryable", False),
+                                           retry_after=getattr(e, "retry_after", None))
         except Exception as e:  # a bug in a transport must not lose the message or the record
             result = StepResult.failed("internal_error", f"{e.__class__.__name__}: {e}")
         self._record(env, delivery, Attempt(

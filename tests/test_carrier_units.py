@@ -38,6 +38,8 @@ def test_agent_cli_output_is_judged_by_what_it_says() -> None:
     embedded = {"payloads": [{"text": "hi"}], "meta": {}}
     assert judge(embedded, "").reason == "embedded_fallback"
     assert judge(ok, "gateway closed; falling back to embedded agent").reason == "embedded_fallback"
+    healthy_log = "[plugins] embedded docs index loaded; tip: rerun with --local to skip the gateway"
+    assert judge(ok, healthy_log).outcome == "delivered"
     failed = judge({"ok": False, "error": {"message": "Gateway not reachable"}}, "")
     assert (failed.reason, failed.retryable) == ("remote_error", True)
     assert judge(None, "").reason == "bad_output"

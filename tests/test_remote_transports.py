@@ -131,3 +131,20 @@ def test_a_node_the_gateway_cannot_reach_moves_the_chain_on(env: Env, gateway: G
     assert doc["via"] == "memory_file"
 
 
+
+
+def test_a_connection_lost_after_the_message_left_is_ambiguous(env: Env, sshd: Sshd) -> None:
+    """The ssh session dies while `openclaw agent` runs there: it may have arrived, so not `failed`."""
+    fake = f'openclaw: ["{sys.executable}", "{PROGRAMS / "drop_ssh.py"}"]'
+    env.routes(f"""
+    version: 1
+    self: tester
+    hosts:
+      box: {{ssh: {sshd.routes_entry()}, workspace: "{env.workspace}", {fake}}}
+    targets:
+      t: {{host: box, chain: [agent_cli: {{timeout: 30s}}]}}
+    """)
+    r = env.run("send", "t", "hello", "--json")
+    assert r.code == 4, r.err
+    (attempt,) = r.json()["attempts"]
+    assert (attempt["outcome"], attempt["reason"], attempt["carrier"]) == ("ambiguous", "connection_lost", "ssh")

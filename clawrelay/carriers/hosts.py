@@ -14,6 +14,7 @@ from clawrelay.carriers.result import RunResult
 from clawrelay.errors import ConfigError, TransportError
 
 if TYPE_CHECKING:
+    from clawrelay.config.model import Host
     from clawrelay.config.routes import Routes
     from clawrelay.openclaw import GatewayPool
 
@@ -38,7 +39,7 @@ class HostCarriers:
             )
         return list(via)
 
-    def _host(self, host: str):  # type: ignore[no-untyped-def]
+    def _host(self, host: str) -> Host:
         hosts = self.routes.config.hosts
         if host not in hosts:
             raise ConfigError(f"unknown host {host!r} (known: {', '.join(sorted(hosts)) or 'none'})")

@@ -122,7 +122,7 @@ class NodeCarrier:
         node_id = await self.node_id(client, end - time.monotonic())
         params: dict[str, Any] = {"command": wrap(argv, strip=self.strip_proxy), "agentId": self.ref.agent}
         if cwd:
-            params["cwd"] = cwd
+            params["cwd"] = await self.home() + cwd[1:] if cwd == "~" or cwd.startswith("~/") else cwd
         try:
             payload = await self._invoke(client, node_id, params, end, on_spawn)
         except GatewayError as e:
@@ -141,7 +141,6 @@ class NodeCarrier:
         end: float,
         on_spawn: Callable[[], None] | None,
     ) -> dict[str, Any]:
-        from clawrelay.openclaw import GatewayError
 
         left = max(0.1, end - time.monotonic())
         call = await client.start(
@@ -159,11 +158,9 @@ class NodeCarrier:
         try:
             async with asyncio.timeout(left + GRACE_S):
                 return await call.final
-        except TimeoutError:
+        except TimeoutError:  # it left: a run cut at its limit, whatever became of it there
             client.forget(call)
-            raise GatewayError(
-                f"{self.label}: no answer within {left + GRACE_S:.1f}s", reason="timeout"
-            ) from None
+            return {"timedOut": True, "stderr": f"no answer from the node within {left + GRACE_S:.1f}s"}
 
     async def _approved_run(
         self, node_id: str, params: dict[str, Any], end: float, on_spawn: Callable[[], None] | None

@@ -41,12 +41,9 @@ def remote_path(path: str) -> str:
     return shlex.quote(path)
 
 
-def command_line(argv: Sequence[str], *, timeout: float | None, cwd: str | None, strip_proxy: bool) -> str:
+def command_line(argv: Sequence[str], *, timeout: float, cwd: str | None, strip_proxy: bool) -> str:
     """The one line the remote shell parses: cd, the kill timer, the proxy-free env, the argv."""
-    inner = wrap(argv, strip=strip_proxy)
-    if timeout is not None:
-        inner = ["timeout", "-s", "KILL", f"{max(timeout, 0.1):.1f}", *inner]
-    line = shlex.join(inner)
+    line = shlex.join(["timeout", "-s", "KILL", f"{max(timeout, 0.1):.1f}", *wrap(argv, strip=strip_proxy)])
     return f"cd -- {remote_path(cwd)} && exec {line}" if cwd else f"exec {line}"
 
 
@@ -125,16 +122,13 @@ class SshCarrier:
         cwd: str | None = None,
         stdin: bytes | None = None,
         on_spawn: Callable[[], None] | None = None,
-        kill_timer: bool = True,
     ) -> RunResult:
         import asyncssh
 
         t0 = time.monotonic()
         conn = await self._connection(timeout)
-        line = command_line(
-            argv, timeout=timeout if kill_timer else None, cwd=cwd, strip_proxy=self.strip_proxy
-        )
-        left = timeout - (time.monotonic() - t0)
+        left = max(0.1, timeout - (time.monotonic() - t0))
+        line = command_line(argv, timeout=left, cwd=cwd, strip_proxy=self.strip_proxy)
         try:
             proc = await conn.create_process(line, encoding=None)
         except (asyncssh.Error, OSError) as e:
@@ -147,7 +141,7 @@ class SshCarrier:
             if stdin is not None:
                 proc.stdin.write(stdin)
             proc.stdin.write_eof()
-            done = await asyncio.wait_for(proc.wait(check=False), max(0.1, left) + GRACE_S)
+            done = await asyncio.wait_for(proc.wait(check=False), left + GRACE_S)
         except TimeoutError:
             proc.close()  # the remote `timeout` ends the command; this frees the channel
             return RunResult(
@@ -159,17 +153,19 @@ class SshCarrier:
             )
         except (asyncssh.Error, OSError) as e:
             raise TransportError(
-                f"{self.label}: connection lost while the command ran",
-                reason="connection_lost",
-                retryable=False,
+                f"{self.label}: connection lost while the command ran", reason="connection_lost"
             ) from e
         except BaseException:
             proc.close()
             raise
         elapsed = int((time.monotonic() - t0) * 1000)
-        code = done.returncode if done.returncode is not None else 255
+        if done.returncode is None:  # no exit status or signal: the session died under the command
+            raise TransportError(
+                f"{self.label}: connection lost while the command ran", reason="connection_lost"
+            )
+        code = done.returncode
         killed = code in (-9, SIGKILL_EXIT)
-        if kill_timer and killed and elapsed >= int(timeout * 1000) - 100:
+        if killed and elapsed >= int(left * 1000) - 100:
             return RunResult(TIMEOUT_EXIT, True, done.stdout or b"", done.stderr or b"", elapsed)
         if code < 0:
             code = 128 - code

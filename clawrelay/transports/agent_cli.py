@@ -19,7 +19,11 @@ from clawrelay.outcome import StepResult
 from clawrelay.transports.base import AttemptContext
 from clawrelay.transports.remote_cli import run_openclaw
 
-_EMBEDDED = re.compile(r"embedded|falling back|fall(?:ing)? ?back to local|--local", re.I)
+# What a CLI that gave up on its gateway says before running the agent in-process. Narrow on
+# purpose: a healthy run's logs may mention "--local" or "embedded" in passing.
+_EMBEDDED = re.compile(
+    r"fall(?:ing)?\s*back\b[^\n]*\b(?:embedded|local agent)|running (?:an )?embedded agent", re.I
+)
 
 
 def last_json(text: str) -> dict[str, Any] | None:

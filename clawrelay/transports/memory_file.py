@@ -26,7 +26,12 @@ _LOCK_POLL_S = 0.005
 
 
 def entry_header(env: Envelope, when: datetime) -> str:
-    return f"### {when:%H:%M:%S %z} · clawrelay message from {env.sender} · id {env.id}"
+    return f"### {when:%H:%M:%S %z}{entry_tail(env)}"
+
+
+def entry_tail(env: Envelope) -> str:
+    """The header after its time: what the remote writer puts after the host's own clock."""
+    return f" · clawrelay message from {env.sender} · id {env.id}"
 
 
 def has_entry(text: str, message_id: str) -> bool:

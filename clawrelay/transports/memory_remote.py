@@ -54,11 +54,10 @@ echo "written $f"
 
 def argv_for(env: Envelope, workspace: str, when: datetime | None) -> list[str]:
     """The script's argv. `when` is None when the host's own clock and zone should date it."""
-    from clawrelay.transports.memory_file import entry_header
+    from clawrelay.transports.memory_file import entry_tail
 
     day = f"{when:%Y-%m-%d}" if when else ""
     at = f"{when:%H:%M:%S %z}" if when else ""
-    head = entry_header(env, datetime.now()).split(" · ", 1)[1]
     return [
         "sh",
         "-c",
@@ -68,7 +67,7 @@ def argv_for(env: Envelope, workspace: str, when: datetime | None) -> list[str]:
         day,
         at,
         env.id,
-        f" · {head}",
+        entry_tail(env),
         env.body.rstrip(),
     ]
 

@@ -13,12 +13,11 @@ from typing import Any
 
 from clawrelay.config.model import SessionsSendStep
 from clawrelay.envelope import Envelope
+from clawrelay.errors import LOST_IN_FLIGHT
 from clawrelay.openclaw.client import WRITE
 from clawrelay.openclaw.errors import GatewayError
 from clawrelay.outcome import StepResult
 from clawrelay.transports.base import AttemptContext
-
-LOST = frozenset({"connection_lost", "gateway_restarting"})
 
 
 def reply_text(final: dict[str, Any]) -> str | None:
@@ -43,7 +42,7 @@ class SessionsSend:
         try:
             ack = await call.ack
         except GatewayError as e:
-            if e.reason in LOST:  # it left, and the answer was lost with the connection
+            if e.reason in LOST_IN_FLIGHT:  # it left, and the answer was lost with the connection
                 return StepResult.ambiguous(e.reason, str(e))
             raise
         status, run = ack.get("status"), ack.get("runId")
@@ -53,7 +52,7 @@ class SessionsSend:
         try:
             final = await call.final
         except GatewayError as e:
-            return StepResult.ambiguous(e.reason if e.reason in LOST else "no_reply",
+            return StepResult.ambiguous(e.reason if e.reason in LOST_IN_FLIGHT else "no_reply",
                                         f"{where}, then no reply: {e}")
         if final.get("status") != "ok":
             return StepResult.delivered(f"{where}; the run ended {final.get('status')}: "
