@@ -105,7 +105,7 @@ def test_detach_returns_at_once_with_pid_and_log(env: Env, carrier: tuple[str, d
                 **extra)
     assert r.code == 0, r.err
     doc = r.json()
-    assert doc["pid"] > 0 and not flag.exists()
+    assert doc["pid"] > 0 and not flag.exists() and doc["log"].endswith(f"/{doc['id']}.log")
     wait_for(flag.exists, 30)
     assert Path(doc["log"]).read_text() == "finished\n"
 

@@ -119,3 +119,17 @@ def test_a_repository_the_host_cannot_fetch_and_no_bundle_is_possible(env: Env, 
     r = env.run("sync", "https://127.0.0.1:9/nothing.git", "--to", "box", "--dest", str(env.tmp / "x"))
     assert r.code == 1 and "cannot fetch" in r.err and r.err.count("\n") == 1
     assert not (env.tmp / "x").exists()
+
+
+def test_a_local_host_reads_the_checkout_itself(env: Env) -> None:
+    work = env.tmp / "work"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
+    commit(work, "one\n")  # no origin at all: this machine needs none
+    remote_routes(env)
+    dest = env.tmp / "copy"
+    r = env.run("sync", str(work), "--to", "here", "--dest", str(dest), "--json")
+    assert r.code == 0, r.err
+    assert (r.json()["method"], r.json()["action"], r.json()["carrier"]) == ("path", "cloned", "local")
+    newer = commit(work, "two\n")
+    r = env.run("sync", str(work), "--to", "here", "--dest", str(dest), "--json")
+    assert (r.json()["action"], git(dest, "rev-parse", "HEAD")) == ("fast-forwarded", newer)

@@ -37,6 +37,11 @@ class Carrier(Protocol):
         ...
 
 
+def under_home(path: str, home: str) -> str:
+    """`~` and `~/…` as the host's home; any other path as it is (no shell expands an argv)."""
+    return home + path[1:] if path == "~" or path.startswith("~/") else path
+
+
 async def ask_home(carrier: Carrier) -> str:
     """The home folder of the user commands run as on that host, asked of the host itself."""
     res = await carrier.run(["printenv", "HOME"], timeout=10)

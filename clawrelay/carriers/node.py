@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from clawrelay.carriers.base import GRACE_S, ask_home
+from clawrelay.carriers.base import GRACE_S, ask_home, under_home
 from clawrelay.carriers.proxy import wrap
 from clawrelay.carriers.result import TIMEOUT_EXIT, RunResult
 from clawrelay.config.model import Gateway, NodeRef
@@ -122,7 +122,7 @@ class NodeCarrier:
         node_id = await self.node_id(client, end - time.monotonic())
         params: dict[str, Any] = {"command": wrap(argv, strip=self.strip_proxy), "agentId": self.ref.agent}
         if cwd:
-            params["cwd"] = await self.home() + cwd[1:] if cwd == "~" or cwd.startswith("~/") else cwd
+            params["cwd"] = under_home(cwd, await self.home()) if cwd.startswith("~") else cwd
         try:
             payload = await self._invoke(client, node_id, params, end, on_spawn)
         except GatewayError as e:

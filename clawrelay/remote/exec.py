@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from clawrelay.errors import TransportError
-from clawrelay.ids import new_id
 from clawrelay.outcome import Outcome
 from clawrelay.remote.record import recorded
 
@@ -99,7 +98,7 @@ async def run_exec(
     with recorded(journal, "exec", routes.self_name, host, label) as rec:
         run_id = rec.env.id
         if detach:
-            command = ["sh", "-c", DETACH_SCRIPT, "clawrelay-detach", f"{new_id()}", *command]
+            command = ["sh", "-c", DETACH_SCRIPT, "clawrelay-detach", run_id, *command]  # log named by run id
         used: list[str] = []
         try:
             res = await run_first(

@@ -14,12 +14,12 @@ import os
 import shlex
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clawrelay.carriers.base import Carrier
+from clawrelay.carriers.base import Carrier, under_home
 from clawrelay.carriers.result import RunResult
 from clawrelay.errors import ClawrelayError, TransportError, UsageError
 from clawrelay.outcome import Outcome
@@ -172,30 +172,22 @@ async def _sync(
                 await _local_git(local_repo, "symbolic-ref", "--short", "HEAD")
             ).stdout.decode().strip() or None
     home = await carrier.home()
-    path = home + dest[1:] if dest == "~" or dest.startswith("~/") else dest
-    link_path = home + link[1:] if link and (link == "~" or link.startswith("~/")) else link
+    path = under_home(dest, home)
+    link_path = under_home(link, home) if link else None
 
-    exists = (await remote.run(["test", "-e", path])).exit_code == 0
-    if not exists:
-        action, method = "cloned", "origin" if not (is_local and carrier.name == "local") else "path"
-        cloned = None
-        if source is not None:
-            args = ["clone", "--quiet", *(["--branch", branch] if branch else []), "--", source, path]
-            cloned = await remote.git(*args, check=False)
-        if cloned is None or cloned.exit_code != 0:
-            why = cloned.stderr_tail() if cloned is not None else "REPO has no origin"
-            bundle = await _bundle_path(carrier, local_repo, is_local, home, run_id, why)
-            method = "bundle"
-            try:
-                await remote.git(
-                    "clone", "--quiet", *(["--branch", branch] if branch else []), "--", bundle, path
-                )
-            finally:
-                await remote.run(["rm", "-f", bundle])
-            if source is not None:
-                await remote.git("-C", path, "remote", "set-url", "origin", source)
-            else:
-                await remote.git("-C", path, "remote", "remove", "origin")
+    async def bundle(why: str) -> str:
+        return await _bundle_path(carrier, local_repo, is_local, home, run_id, why)
+
+    on_branch = ["--branch", branch] if branch else []
+    if (await remote.run(["test", "-e", path])).exit_code != 0:
+        action = "cloned"
+        method = await _git_from(
+            remote, source, lambda src: ["clone", "--quiet", *on_branch, "--", src, path], bundle
+        )
+        if method == "bundle":  # the checkout's origin is REPO's, not the bundle file
+            await remote.git(
+                "-C", path, "remote", *(["set-url", "origin", source] if source else ["remove", "origin"])
+            )
     else:
         if (await remote.git("-C", path, "rev-parse", "--is-inside-work-tree", check=False)).exit_code != 0:
             raise SyncRefused(
@@ -217,18 +209,9 @@ async def _sync(
                 f"{path} on {host} is on branch {current}, not {branch}; not switched", reason="other_branch"
             )
         branch = current
-        method = "origin" if not (is_local and carrier.name == "local") else "path"
-        fetched = None
-        if source is not None:
-            fetched = await remote.git("-C", path, "fetch", "--quiet", source, branch, check=False)
-        if fetched is None or fetched.exit_code != 0:
-            why = fetched.stderr_tail() if fetched is not None else "REPO has no origin"
-            bundle = await _bundle_path(carrier, local_repo, is_local, home, run_id, why)
-            method = "bundle"
-            try:
-                await remote.git("-C", path, "fetch", "--quiet", bundle, branch)
-            finally:
-                await remote.run(["rm", "-f", bundle])
+        method = await _git_from(
+            remote, source, lambda src: ["-C", path, "fetch", "--quiet", src, current], bundle
+        )
         old = await remote.out("-C", path, "rev-parse", "HEAD")
         new = await remote.out("-C", path, "rev-parse", "FETCH_HEAD")
         if old == new:
@@ -255,7 +238,32 @@ async def _sync(
                 f"--link: {link_path} points at {made.stdout.decode().strip()!r}, not {path}",
                 reason="io_error",
             )
+    if method == "origin" and is_local and carrier.name == "local":
+        method = "path"  # this machine read the checkout itself
     return SyncResult(run_id, host, carrier.name, path, action, method, branch, head, link_path)
+
+
+async def _git_from(
+    remote: _Host,
+    source: str | None,
+    args: Callable[[str], list[str]],
+    bundle: Callable[[str], Awaitable[str]],
+) -> str:
+    """A git command that reads from REPO; from a bundle put on the host when it cannot (or REPO
+    has no origin). Returns which it was: "origin" or "bundle"."""
+    if source is not None:
+        res = await remote.git(*args(source), check=False)
+        if res.exit_code == 0:
+            return "origin"
+        why = res.stderr_tail()
+    else:
+        why = "REPO has no origin"
+    path = await bundle(why)
+    try:
+        await remote.git(*args(path))
+    finally:
+        await remote.run(["rm", "-f", path])
+    return "bundle"
 
 
 async def _bundle_path(carrier: Carrier, repo: Path, is_local: bool, home: str, run_id: str, why: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from clawrelay.carriers.base import GRACE_S, Carrier
+from clawrelay.carriers.base import GRACE_S, Carrier, under_home
 from clawrelay.carriers.hosts import run_first
 from clawrelay.carriers.result import RunResult
 from clawrelay.transports.base import AttemptContext
@@ -21,12 +21,11 @@ async def expand_home(argv: Sequence[str], carrier: Carrier) -> list[str]:
     home = await carrier.home()
     out = []
     for a in argv:
-        if a == "~" or a.startswith("~/"):
-            a = home + a[1:]
-        elif "=~/" in a:  # VAR=~/path in an `env` prefix
-            name, _, value = a.partition("=")
-            a = f"{name}={home}{value[1:]}"
-        out.append(a)
+        name, eq, value = a.partition("=")
+        # VAR=~/path in an `env` prefix, or a path
+        out.append(
+            f"{name}={under_home(value, home)}" if eq and value.startswith("~/") else under_home(a, home)
+        )
     return out
 
 
