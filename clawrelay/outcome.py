@@ -50,9 +50,11 @@ class StepResult:
         return cls(Outcome.FAILED, reason, retryable, detail, carrier, retry_after)
 
     @classmethod
-    def ambiguous(cls, reason: str, detail: str | None = None, *,
-                  carrier: str | None = None) -> StepResult:
-        return cls(Outcome.AMBIGUOUS, reason, False, detail, carrier)
+    def ambiguous(cls, reason: str, detail: str | None = None, *, carrier: str | None = None,
+                  retryable: bool = False, retry_after: float | None = None) -> StepResult:
+        """`retryable` only from a transport whose next try resumes without repeating what
+        arrived (Telegram's remaining parts); any other ambiguous attempt is never retried."""
+        return cls(Outcome.AMBIGUOUS, reason, retryable, detail, carrier, retry_after)
 
 
 @dataclass

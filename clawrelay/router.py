@@ -3,7 +3,8 @@
 The router knows nothing of any transport's insides. For each message it takes the message's
 claim, makes sure it is in the journal, then tries the chain in order, journaling each attempt
 the moment it ends. Only failures marked retryable are retried (exponential backoff with
-jitter, at least as long as a server's retry-after), and never past the message's deadline:
+jitter, at least as long as a server's retry-after), and an ambiguous attempt only when its
+transport says its next try resumes without repeating anything; never past the message's deadline:
 the deadline is shared by the whole chain, so each attempt gets the smaller of its own timeout
 and what is left.
 """
@@ -163,7 +164,7 @@ class Router:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(step.retries + 1) | stop_before_delay(deadline - time.monotonic()),
             wait=retry_wait(),
-            retry=retry_if_result(lambda r: r.outcome is Outcome.FAILED and r.retryable),
+            retry=retry_if_result(lambda r: r.retryable and r.outcome is not Outcome.DELIVERED),
             retry_error_callback=lambda rs: rs.outcome.result(),  # type: ignore[union-attr]
         )
         return await retrying(self._attempt, env, step, transport, run, deadline, delivery)
@@ -171,7 +172,7 @@ class Router:
     async def _attempt(self, env: Envelope, step: PlannedStep, transport: Transport, run: int,
                        deadline: float, delivery: Delivery) -> StepResult:
         ctx = AttemptContext(self.routes, env.target, step, gateway_pool=self.gateways,
-                             host_carriers=self.carriers,
+                             host_carriers=self.carriers, earlier=tuple(delivery.attempts),
                              deadline=min(deadline, time.monotonic() + step.timeout))
         started, t0 = now_ms(), time.monotonic()
         try:

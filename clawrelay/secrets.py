@@ -60,6 +60,15 @@ class Secret:
     __str__ = __repr__
 
 
+def expand(text: str, where: str = "") -> str:
+    """`${VAR}` references inside a longer string (a proxy URL's password), each value remembered."""
+
+    def value(m: re.Match[str]) -> str:
+        return Secret(m.group(0), where).reveal()
+
+    return _REF.sub(value, text)
+
+
 def remember(value: str | None) -> None:
     """Treat a value that did not come from the config (an env token, a device token) as secret."""
     if value and len(value) >= 4:

@@ -48,5 +48,8 @@ app.command("sync")(sync.sync)
 
 
 def main() -> int:
+    from clawrelay.logs import configure
+
+    configure()
     app()
     return 0

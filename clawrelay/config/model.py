@@ -76,6 +76,29 @@ class Gateway(Model):
         return v
 
 
+class TelegramBot(Model):
+    """The bot the `telegram` steps send with. Only `proxy:` decides whether a proxy is used:
+    HTTP(S)_PROXY and ALL_PROXY in the environment are ignored, as for every other transport."""
+
+    token: SecretStr
+    base_url: str = "https://api.telegram.org/bot"  # as python-telegram-bot takes it; `{token}` allowed
+    proxy: str | None = None  # a URL; a password in it as ${VAR}, expanded only when used
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"{v!r} is not a Bot API URL; use https://host/bot (the token is appended)")
+        return v
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://", "socks5://", "socks5h://")):
+            raise ValueError(f"{v!r} is not a proxy URL; use http://host:port or socks5://host:port")
+        return v
+
+
 class NodeRef(Model):
     gateway: str
     id: str  # the node id, or its display name
@@ -226,6 +249,7 @@ class Config(Model):
     defaults: Defaults = Defaults()
     outbox: OutboxPolicy = OutboxPolicy()
     gateways: dict[str, Gateway] = {}
+    telegram: TelegramBot | None = None
     hosts: dict[str, Host] = {}
     targets: dict[str, Target] = Field(min_length=1)
     groups: dict[str, list[str]] = {}

@@ -12,6 +12,7 @@ _BUILT = {
     "sessions_send": "clawrelay.transports.sessions_send:SessionsSend",
     "nodes_run": "clawrelay.transports.nodes_run:NodesRun",
     "agent_cli": "clawrelay.transports.agent_cli:AgentCli",
+    "telegram": "clawrelay.transports.telegram.transport:Telegram",
 }
 
 

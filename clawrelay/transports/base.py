@@ -17,7 +17,7 @@ from clawrelay.config.model import Gateway, Host
 from clawrelay.config.routes import PlannedStep, Routes
 from clawrelay.envelope import Envelope
 from clawrelay.errors import ConfigError
-from clawrelay.outcome import StepResult
+from clawrelay.outcome import Attempt, StepResult
 
 if TYPE_CHECKING:
     from clawrelay.carriers.base import Carrier
@@ -33,6 +33,7 @@ class AttemptContext:
     deadline: float  # time.monotonic() by which this attempt must end
     gateway_pool: Callable[[], GatewayPool] | None = None  # the process's connections, on first use
     host_carriers: Callable[[], HostCarriers] | None = None
+    earlier: tuple[Attempt, ...] = ()  # this run's attempts so far: what a human is told failed
     sent: bool = False
     carrier: str | None = None
 

@@ -1,0 +1,1 @@
+"""The telegram transport: text composition, error meaning, and the Bot API calls."""

@@ -1,0 +1,83 @@
+"""What a python-telegram-bot exception means for delivery: a reason, retry or not, sent or not.
+
+Telegram says what went wrong in its `description`; python-telegram-bot keeps it as the
+exception text and maps the HTTP status to a class. Network failures keep the httpx exception as
+their cause, which tells a request that never left (connect, pool) from one whose answer was lost
+(read timeout, dropped connection): only the second may have put a message in the chat.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+@dataclass(frozen=True)
+class Failure:
+    reason: str
+    detail: str
+    retryable: bool = False
+    maybe_sent: bool = False  # the request left and its answer was lost: the message may be there
+    retry_after: float | None = None
+
+
+# (text in Telegram's description, reason) for 403 Forbidden and 400 Bad Request, first match wins
+_FORBIDDEN = (("bots", "bot_chat"), ("blocked", "blocked"))
+_BAD_REQUEST = (
+    ("chat not found", "chat_not_found"),
+    ("message is too long", "too_long"),
+    ("thread not found", "thread_not_found"),
+    ("can't parse entities", "bad_markup"),
+)
+
+CHAT_REASONS = frozenset({"forbidden", "bad_request", *(r for _, r in _FORBIDDEN + _BAD_REQUEST)})
+
+
+def classify(exc: Exception) -> Failure:
+    """The meaning of one failed Bot API call. `exc` is any exception the call raised."""
+    import httpx
+    from telegram import error as tg
+
+    if isinstance(exc, TimeoutError):  # raised by the transport itself: no time left to ask
+        return Failure("timeout", "the attempt's time ran out before the next request", retryable=True)
+    text = str(exc) or exc.__class__.__name__
+    if isinstance(exc, tg.RetryAfter):
+        with warnings.catch_warnings():  # PTB 22 warns about the int/timedelta migration on access
+            warnings.simplefilter("ignore")
+            wait = exc.retry_after
+        seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+        return Failure("rate_limited", f"Telegram's flood control: retry after {seconds:g}s",
+                       retryable=True, retry_after=seconds)
+    if isinstance(exc, tg.InvalidToken):
+        return Failure("auth", "Telegram rejected the bot token (check `telegram.token`)")
+    if isinstance(exc, tg.Forbidden):
+        reason = _match(text, _FORBIDDEN, "forbidden")
+        if reason == "bot_chat":
+            text = f"a bot ({text}); clawrelay never writes to bots"
+        return Failure(reason, text)
+    if isinstance(exc, tg.BadRequest):
+        return Failure(_match(text, _BAD_REQUEST, "bad_request"), text)
+    if isinstance(exc, tg.TimedOut):
+        cause = exc.__cause__
+        if isinstance(cause, httpx.ConnectTimeout | httpx.PoolTimeout):
+            return Failure("timeout", "no connection to the Bot API in time", retryable=True)
+        return Failure("timeout", "no answer from the Bot API in time", retryable=True, maybe_sent=True)
+    if isinstance(exc, tg.NetworkError):
+        cause = exc.__cause__
+        if isinstance(cause, httpx.ProxyError):
+            return Failure("proxy_error", f"the proxy refused: {cause}", retryable=True)
+        if isinstance(cause, httpx.ConnectError):
+            return Failure("connection_refused", f"cannot connect to the Bot API: {cause}", retryable=True)
+        if isinstance(cause, httpx.TransportError):  # the connection broke after the request left
+            return Failure("connection_lost", f"the connection broke before the answer ({cause})",
+                           retryable=True, maybe_sent=True)
+        return Failure("server_error", text, retryable=True)  # Telegram answered 5xx (or 409)
+    if isinstance(exc, tg.TelegramError):  # an answer that is not the Bot API's JSON
+        return Failure("bad_response", text, retryable=True, maybe_sent=True)
+    raise exc
+
+
+def _match(text: str, table: tuple[tuple[str, str], ...], default: str) -> str:
+    low = text.lower()
+    return next((reason for needle, reason in table if needle in low), default)
