@@ -27,7 +27,9 @@ class FakeTelegram:
     def __init__(self, root: Path, faults: list[dict[str, Any]] | None = None) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        (root / "scenario.json").write_text(json.dumps({"token": TOKEN, "chats": CHATS, "faults": faults or []}))
+        (root / "scenario.json").write_text(
+            json.dumps({"token": TOKEN, "chats": CHATS, "faults": faults or []})
+        )
         self.proc = subprocess.Popen(program("fake_telegram.py", root), stdin=subprocess.DEVNULL)
         wait_for(lambda: (root / "port").exists() or self.proc.poll() is not None, 20)
         assert self.proc.poll() is None, "the fake Bot API server did not start"
@@ -45,7 +47,11 @@ class FakeTelegram:
         return self._lines("messages.jsonl")
 
     def requests(self, method: str | None = None) -> list[dict[str, Any]]:
-        return [r for r in self._lines("requests.jsonl") if method is None or r["method"].lower() == method.lower()]
+        return [
+            r
+            for r in self._lines("requests.jsonl")
+            if method is None or r["method"].lower() == method.lower()
+        ]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -55,7 +61,7 @@ class FakeTelegram:
 
 def telegram_routes(base_url: str, steps: str, proxy: str | None = None) -> str:
     """routes.yaml lines (after the header) for a bot at `base_url` and a target "human"."""
-    extra = f", proxy: \"{proxy}\"" if proxy else ""
+    extra = f', proxy: "{proxy}"' if proxy else ""
     return f"""
 telegram: {{token: "${{{TOKEN_ENV}}}", base_url: "{base_url}"{extra}}}
 targets:

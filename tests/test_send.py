@@ -47,7 +47,7 @@ def test_memory_file_delivers_and_log_tells_the_path(env: Env) -> None:
 def test_chain_is_tried_in_order_and_falls_back(env: Env) -> None:
     calls = env.tmp / "calls.jsonl"
     chain(env, f"""          - command: {flow(program("record.py", calls, 3))}
-          - telegram: {{chat_id: 1}}
+          - command: {flow(program("record.py", calls, 75))}
           - command: {flow(program("record.py", calls, 0))}
           - memory_file: {{}}""")
     r = env.run("send", "小m", "hello", "--json")
@@ -55,12 +55,13 @@ def test_chain_is_tried_in_order_and_falls_back(env: Env) -> None:
     doc = r.json()
     assert [(a["step"], a["transport"], a["outcome"], a["reason"]) for a in doc["attempts"]] == [
         (1, "command", "failed", "exit_status"),
-        (2, "telegram", "failed", "not_available"),  # a rung not built yet: tried, reported, not faked
+        (2, "command", "failed", "tempfail"),
+        (2, "command", "failed", "tempfail"),  # exit 75 asks for a retry, and gets one
         (3, "command", "delivered", None),
     ]
     assert doc["via"] == "command"
     runs = [json.loads(line) for line in calls.read_text().splitlines()]
-    assert [r_["body"] for r_ in runs] == ["hello", "hello"]
+    assert [r_["body"] for r_ in runs] == ["hello"] * 4
     assert runs[0]["CLAWRELAY_ID"] == doc["id"] and runs[0]["CLAWRELAY_SENDER"] == "tester"
     assert runs[0]["CLAWRELAY_TARGET"] == "xiaom" and runs[0]["CLAWRELAY_HOPS"] == "1"
     assert not (env.workspace / "memory").exists()  # the chain stopped at the first delivery

@@ -52,7 +52,8 @@ def _errors(config: Config) -> Iterator[SourceError]:
                     yield SourceError((*loc, "gateway"),
                                       f"unknown gateway {gw!r} (known: {_known(config.gateways)})")
             if kind == "telegram" and config.telegram is None:
-                yield SourceError(loc, 'needs the bot: a top-level `telegram: {token: "${TELEGRAM_BOT_TOKEN}"}`')
+                yield SourceError(loc, "needs the bot: a top-level "
+                                       '`telegram: {token: "${TELEGRAM_BOT_TOKEN}"}`')
             if kind == "nodes_run" and host is not None and host.node is None:
                 yield SourceError(loc, f"host {target.host} has no `node:` to run it on")
             via = getattr(step, "via", None)

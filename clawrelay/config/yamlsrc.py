@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import yaml
 
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-SECRET_KEYS = frozenset({"token"})
+SECRET_KEYS = frozenset({"token", "proxy"})  # kept as references until used: a proxy URL may hold a password
 
 
 @dataclass

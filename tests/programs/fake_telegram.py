@@ -30,14 +30,25 @@ from urllib.parse import parse_qsl
 DIR = Path(sys.argv[1])
 SCENARIO = json.loads((DIR / "scenario.json").read_text())
 TOKEN = SCENARIO["token"]
-BOT = {"id": 123456, "is_bot": True, "first_name": "Relay", "username": "relay_test_bot", **SCENARIO.get("bot", {})}
+BOT = {
+    "id": 123456,
+    "is_bot": True,
+    "first_name": "Relay",
+    "username": "relay_test_bot",
+    **SCENARIO.get("bot", {}),
+}
 CHATS: dict[str, dict] = SCENARIO.get("chats", {})
 FAULTS: list[dict] = [dict(f, times=f.get("times", 1)) for f in SCENARIO.get("faults", [])]
 LOCK = threading.Lock()
 NEXT_ID = [100]
 RESERVED = set("_*[]()~`>#+-=|{}.!")
-GIFTS = {"unlimited_gifts": False, "limited_gifts": False, "unique_gifts": False, "premium_subscription": False,
-         "gifts_from_channels": False}
+GIFTS = {
+    "unlimited_gifts": False,
+    "limited_gifts": False,
+    "unique_gifts": False,
+    "premium_subscription": False,
+    "gifts_from_channels": False,
+}
 
 
 class ApiError(Exception):
@@ -83,13 +94,18 @@ def render_md2(text: str) -> str:
             i += len(marker)
             continue
         if c in RESERVED:
-            raise ApiError(400, f"Bad Request: can't parse entities: Character '{c}' is reserved and must be "
-                                "escaped with the preceding '\\'")
+            raise ApiError(
+                400,
+                f"Bad Request: can't parse entities: Character '{c}' is reserved and must be "
+                "escaped with the preceding '\\'",
+            )
         out.append(c)
         i += 1
     if open_:
-        raise ApiError(400, f"Bad Request: can't parse entities: Can't find end of the entity starting "
-                            f"with '{open_[-1]}'")
+        raise ApiError(
+            400,
+            f"Bad Request: can't parse entities: Can't find end of the entity starting with '{open_[-1]}'",
+        )
     return "".join(out)
 
 
@@ -112,8 +128,12 @@ def get_chat(params: dict) -> dict:
     key, chat = find_chat(params.get("chat_id", ""))
     if chat.get("hidden"):
         raise ApiError(400, "Bad Request: chat not found")
-    return {**chat_object(key, chat), "accent_color_id": 0, "max_reaction_count": 11,
-            "accepted_gift_types": GIFTS}
+    return {
+        **chat_object(key, chat),
+        "accent_color_id": 0,
+        "max_reaction_count": 11,
+        "accepted_gift_types": GIFTS,
+    }
 
 
 def send_message(params: dict, drop_after: bool) -> dict:
@@ -125,8 +145,11 @@ def send_message(params: dict, drop_after: bool) -> dict:
     if chat.get("kicked"):
         raise ApiError(403, "Forbidden: bot was kicked from the group chat")
     if "migrated_to" in chat:
-        raise ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat",
-                       {"migrate_to_chat_id": chat["migrated_to"]})
+        raise ApiError(
+            400,
+            "Bad Request: group chat was upgraded to a supergroup chat",
+            {"migrate_to_chat_id": chat["migrated_to"]},
+        )
     raw = params.get("text", "")
     text = render_md2(raw) if params.get("parse_mode", "").lower() == "markdownv2" else raw
     if not text.strip():
@@ -139,12 +162,26 @@ def send_message(params: dict, drop_after: bool) -> dict:
     with LOCK:
         NEXT_ID[0] += 1
         message_id = NEXT_ID[0]
-    append("messages.jsonl", {"message_id": message_id, "chat_id": int(key), "thread_id": thread,
-                              "text": text, "raw": raw, "parse_mode": params.get("parse_mode")})
+    append(
+        "messages.jsonl",
+        {
+            "message_id": message_id,
+            "chat_id": int(key),
+            "thread_id": thread,
+            "text": text,
+            "raw": raw,
+            "parse_mode": params.get("parse_mode"),
+        },
+    )
     if drop_after:
         raise ConnectionAbortedError
-    message = {"message_id": message_id, "date": int(time.time()), "chat": chat_object(key, chat),
-               "from": BOT, "text": text}
+    message = {
+        "message_id": message_id,
+        "date": int(time.time()),
+        "chat": chat_object(key, chat),
+        "from": BOT,
+        "text": text,
+    }
     if thread is not None:
         message["message_thread_id"] = int(thread)
     return message
@@ -163,12 +200,16 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode() if length else ""
         if "json" in (self.headers.get("Content-Type") or ""):
-            params = {k: v if isinstance(v, str) else json.dumps(v) for k, v in json.loads(body or "{}").items()}
+            params = {
+                k: v if isinstance(v, str) else json.dumps(v) for k, v in json.loads(body or "{}").items()
+            }
         else:
             params = dict(parse_qsl(body, keep_blank_values=True))
         prefix, _, method = self.path.lstrip("/").partition("/")
-        append("requests.jsonl", {"method": method, "params": params, "path_ok": prefix == f"bot{TOKEN}",
-                                  "t": time.time()})
+        append(
+            "requests.jsonl",
+            {"method": method, "params": params, "path_ok": prefix == f"bot{TOKEN}", "t": time.time()},
+        )
         fault = take_fault(method)
         if fault and fault.get("drop") == "before":
             self.close_connection = True

@@ -47,8 +47,12 @@ def classify(exc: Exception) -> Failure:
             warnings.simplefilter("ignore")
             wait = exc.retry_after
         seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
-        return Failure("rate_limited", f"Telegram's flood control: retry after {seconds:g}s",
-                       retryable=True, retry_after=seconds)
+        return Failure(
+            "rate_limited",
+            f"Telegram's flood control: retry after {seconds:g}s",
+            retryable=True,
+            retry_after=seconds,
+        )
     if isinstance(exc, tg.InvalidToken):
         return Failure("auth", "Telegram rejected the bot token (check `telegram.token`)")
     if isinstance(exc, tg.Forbidden):
@@ -65,13 +69,19 @@ def classify(exc: Exception) -> Failure:
         return Failure("timeout", "no answer from the Bot API in time", retryable=True, maybe_sent=True)
     if isinstance(exc, tg.NetworkError):
         cause = exc.__cause__
+        if "407" in text:  # the proxy's answer (a CONNECT refused for https, a 407 response for http)
+            return Failure("proxy_auth", "the proxy wants other credentials (407): check `telegram.proxy`")
         if isinstance(cause, httpx.ProxyError):
             return Failure("proxy_error", f"the proxy refused: {cause}", retryable=True)
         if isinstance(cause, httpx.ConnectError):
             return Failure("connection_refused", f"cannot connect to the Bot API: {cause}", retryable=True)
         if isinstance(cause, httpx.TransportError):  # the connection broke after the request left
-            return Failure("connection_lost", f"the connection broke before the answer ({cause})",
-                           retryable=True, maybe_sent=True)
+            return Failure(
+                "connection_lost",
+                f"the connection broke before the answer ({cause})",
+                retryable=True,
+                maybe_sent=True,
+            )
         return Failure("server_error", text, retryable=True)  # Telegram answered 5xx (or 409)
     if isinstance(exc, tg.TelegramError):  # an answer that is not the Bot API's JSON
         return Failure("bad_response", text, retryable=True, maybe_sent=True)

@@ -45,8 +45,11 @@ class Telegram:
         opts = ctx.step.options
         assert isinstance(opts, TelegramStep)
         if came_through_telegram(env.body):
-            return StepResult.failed("loop", "this message already came through Telegram (it carries the "
-                                             "clawrelay Telegram header); it is not sent there again")
+            return StepResult.failed(
+                "loop",
+                "this message already came through Telegram (it carries the "
+                "clawrelay Telegram header); it is not sent there again",
+            )
         bot_config = ctx.routes.config.telegram
         if bot_config is None:  # config.refs rules this out
             raise ConfigError("a telegram step needs the top-level `telegram:` bot")
@@ -68,7 +71,9 @@ class _Progress:
 class _Send:
     """One attempt: check the chat, then send the parts that have not arrived yet."""
 
-    def __init__(self, ctx: AttemptContext, opts: TelegramStep, parts: list[Part], progress: _Progress) -> None:
+    def __init__(
+        self, ctx: AttemptContext, opts: TelegramStep, parts: list[Part], progress: _Progress
+    ) -> None:
         self.ctx, self.opts, self.parts, self.progress = ctx, opts, parts, progress
         self.arrived = progress.arrived
         self.chat_id: int | str = opts.chat_id
@@ -81,10 +86,12 @@ class _Send:
             chat = await self._chat(bot)
             if chat is not None:
                 if _is_bot(chat, bot):
-                    return StepResult.failed("bot_chat", f"chat {self.chat_id} is a bot (@{chat.username}); "
-                                                         "clawrelay never writes to bots")
+                    return StepResult.failed(
+                        "bot_chat",
+                        f"chat {self.chat_id} is a bot (@{chat.username}); clawrelay never writes to bots",
+                    )
                 self.progress.label = _label(chat)
-        for part in self.parts[len(self.arrived):]:
+        for part in self.parts[len(self.arrived) :]:
             message = await self._send(bot, part)
             self.arrived.append(message.message_id)
         return StepResult.delivered(self._summary(self.progress.label))
@@ -125,8 +132,13 @@ class _Send:
             if budget < MIN_REQUEST_S:
                 raise TimeoutError
             try:
-                return await method(**kwargs, read_timeout=budget, write_timeout=budget,
-                                    connect_timeout=budget, pool_timeout=budget)
+                return await method(
+                    **kwargs,
+                    read_timeout=budget,
+                    write_timeout=budget,
+                    connect_timeout=budget,
+                    pool_timeout=budget,
+                )
             except RetryAfter as e:
                 wait = classify(e).retry_after or 1.0
                 if wait + MIN_REQUEST_S + MARGIN_S > self.ctx.remaining():
@@ -139,8 +151,11 @@ class _Send:
         if self.moved is not None:
             where = f"chat {self.moved}; {where} is now chat {self.moved}: set chat_id to it in routes.yaml"
         ids = self.arrived
-        said = (f"Telegram message {ids[0]} in {where}" if len(ids) == 1
-                else f"{len(ids)} parts, Telegram messages {', '.join(map(str, ids))}, in {where}")
+        said = (
+            f"Telegram message {ids[0]} in {where}"
+            if len(ids) == 1
+            else f"{len(ids)} parts, Telegram messages {', '.join(map(str, ids))}, in {where}"
+        )
         if self.waited:
             said += f"; waited {self.waited:g}s for Telegram's flood control"
         return said
@@ -157,8 +172,12 @@ class _Send:
         got = f"parts 1–{k} of {n} arrived" if k > 1 else f"part 1 of {n} arrived"
         if maybe:  # part k+1 may have arrived: trying again could show it twice
             return StepResult.ambiguous(f.reason, f"{got}; part {k + 1}: {f.detail}, it may be there")
-        return StepResult.ambiguous("partial", f"{got}; part {k + 1}: {f.reason}: {f.detail}",
-                                    retryable=f.retryable, retry_after=f.retry_after)
+        return StepResult.ambiguous(
+            "partial",
+            f"{got}; part {k + 1}: {f.reason}: {f.detail}",
+            retryable=f.retryable,
+            retry_after=f.retry_after,
+        )
 
 
 def _is_bot(chat: ChatFullInfo, bot: Bot) -> bool:
@@ -183,12 +202,17 @@ def _open_bot(config: TelegramBot, ctx: AttemptContext) -> AbstractAsyncContextM
     budget = max(MIN_REQUEST_S, ctx.remaining() - MARGIN_S)
 
     def request() -> HTTPXRequest:
-        return HTTPXRequest(connection_pool_size=2, read_timeout=budget, write_timeout=budget,
-                            connect_timeout=budget, pool_timeout=budget, proxy=proxy,
-                            httpx_kwargs={"trust_env": False})
+        return HTTPXRequest(
+            connection_pool_size=2,
+            read_timeout=budget,
+            write_timeout=budget,
+            connect_timeout=budget,
+            pool_timeout=budget,
+            proxy=proxy,
+            httpx_kwargs={"trust_env": False},
+        )
 
     try:
         return Bot(token, base_url=config.base_url, request=request(), get_updates_request=request())
     except RuntimeError as e:  # a socks proxy without python-telegram-bot[socks]
         raise ConfigError(f"telegram.proxy: {e}") from None
-
