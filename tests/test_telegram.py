@@ -348,9 +348,11 @@ def test_a_telegram_step_needs_the_bot(env: Env) -> None:
     assert re.search(r"routes\.yaml:\d+: targets\.human\.chain\[0\]\.telegram: needs the bot", r.err), r.err
 
 
-def test_routes_show_masks_the_token(env: Env, bot_api: Server) -> None:
+def test_routes_show_masks_the_token_and_check_warns_when_it_is_unset(env: Env, bot_api: Server) -> None:
     server = bot_api()
     setup(env, server, f"{{chat_id: {ALICE}}}")
+    check = env.run("routes", "check")
+    assert check.code == 0 and f"telegram.token: environment variable {TOKEN_ENV} is not set here" in check.err
     r = env.run("routes", "show", "--json", **{TOKEN_ENV: TOKEN})
     assert r.code == 0, r.err
     doc = r.json()

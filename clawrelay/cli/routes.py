@@ -15,14 +15,17 @@ app = typer.Typer(help="Check and show the routes (routes.yaml).", no_args_is_he
 
 
 def _warnings(routes: Routes) -> list[str]:
+    tokens = {f"gateways.{name}.token": gw.token for name, gw in routes.config.gateways.items()}
+    if routes.config.telegram is not None:
+        tokens["telegram.token"] = routes.config.telegram.token
     out = []
-    for name, gw in routes.config.gateways.items():
-        if gw.token is None:
+    for where, token in tokens.items():
+        if token is None:
             continue
-        if gw.token.is_literal:
-            out.append(f"gateways.{name}.token is a literal in the file; use a ${{VAR}} reference")
-        elif not gw.token.available():
-            out.append(f"gateways.{name}.token: environment variable {gw.token.ref} is not set here")
+        if token.is_literal:
+            out.append(f"{where} is a literal in the file; use a ${{VAR}} reference")
+        elif not token.available():
+            out.append(f"{where}: environment variable {token.ref} is not set here")
     return out
 
 
