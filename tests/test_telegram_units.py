@@ -88,11 +88,17 @@ def _caused(exc: Exception, cause: BaseException) -> Exception:
     return exc
 
 
+def _retry_after(seconds: int) -> tg.RetryAfter:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # python-telegram-bot's own constructor warns; not ours to fix
+        return tg.RetryAfter(seconds)
+
+
 REQ = httpx.Request("POST", "http://127.0.0.1/bot/sendMessage")
 
 
 @pytest.mark.parametrize(("exc", "reason", "retryable", "maybe_sent"), [
-    (tg.RetryAfter(7), "rate_limited", True, False),
+    (_retry_after(7), "rate_limited", True, False),
     (tg.InvalidToken("The token `1:x` was rejected by the server."), "auth", False, False),
     (tg.Forbidden("Forbidden: bot can't send messages to bots"), "bot_chat", False, False),
     (tg.Forbidden("Forbidden: bot was blocked by the user"), "blocked", False, False),
@@ -120,9 +126,7 @@ def test_each_error_has_its_meaning(exc: Exception, reason: str, retryable: bool
 
 
 def test_retry_after_is_read_without_a_deprecation_warning() -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # python-telegram-bot's own constructor warns; not ours to fix
-        exc = tg.RetryAfter(7)
+    exc = _retry_after(7)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert classify(exc).retry_after == 7.0

@@ -31,8 +31,14 @@ from clawrelay.transports.telegram.text import Part, came_through_telegram, comp
 if TYPE_CHECKING:
     from telegram import Bot, ChatFullInfo, Message
 
-MARGIN_S = 0.25  # requests end this long before the attempt's deadline
-MIN_REQUEST_S = 0.5
+MIN_REQUEST_S = 0.05  # less time than this left: do not start a request
+AFTER_WAIT_S = 2.0  # flood control is waited out only when this much is left for the request after it
+
+
+def request_budget(remaining: float) -> float:
+    """Seconds a request may take: it ends a little before the attempt's deadline, so that this
+    transport says what happened (sent or not) rather than the router's cancellation."""
+    return remaining - min(0.25, remaining / 4)
 
 
 class Telegram:
@@ -128,7 +134,7 @@ class _Send:
         from telegram.error import RetryAfter
 
         while True:
-            budget = self.ctx.remaining() - MARGIN_S
+            budget = request_budget(self.ctx.remaining())
             if budget < MIN_REQUEST_S:
                 raise TimeoutError
             try:
@@ -141,7 +147,7 @@ class _Send:
                 )
             except RetryAfter as e:
                 wait = classify(e).retry_after or 1.0
-                if wait + MIN_REQUEST_S + MARGIN_S > self.ctx.remaining():
+                if request_budget(self.ctx.remaining() - wait) < AFTER_WAIT_S:
                     raise
                 await asyncio.sleep(wait)
                 self.waited += wait
@@ -199,7 +205,7 @@ def _open_bot(config: TelegramBot, ctx: AttemptContext) -> AbstractAsyncContextM
 
     token = config.token.reveal()
     proxy = expand(config.proxy, "telegram.proxy") if config.proxy else None
-    budget = max(MIN_REQUEST_S, ctx.remaining() - MARGIN_S)
+    budget = max(MIN_REQUEST_S, request_budget(ctx.remaining()))
 
     def request() -> HTTPXRequest:
         return HTTPXRequest(
