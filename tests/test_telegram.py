@@ -297,6 +297,8 @@ def test_a_failed_part_is_retried_without_repeating_the_parts_that_arrived(env: 
     assert "part 1 of 2 arrived; part 2: server_error" in r.json()["attempts"][1]["detail"]
     heads = [split_text(m["text"])[0].group(2) for m in server.messages()]
     assert heads == ["1", "2"]  # part 1 once, then part 2
+    chunks = [split_text(m["text"])[1] for m in server.messages()]
+    assert chunks[0].split("\n\n", 1)[1] + chunks[1] == body  # the second try cut where the first did
 
 
 def test_a_group_that_became_a_supergroup_still_gets_it(env: Env, bot_api: Server) -> None:

@@ -69,7 +69,8 @@ def classify(exc: Exception) -> Failure:
         return Failure("timeout", "no answer from the Bot API in time", retryable=True, maybe_sent=True)
     if isinstance(exc, tg.NetworkError):
         cause = exc.__cause__
-        if "407" in text:  # the proxy's answer (a CONNECT refused for https, a 407 response for http)
+        if "(407)" in text or (isinstance(cause, httpx.ProxyError) and "407" in str(cause)):
+            # the proxy's own answer: a 407 response (http target) or a refused CONNECT (https target)
             return Failure("proxy_auth", "the proxy wants other credentials (407): check `telegram.proxy`")
         if isinstance(cause, httpx.ProxyError):
             return Failure("proxy_error", f"the proxy refused: {cause}", retryable=True)

@@ -59,8 +59,11 @@ class Telegram:
         bot_config = ctx.routes.config.telegram
         if bot_config is None:  # config.refs rules this out
             raise ConfigError("a telegram step needs the top-level `telegram:` bot")
-        parts = compose(env, why(ctx.earlier, ctx.step.index), opts.parse_mode == "markdownv2")
-        send = _Send(ctx, opts, parts, self._progress.setdefault(env.id, _Progress()))
+        progress = self._progress.setdefault(env.id, _Progress())
+        if not progress.parts:  # composed once: a resumed try must cut the body where the first did
+            others = [a for a in ctx.earlier if a.step != ctx.step.index]
+            progress.parts = compose(env, why(others, ctx.step.index), opts.parse_mode == "markdownv2")
+        send = _Send(ctx, opts, progress.parts, progress)
         try:
             async with _open_bot(bot_config, ctx) as bot:
                 return await send.run(bot)
@@ -70,6 +73,7 @@ class Telegram:
 
 @dataclass
 class _Progress:
+    parts: list[Part] = field(default_factory=list)
     arrived: list[int] = field(default_factory=list)  # Telegram message ids of the parts that arrived
     label: str = ""  # the chat's name and type, from getChat
 
