@@ -35,10 +35,11 @@ def _root(
     """Get a message, a command or a repository from one OpenClaw instance to another."""
 
 
-from clawrelay.cli import exec, gateway, log, outbox, routes, send, sync  # noqa: E402  (register commands)
+from clawrelay.cli import exec, gateway, log, outbox, routes, send, skill, sync  # noqa: E402  (register commands)
 
 app.add_typer(routes.app, name="routes")
 app.add_typer(outbox.app, name="outbox")
+app.add_typer(skill.app, name="skill")
 app.command("send")(send.send)
 app.command("log")(log.log)
 app.command("call")(gateway.call)
