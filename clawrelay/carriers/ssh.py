@@ -22,7 +22,7 @@ from clawrelay.carriers.base import GRACE_S, ask_home
 from clawrelay.carriers.proxy import wrap
 from clawrelay.carriers.result import TIMEOUT_EXIT, RunResult
 from clawrelay.config.model import SshRef
-from clawrelay.errors import TransportError
+from clawrelay.errors import ConfigError, TransportError
 
 SIGKILL_EXIT = 128 + 9
 
@@ -107,6 +107,8 @@ class SshCarrier:
             raise TransportError(
                 f"ssh {where}: connection refused", reason="connection_refused", retryable=True
             ) from e
+        except FileNotFoundError as e:  # a key or known_hosts file named in routes.yaml, not the network
+            raise ConfigError(f"ssh {where}: {e.filename or e}: no such file (its key or known_hosts)") from e
         except OSError as e:
             raise TransportError(
                 f"ssh {where}: {e.strerror or e}", reason="unreachable", retryable=True

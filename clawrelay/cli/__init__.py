@@ -35,7 +35,7 @@ def _root(
     """Get a message, a command or a repository from one OpenClaw instance to another."""
 
 
-from clawrelay.cli import exec, gateway, log, outbox, routes, send, skill, sync  # noqa: E402  (register commands)
+from clawrelay.cli import doctor, exec, gateway, log, outbox, routes, send, skill, sync  # noqa: E402
 
 app.add_typer(routes.app, name="routes")
 app.add_typer(outbox.app, name="outbox")
@@ -46,6 +46,7 @@ app.command("call")(gateway.call)
 app.command("nodes")(gateway.nodes)
 app.command("exec", context_settings={"ignore_unknown_options": True})(exec.exec_)
 app.command("sync")(sync.sync)
+app.command("doctor")(doctor.doctor)
 
 
 def main() -> int:

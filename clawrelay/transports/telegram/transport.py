@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from clawrelay.config.model import TelegramBot, TelegramStep
 from clawrelay.envelope import Envelope
-from clawrelay.errors import ConfigError
+from clawrelay.errors import ConfigError, TransportError
 from clawrelay.outcome import StepResult
 from clawrelay.secrets import expand
 from clawrelay.transports.base import AttemptContext
@@ -65,7 +65,7 @@ class Telegram:
             progress.parts = compose(env, why(others, ctx.step.index), opts.parse_mode == "markdownv2")
         send = _Send(ctx, opts, progress.parts, progress)
         try:
-            async with _open_bot(bot_config, ctx) as bot:
+            async with _open_bot(bot_config, ctx.remaining()) as bot:
                 return await send.run(bot)
         except Exception as e:
             return send.failed(classify(e))
@@ -202,14 +202,14 @@ def _label(chat: ChatFullInfo) -> str:
     return f"{name}, {chat.type}" if name else str(chat.type)
 
 
-def _open_bot(config: TelegramBot, ctx: AttemptContext) -> AbstractAsyncContextManager[Bot]:
+def _open_bot(config: TelegramBot, remaining: float) -> AbstractAsyncContextManager[Bot]:
     """A Bot whose HTTP clients ignore the environment's proxies; entering it calls getMe."""
     from telegram import Bot
     from telegram.request import HTTPXRequest
 
     token = config.token.reveal()
     proxy = expand(config.proxy, "telegram.proxy") if config.proxy else None
-    budget = max(MIN_REQUEST_S, request_budget(ctx.remaining()))
+    budget = max(MIN_REQUEST_S, request_budget(remaining))
 
     def request() -> HTTPXRequest:
         return HTTPXRequest(
@@ -226,3 +226,19 @@ def _open_bot(config: TelegramBot, ctx: AttemptContext) -> AbstractAsyncContextM
         return Bot(token, base_url=config.base_url, request=request(), get_updates_request=request())
     except RuntimeError as e:  # a socks proxy without python-telegram-bot[socks]
         raise ConfigError(f"telegram.proxy: {e}") from None
+
+
+async def probe(config: TelegramBot, chat_id: int | str, timeout: float) -> str:
+    """For `doctor`: the token works and the chat is a person or a group, with nothing sent."""
+    try:
+        async with _open_bot(config, timeout) as bot:
+            chat = await bot.get_chat(chat_id)
+            who = f"bot @{bot.username}"
+    except Exception as e:
+        f = classify(e)
+        raise TransportError(f"chat {chat_id}: {f.detail}" if f.reason in CHAT_REASONS else f.detail,
+                             reason=f.reason, retryable=f.retryable) from None
+    if _is_bot(chat, bot):
+        raise TransportError(f"chat {chat_id} is a bot (@{chat.username}); clawrelay never writes to bots",
+                             reason="bot_chat")
+    return f"{who}; chat {chat_id} ({_label(chat)})"

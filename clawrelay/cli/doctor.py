@@ -1,0 +1,43 @@
+"""`clawrelay doctor [TARGET]`: is every step of every chain ready, and if not, what fixes it."""
+
+from __future__ import annotations
+
+import typer
+
+from clawrelay.cli.common import ConfigOpt, JsonOpt, duration_option, emit_json, reported
+
+
+def doctor(
+    target: str | None = typer.Argument(None, help="One target, alias or @group; default all."),
+    timeout: str = typer.Option("10s", "--timeout", help="The limit for each probe."),
+    as_json: bool = JsonOpt,
+    config: str | None = ConfigOpt,
+) -> None:
+    """Check the routes, the secrets and each step's gateway, node, host, workspace and bot, for real.
+    One line per check: ok, or what is wrong and the command that fixes it. Exit 0 all ok, 1 not.
+    Nothing is sent to any agent."""
+    import asyncio
+
+    from clawrelay.config import check_routes
+    from clawrelay.doctor import diagnose, proxies
+    from clawrelay.doctor.report import Check
+
+    with reported(as_json):
+        seconds = duration_option(timeout, "--timeout")
+        source, routes, errors = check_routes(config)
+        if routes is None or errors:
+            checks = [Check("config", False, e, reason="config") for e in errors]
+        else:
+            c = routes.config
+            names = routes.expand(target) if target else list(c.targets)
+            checks = [Check("config", True, f"{routes.source}: {len(c.targets)} targets, {len(c.gateways)} "
+                                            f"gateways, {len(c.hosts)} hosts"), proxies()]
+            checks += asyncio.run(diagnose(routes, names, seconds))
+        ok = all(ch.ok for ch in checks)
+        if as_json:
+            emit_json({"ok": ok, "source": source, "checks": [ch.to_json() for ch in checks]})
+        else:
+            for ch in checks:
+                for line in ch.lines():
+                    typer.echo(line)
+        raise typer.Exit(0 if ok else 1)

@@ -1,0 +1,80 @@
+"""`clawrelay doctor`: every target, every step of its chain, probed for what it needs.
+
+A setup detail nobody checked (a token, a pairing, a host key, a missing workspace, a chat that
+is a bot) is how messages get lost. Doctor checks each one for real — it connects, looks up,
+runs `--version` and `test -w` — and sends nothing to any agent.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from clawrelay.doctor.report import Broken, Check
+from clawrelay.errors import ClawrelayError
+
+if TYPE_CHECKING:
+    from clawrelay.config.routes import PlannedStep, Routes
+    from clawrelay.doctor.probes import Probes
+
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+def proxies() -> Check:
+    present = [v for v in PROXY_VARS if os.environ.get(v)]
+    if not present:
+        return Check("proxies", True, "no proxy variables in this environment")
+    return Check(
+        "proxies",
+        True,
+        f"{', '.join(present)} set here: clawrelay ignores them for gateways and "
+        "Telegram, and removes them from the commands it runs on hosts",
+    )
+
+
+async def diagnose(routes: Routes, targets: list[str], timeout: float) -> list[Check]:
+    from clawrelay.doctor.probes import Probes
+
+    probes = Probes(routes, timeout)
+    checks = []
+    try:
+        for name in targets:
+            for step in routes.plan(name):
+                try:
+                    detail = await _step(probes, routes, name, step)
+                    checks.append(Check(name, True, detail, step.index, step.transport))
+                except Broken as e:
+                    checks.append(Check(name, False, e.detail, step.index, step.transport, e.reason, e.fix))
+                except ClawrelayError as e:  # a probe's own failure without a known fix
+                    checks.append(Check(name, False, e.message, step.index, step.transport, e.reason))
+    finally:
+        await probes.aclose()
+    return checks
+
+
+async def _step(probes: Probes, routes: Routes, target: str, step: PlannedStep) -> str:
+    from clawrelay.config.model import CommandStep, SessionsSendStep, TelegramStep
+    from clawrelay.doctor.probes import command
+
+    opts = step.options
+    host = routes.config.targets[target].host
+    if isinstance(opts, SessionsSendStep):
+        return await probes.gateway(_gateway_of(routes, target, opts.gateway))
+    if isinstance(opts, TelegramStep):
+        return await probes.telegram(opts.chat_id)
+    if isinstance(opts, CommandStep):
+        return command(opts.argv[0])
+    assert host is not None  # config.refs guarantees a host for host steps
+    if step.transport == "nodes_run":
+        return "; ".join([await probes.node(host), await probes.cli(host, "node")])
+    probe = probes.cli if step.transport == "agent_cli" else probes.workspace
+    return "; ".join([await probe(host, c) for c in step.carriers])
+
+
+def _gateway_of(routes: Routes, target: str, named: str | None) -> str:
+    if named:
+        return named
+    host = routes.host_of(target)
+    if host is not None and host.node is not None:
+        return host.node.gateway
+    return next(iter(routes.config.gateways))  # config.refs: exactly one when none is named

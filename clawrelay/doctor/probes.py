@@ -1,0 +1,285 @@
+"""What each step needs, probed for real without sending anything to an agent.
+
+A gateway is connected to with the step's scopes; a node is looked up (and its pairing request,
+when it waits for one); a host's carrier runs `openclaw --version` and `test -w` on the
+workspace; a Telegram bot answers getMe and getChat. Results are kept per gateway, host and
+carrier, so ten targets on one gateway connect once. Every failure becomes `Broken` with a
+stable reason and, where one exists, the exact command that fixes it.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from clawrelay.doctor.report import Broken
+from clawrelay.errors import ClawrelayError, ConfigError, TransportError
+
+if TYPE_CHECKING:
+    from clawrelay.carriers.base import Carrier
+    from clawrelay.carriers.hosts import HostCarriers
+    from clawrelay.config.routes import Routes
+    from clawrelay.openclaw import GatewayClient, GatewayError, GatewayPool
+
+
+class Probes:
+    def __init__(self, routes: Routes, timeout: float) -> None:
+        from clawrelay import paths
+        from clawrelay.carriers.hosts import HostCarriers
+        from clawrelay.openclaw import GatewayPool
+
+        self.routes, self.timeout = routes, timeout
+        self.pool: GatewayPool = GatewayPool(paths.state_dir(), connect_timeout=timeout)
+        self.carriers: HostCarriers = HostCarriers(routes, lambda: self.pool)
+        self._memo: dict[tuple[str, ...], Any] = {}
+
+    async def aclose(self) -> None:
+        await self.carriers.aclose()
+        await self.pool.aclose()
+
+    async def _once(self, key: tuple[str, ...], probe: Callable[[], Awaitable[str]]) -> str:
+        if key not in self._memo:
+            try:
+                self._memo[key] = await probe()
+            except Broken as e:
+                self._memo[key] = e
+        found = self._memo[key]
+        if isinstance(found, Broken):
+            raise found
+        return str(found)
+
+    # -- gateways and nodes ---------------------------------------------------------------------
+
+    async def gateway(self, name: str) -> str:
+        return await self._once(("gateway", name), lambda: self._gateway(name))
+
+    async def _client(self, name: str) -> GatewayClient:
+        from clawrelay.openclaw import READ, WRITE, GatewayError
+
+        gw = self.routes.config.gateways[name]
+        try:
+            token = gw.resolve_token()
+        except ConfigError as e:
+            ref = gw.token.ref if gw.token else "VAR"
+            raise Broken(e.message, "config", f"export {ref}=<the gateway's token>") from None
+        try:
+            client = await self.pool.get(name, gw.url, token, scopes=(READ, WRITE), timeout=self.timeout)
+            client.require(READ, WRITE, method="sending")
+        except GatewayError as e:
+            raise Broken(
+                e.message, e.reason, _gateway_fix(e, name, gw.token.ref if gw.token else None)
+            ) from None
+        return client
+
+    async def _gateway(self, name: str) -> str:
+        await self._client(name)
+        url = self.routes.config.gateways[name].url
+        return f"gateway {name} ({url}): token accepted, device paired, scopes read+write"
+
+    async def node(self, host: str) -> str:
+        return await self._once(("node", host), lambda: self._node(host))
+
+    async def _node(self, host_name: str) -> str:
+        from clawrelay.openclaw import GatewayError
+
+        ref = self.routes.config.hosts[host_name].node
+        assert ref is not None
+        client = await self._client(ref.gateway)
+        try:
+            nodes = (await client.request("node.list", {}, timeout=self.timeout)).get("nodes") or []
+        except GatewayError as e:
+            raise Broken(e.message, e.reason) from None
+        found = [n for n in nodes if ref.id in (n.get("nodeId"), n.get("displayName"))]
+        if not found:
+            pending = await self._pending(client, ref.id)
+            if pending:
+                raise Broken(
+                    f"node {ref.id} on {ref.gateway} is waiting for approval",
+                    "pairing_required",
+                    f"openclaw nodes approve {pending}",
+                )
+            known = ", ".join(sorted(str(n.get("displayName") or n.get("nodeId")) for n in nodes)) or "none"
+            raise Broken(
+                f"no node {ref.id} on gateway {ref.gateway} (known: {known})",
+                "not_found",
+                f"on {host_name}: openclaw node run --host <gateway host> --display-name {ref.id}",
+            )
+        n = found[0]
+        label = f"node {ref.id} on {ref.gateway}"
+        if n.get("approvalState", "approved" if n.get("paired") else None) != "approved":
+            rid = await self._pending(client, ref.id)
+            raise Broken(
+                f"{label} is not approved",
+                "pairing_required",
+                f"openclaw nodes approve {rid or '<requestId from: openclaw nodes pending>'}",
+            )
+        if not n.get("connected"):
+            raise Broken(
+                f"{label} is not connected",
+                "node_offline",
+                f"on {host_name}: start the node host (openclaw node run …, or its service)",
+            )
+        if "system.run" not in (n.get("commands") or []):
+            raise Broken(
+                f"{label} does not offer system.run",
+                "denied",
+                f"on {host_name}: enable exec for the node host (openclaw approvals; see docs)",
+            )
+        return f"{label}: connected, approved, system.run offered"
+
+    async def _pending(self, client: GatewayClient, node: str) -> str | None:
+        """The request id of a pairing request from this node, when the connection may see them."""
+        from clawrelay.openclaw import GatewayError
+
+        try:
+            doc = await client.request("node.pair.list", {}, timeout=self.timeout)
+        except GatewayError:
+            return None
+        for p in doc.get("pending") or []:
+            if node in (p.get("nodeId"), p.get("displayName")):
+                return str(p.get("requestId"))
+        return None
+
+    # -- hosts ----------------------------------------------------------------------------------
+
+    def carrier(self, host: str, name: str) -> Carrier:
+        return self.carriers.get(host, name)
+
+    async def cli(self, host: str, carrier: str) -> str:
+        return await self._once(("cli", host, carrier), lambda: self._cli(host, carrier))
+
+    async def _cli(self, host_name: str, carrier_name: str) -> str:
+        from clawrelay.transports.remote_cli import expand_home
+
+        c = self.carrier(host_name, carrier_name)
+        prefix = self.routes.config.hosts[host_name].openclaw
+        res = await self._run(c, [*await _expanded(expand_home, prefix, c), "--version"])
+        if res.exit_code == 127 or (res.exit_code != 0 and b"not found" in res.stderr.lower()):
+            raise Broken(
+                f"{c.label}: `{' '.join(prefix)}` is not found there",
+                "not_found",
+                f"set hosts.{host_name}.openclaw to its full path there (`command -v openclaw` "
+                "in a login shell on that host)",
+            )
+        if res.exit_code != 0:
+            raise Broken(
+                f"{c.label}: `{' '.join(prefix)} --version` exited {res.exit_code}: {res.stderr_tail()}",
+                "remote_error",
+            )
+        version = res.stdout.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
+        return f"{version[0]} via {c.label}"
+
+    async def workspace(self, host: str, carrier: str) -> str:
+        return await self._once(("workspace", host, carrier), lambda: self._workspace(host, carrier))
+
+    async def _workspace(self, host_name: str, carrier_name: str) -> str:
+        from clawrelay.carriers.base import under_home
+
+        c = self.carrier(host_name, carrier_name)
+        ws = self.routes.config.hosts[host_name].workspace
+        path = under_home(ws, await self._home(c)) if ws.startswith("~") else ws
+        memory = f"{path.rstrip('/')}/memory"
+        if (await self._run(c, ["test", "-d", path])).exit_code != 0:
+            raise Broken(
+                f"{c.label}: workspace {path} does not exist", "not_found", f"on {host_name}: mkdir -p {path}"
+            )
+        if (await self._run(c, ["test", "-d", memory])).exit_code == 0:
+            if (await self._run(c, ["test", "-w", memory])).exit_code != 0:
+                raise Broken(
+                    f"{c.label}: {memory} is not writable", "io_error", f"on {host_name}: chmod u+w {memory}"
+                )
+            return f"{memory} writable via {c.label}"
+        if (await self._run(c, ["test", "-w", path])).exit_code != 0:
+            raise Broken(
+                f"{c.label}: workspace {path} is not writable",
+                "io_error",
+                f"on {host_name}: chmod u+w {path}",
+            )
+        return f"{path} writable (memory/ is created with the first entry) via {c.label}"
+
+    async def _home(self, c: Carrier) -> str:
+        try:
+            return await c.home()
+        except ClawrelayError as e:
+            raise Broken(e.message, e.reason, _carrier_fix(e)) from None
+
+    async def _run(self, c: Carrier, argv: list[str]):  # type: ignore[no-untyped-def]
+        try:
+            return await c.run(argv, timeout=self.timeout)
+        except ClawrelayError as e:
+            raise Broken(e.message, e.reason, _carrier_fix(e)) from None
+
+    # -- telegram and commands ------------------------------------------------------------------
+
+    async def telegram(self, chat_id: int | str) -> str:
+        return await self._once(("telegram", str(chat_id)), lambda: self._telegram(chat_id))
+
+    async def _telegram(self, chat_id: int | str) -> str:
+        from clawrelay.transports.telegram.transport import probe
+
+        bot = self.routes.config.telegram
+        assert bot is not None  # config.refs guarantees it for a telegram step
+        try:
+            return await probe(bot, chat_id, self.timeout)
+        except ConfigError as e:
+            raise Broken(
+                e.message, "config", f"export {bot.token.ref or 'VAR'}=<the token from @BotFather>"
+            ) from None
+        except TransportError as e:
+            raise Broken(e.message, e.reason, _telegram_fix(e.reason, bot.token.ref)) from None
+
+
+async def _expanded(expand: Callable[..., Awaitable[list[str]]], prefix: list[str], c: Carrier) -> list[str]:
+    try:
+        return await expand(prefix, c)
+    except ClawrelayError as e:
+        raise Broken(e.message, e.reason, _carrier_fix(e)) from None
+
+
+def command(argv0: str) -> str:
+    path = Path(argv0).expanduser()
+    found = shutil.which(argv0) if "/" not in argv0 else (str(path) if path.is_file() else None)
+    if found is None:
+        raise Broken(
+            f"{argv0} is not found (PATH, or that path)",
+            "not_found",
+            "install it, or give its full path as argv[0]",
+        )
+    return f"{found} found"
+
+
+def _gateway_fix(e: GatewayError, name: str, ref: str | None) -> str | None:
+    if e.reason in ("connection_refused", "unreachable", "handshake_timeout", "unavailable"):
+        return f"start the gateway (on its machine: openclaw gateway status), or correct gateways.{name}.url"
+    if e.reason == "auth":
+        return (
+            f"export {ref or 'OPENCLAW_GATEWAY_TOKEN'}=<gateway.auth.token from that gateway's openclaw.json>"
+        )
+    if e.reason == "pairing_required":
+        rid = e.details.get("requestId")
+        return f"on the gateway's machine: openclaw devices approve {rid or '<id: openclaw devices list>'}"
+    if e.reason == "missing_scope":
+        return "on the gateway's machine: openclaw devices list; approve this device with operator.write"
+    return None
+
+
+def _carrier_fix(e: ClawrelayError) -> str | None:
+    m = re.search(r"ssh-keyscan [^\n]*", e.message)
+    if m:
+        return m.group(0).rstrip(".")
+    if e.reason == "denied":
+        m = re.search(r"openclaw approvals [^\n;)]*", e.message)
+        return m.group(0) if m else None
+    return None
+
+
+def _telegram_fix(reason: str, ref: str | None) -> str | None:
+    return {
+        "auth": f"export {ref or 'TELEGRAM_BOT_TOKEN'}=<the token from @BotFather>",
+        "chat_not_found": "the person opens the bot in Telegram and sends /start; chat_id is their user id",
+        "bot_chat": "set chat_id to a person's chat or a group, never a bot",
+        "blocked": "the person unblocks the bot in Telegram",
+    }.get(reason)
