@@ -162,8 +162,9 @@ class Gateway:
             return []
         return [p for line in self.prompt_log.read_text().splitlines() if text in (p := json.loads(line))]
 
-    def start_node(self, name: str, timeout: float = 120.0) -> str:
-        """A node host paired to this gateway and approved; returns its node id."""
+    def start_node(self, name: str, timeout: float = 120.0, *, approve: bool = True) -> str:
+        """A node host paired to this gateway: its node id once approved, or (approve=False) the
+        id of its pairing request, left waiting."""
         env = {**self.env(), "HOME": str(self.dir / f"node-{name}"), "OPENCLAW_GATEWAY_TOKEN": self.token,
                "OPENCLAW_STATE_DIR": str(self.dir / f"node-{name}" / "state")}
         Path(env["OPENCLAW_STATE_DIR"]).mkdir(parents=True, exist_ok=True)
@@ -173,6 +174,10 @@ class Gateway:
         while time.monotonic() < end:
             pending = (self.call("node.pair.list").get("payload") or {}).get("pending") or []
             for p in pending:
+                if not approve:
+                    if p.get("displayName") == name:
+                        return str(p["requestId"])
+                    continue
                 self.call("node.pair.approve", {"requestId": p["requestId"]})
             nodes = (self.call("node.list").get("payload") or {}).get("nodes") or []
             for n in nodes:
@@ -180,6 +185,12 @@ class Gateway:
                     return str(n["nodeId"])
             time.sleep(0.5)
         raise RuntimeError(f"node {name} not approved in {timeout:g}s:\n{self.log_tail(f'node-{name}')}")
+
+    def stop_node(self, name: str) -> None:
+        proc = self.procs.pop(f"node-{name}", None)
+        if proc is not None:
+            _stop_group(proc.pid)
+            proc.wait()
 
     def stop_gateway(self) -> None:
         """Stop only the gateway (its model and nodes stay), as a restart or an outage would."""

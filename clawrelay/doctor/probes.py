@@ -94,7 +94,7 @@ class Probes:
             raise Broken(e.message, e.reason) from None
         found = [n for n in nodes if ref.id in (n.get("nodeId"), n.get("displayName"))]
         if not found:
-            pending = await self._pending(client, ref.id)
+            pending = await self._pending(ref.gateway, ref.id)
             if pending:
                 raise Broken(
                     f"node {ref.id} on {ref.gateway} is waiting for approval",
@@ -110,7 +110,7 @@ class Probes:
         n = found[0]
         label = f"node {ref.id} on {ref.gateway}"
         if n.get("approvalState", "approved" if n.get("paired") else None) != "approved":
-            rid = await self._pending(client, ref.id)
+            rid = await self._pending(ref.gateway, ref.id)
             raise Broken(
                 f"{label} is not approved",
                 "pairing_required",
@@ -130,11 +130,15 @@ class Probes:
             )
         return f"{label}: connected, approved, system.run offered"
 
-    async def _pending(self, client: GatewayClient, node: str) -> str | None:
-        """The request id of a pairing request from this node, when the connection may see them."""
+    async def _pending(self, gateway: str, node: str) -> str | None:
+        """The id of this node's pairing request, when the gateway lets this device see them."""
         from clawrelay.openclaw import GatewayError
+        from clawrelay.openclaw.client import PAIRING, READ
 
+        gw = self.routes.config.gateways[gateway]
         try:
+            client = await self.pool.get(gateway, gw.url, gw.resolve_token(), scopes=(READ, PAIRING),
+                                         timeout=self.timeout)
             doc = await client.request("node.pair.list", {}, timeout=self.timeout)
         except GatewayError:
             return None
