@@ -23,3 +23,21 @@ def test_readme_opens_with_the_demo_and_the_test_command() -> None:
     assert commands[0].endswith('clawrelay send demo "hello from clawrelay" --config builtin')
     assert commands[1] == "bash scripts/test.sh"
     assert "bash scripts/test.sh" in ROOT.joinpath(".ci", "run").read_text()
+
+
+def test_the_routes_reference_names_every_key_of_the_config_model() -> None:
+    from pydantic import BaseModel
+
+    from clawrelay.config import model
+
+    reference = ROOT.joinpath("docs", "configuration.md").read_text()
+    missing = []
+    for obj in vars(model).values():
+        if isinstance(obj, type) and issubclass(obj, BaseModel) and obj.__module__ == model.__name__:
+            for name, field in obj.model_fields.items():
+                key = field.alias or name
+                if key == "transport":  # a step's name (`- memory_file: {}`), not a key users write
+                    continue
+                if f"`{key}`" not in reference and f"{key}:" not in reference:
+                    missing.append(f"{obj.__name__}.{key}")
+    assert not missing, f"docs/configuration.md does not describe: {', '.join(missing)}"
