@@ -15,14 +15,12 @@ round trip. Goal (issue 4): within 1.3x of each.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-from measure import clawrelay_exe, medians
+from measure import bench_setup, medians
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
@@ -57,11 +55,7 @@ def main() -> None:
     from peer import Gateway, openclaw_bin
     from sshd import Sshd, sshd_bin
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=10)
-    args = ap.parse_args()
-    exe = clawrelay_exe()
-    tmp = Path(tempfile.mkdtemp(prefix="clawrelay-bench-exec-"))
+    runs, exe, tmp = bench_setup(__doc__, "exec", 10)
     gw = Gateway(openclaw_bin(), tmp / "gw").start()
     ssh = Sshd(tmp / "sshd")
     try:
@@ -88,13 +82,13 @@ targets:
             "clawrelay exec --via ssh": [exe, "exec", "box", "--via", "ssh", "-c", str(routes), "--", "true"],
         }
         cases = {name: (argv, env) for name, argv in argvs.items()}
-        med = medians(cases, args.runs, str(tmp))
+        med = medians(cases, runs, str(tmp))
     finally:
         ssh.stop()
         gw.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"{args.runs} runs each, interleaved, real node host and sshd on loopback; {os.cpu_count()} cpus")
+    print(f"{runs} runs each, interleaved, real node host and sshd on loopback; {os.cpu_count()} cpus")
     print(f"{'case':<32} {'median wall':>12} {'x raw':>7} {'peak RSS':>10}")
     names = list(med)
     for raw, ours in ((names[0], names[1]), (names[2], names[3])):

@@ -14,14 +14,12 @@ within 1.5x of the floor, at least 5x faster than the openclaw CLI, under 45 MB.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-from measure import clawrelay_exe, medians
+from measure import bench_setup, medians
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
@@ -50,11 +48,7 @@ asyncio.run(main())
 def main() -> None:
     from peer import Gateway, openclaw_bin
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=10)
-    args = ap.parse_args()
-    exe = clawrelay_exe()
-    tmp = Path(tempfile.mkdtemp(prefix="clawrelay-bench-gw-"))
+    runs, exe, tmp = bench_setup(__doc__, "gw", 10)
     bin_dir = openclaw_bin()
     gw = Gateway(bin_dir, tmp / "gw").start()
     try:
@@ -67,13 +61,13 @@ def main() -> None:
                 [str(bin_dir / "openclaw"), "gateway", "call", "health", "--json"],
                 {**gw.env(), "OPENCLAW_GATEWAY_TOKEN": gw.token}),
         }
-        med = medians(cases, args.runs, str(tmp))
+        med = medians(cases, runs, str(tmp))
     finally:
         gw.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
     floor_t, _ = med["floor (python websockets)"]
-    print(f"{args.runs} runs each, interleaved, against one real gateway on loopback; {os.cpu_count()} cpus")
+    print(f"{runs} runs each, interleaved, against one real gateway on loopback; {os.cpu_count()} cpus")
     print(f"{'case':<30} {'median wall':>12} {'x floor':>8} {'peak RSS':>10}")
     for name, (t, m) in med.items():
         print(f"{name:<30} {t * 1000:>9.0f} ms {t / floor_t:>8.2f} {m / 1024:>7.1f} MB")

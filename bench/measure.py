@@ -10,6 +10,17 @@ import time
 from pathlib import Path
 
 
+def bench_setup(doc: str | None, name: str, runs: int = 10) -> tuple[int, str, Path]:
+    """What every benchmark starts with: `--runs` from its command line, the clawrelay to measure,
+    and a fresh temporary folder (the caller removes it)."""
+    import argparse
+    import tempfile
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=runs)
+    return ap.parse_args().runs, clawrelay_exe(), Path(tempfile.mkdtemp(prefix=f"clawrelay-bench-{name}-"))
+
+
 def clawrelay_exe() -> str:
     """The clawrelay installed next to this interpreter (the one being measured)."""
     exe = shutil.which("clawrelay", path=str(Path(sys.executable).parent)) or shutil.which("clawrelay")

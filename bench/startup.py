@@ -11,23 +11,16 @@ what the chosen libraries cost before clawrelay runs a line of its own.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
-import tempfile
-from pathlib import Path
 
-from measure import clawrelay_exe, medians
+from measure import bench_setup, medians
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=15)
-    args = ap.parse_args()
+    runs, exe, tmp = bench_setup(__doc__, "startup", 15)
 
-    exe = clawrelay_exe()
-    tmp = Path(tempfile.mkdtemp(prefix="clawrelay-bench-"))
     (tmp / "ws").mkdir()
     (tmp / "routes.yaml").write_text(
         f'version: 1\nself: bench\nhosts: {{here: {{local: true, workspace: "{tmp / "ws"}"}}}}\n'
@@ -41,9 +34,9 @@ def main() -> None:
         "clawrelay --help": [exe, "--help"],
         "clawrelay send (memory_file)": [exe, "send", "peer", "benchmark message"],
     }
-    med = medians({name: (argv, env) for name, argv in cases.items()}, args.runs, str(tmp))
+    med = medians({name: (argv, env) for name, argv in cases.items()}, runs, str(tmp))
     floor_t, floor_m = med["python -c pass (floor)"]
-    print(f"{args.runs} runs each, interleaved; python {sys.version.split()[0]} on {os.uname().machine}, "
+    print(f"{runs} runs each, interleaved; python {sys.version.split()[0]} on {os.uname().machine}, "
           f"{os.cpu_count()} cpus")
     print(f"{'case':<30} {'median wall':>12} {'x floor':>8} {'peak RSS':>10} {'x floor':>8}")
     for name, (t, m) in med.items():

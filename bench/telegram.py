@@ -13,14 +13,12 @@ and prints the median wall time and peak RSS of each, with the ratio to both flo
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-from measure import clawrelay_exe, medians
+from measure import bench_setup, medians
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
@@ -49,11 +47,7 @@ asyncio.run(main())
 def main() -> None:
     from bot_api import ALICE, TOKEN, TOKEN_ENV, FakeTelegram, telegram_routes
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=10)
-    args = ap.parse_args()
-    exe = clawrelay_exe()
-    tmp = Path(tempfile.mkdtemp(prefix="clawrelay-bench-tg-"))
+    runs, exe, tmp = bench_setup(__doc__, "tg", 10)
     server = FakeTelegram(tmp / "bot-api")
     try:
         routes = tmp / "routes.yaml"
@@ -67,13 +61,13 @@ def main() -> None:
             "clawrelay send --via telegram": (
                 [exe, "send", "human", "bench", "--via", "telegram", "-c", str(routes)], env),
         }
-        med = medians(cases, args.runs, str(tmp))
+        med = medians(cases, runs, str(tmp))
     finally:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
     stdlib, ptb = (med[n][0] for n in list(med)[:2])
-    print(f"{args.runs} runs each, interleaved, local Bot API server on loopback; {os.cpu_count()} cpus")
+    print(f"{runs} runs each, interleaved, local Bot API server on loopback; {os.cpu_count()} cpus")
     print(f"{'case':<32} {'median wall':>12} {'x stdlib':>9} {'x ptb':>7} {'peak RSS':>10}")
     for name, (t, m) in med.items():
         print(f"{name:<32} {t * 1000:>9.0f} ms {t / stdlib:>9.2f} {t / ptb:>7.2f} {m / 1024:>7.1f} MB")
