@@ -50,8 +50,5 @@ app.command("doctor")(doctor.doctor)
 
 
 def main() -> int:
-    from clawrelay.logs import configure
-
-    configure()
     app()
     return 0

@@ -26,10 +26,15 @@ def emit_json(data: Any) -> None:
 
 @contextmanager
 def reported(as_json: bool) -> Iterator[None]:
-    """Turn a clawrelay error into one line on stderr (and a JSON error object) and its exit code."""
+    """Turn a clawrelay error into one line on stderr (and a JSON error object) and its exit code.
+
+    Every command runs inside it, so it is also where library logging gets its scrubbing handler:
+    once a command starts, not for `--help`."""
     from clawrelay.errors import ClawrelayError
+    from clawrelay.logs import configure
     from clawrelay.secrets import scrub
 
+    configure()
     try:
         yield
     except ClawrelayError as e:
