@@ -6,7 +6,9 @@ command of a process (a group send, a sync's dozen git calls).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clawrelay.carriers.base import Carrier
@@ -78,6 +80,28 @@ class HostCarriers:
             if close is not None:
                 await close()
         self._open.clear()
+
+
+@asynccontextmanager
+async def opened(routes: Routes, home: Path) -> AsyncIterator[HostCarriers]:
+    """Carriers for one command (exec, sync, doctor): gateway connections are opened only when a
+    node or the caller asks for them, and everything is closed together."""
+    from clawrelay.openclaw.pool import GatewayPool
+
+    pool: GatewayPool | None = None
+
+    def gateways() -> GatewayPool:
+        nonlocal pool
+        pool = pool or GatewayPool(home)
+        return pool
+
+    carriers = HostCarriers(routes, gateways)
+    try:
+        yield carriers
+    finally:
+        await carriers.aclose()
+        if pool is not None:
+            await pool.aclose()
 
 
 async def run_first(

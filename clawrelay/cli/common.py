@@ -64,6 +64,18 @@ def carrier_option(via: str | None) -> str | None:
     return via
 
 
+def remote_command(config: str | None, host: str, via: str | None,
+                   timeout: str) -> tuple[Routes, str, float, Journal]:
+    """What `exec` and `sync` start with: --via and --timeout checked, the routes, the host (a
+    target stands for its host) and the journal the command is recorded in."""
+    from clawrelay.remote.exec import host_name
+
+    carrier_option(via)
+    seconds = duration_option(timeout, "--timeout")
+    routes = load(config)
+    return routes, host_name(routes, host), seconds, open_journal()
+
+
 def load(config: str | None) -> Routes:
     from clawrelay.config import load_routes
 

@@ -2,27 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
-
 import typer
 
-from clawrelay.cli.common import (
-    ConfigOpt,
-    JsonOpt,
-    carrier_option,
-    duration_option,
-    emit_json,
-    load,
-    open_journal,
-    reported,
-)
-
-if TYPE_CHECKING:
-    from clawrelay.carriers.hosts import HostCarriers
-    from clawrelay.config import Routes
-    from clawrelay.journal import Journal
+from clawrelay.cli.common import ConfigOpt, JsonOpt, emit_json, remote_command, reported
 
 UNREACHABLE_EXIT = 255  # as ssh(1) says "could not run it there"
 
@@ -49,13 +31,7 @@ def exec_(
     from clawrelay.errors import TransportError
 
     with reported(as_json):
-        carrier_option(via)
-        seconds = duration_option(timeout, "--timeout")
-        routes = load(config)
-        from clawrelay.remote.exec import host_name
-
-        name = host_name(routes, host)
-        journal = open_journal()
+        routes, name, seconds, journal = remote_command(config, host, via, timeout)
         try:
             result = asyncio.run(_run(routes, journal, name, argv, via, cwd, seconds, shell, detach))
         except TransportError as e:
@@ -77,9 +53,10 @@ def exec_(
 
 
 async def _run(routes, journal, host, argv, via, cwd, timeout, shell, detach):  # type: ignore[no-untyped-def]
+    from clawrelay.carriers.hosts import opened
     from clawrelay.remote.exec import run_exec
 
-    async with host_carriers(routes, journal) as carriers:
+    async with opened(routes, journal.home) as carriers:
         return await run_exec(
             routes,
             journal,
@@ -92,25 +69,3 @@ async def _run(routes, journal, host, argv, via, cwd, timeout, shell, detach):  
             shell=shell,
             detach=detach,
         )
-
-
-@asynccontextmanager
-async def host_carriers(routes: Routes, journal: Journal) -> AsyncIterator[HostCarriers]:
-    """Carriers for one command, with gateway connections opened only if a node is used."""
-    from clawrelay.carriers.hosts import HostCarriers
-    from clawrelay.openclaw.pool import GatewayPool
-
-    pool: GatewayPool | None = None
-
-    def gateways() -> GatewayPool:
-        nonlocal pool
-        pool = pool or GatewayPool(journal.home)
-        return pool
-
-    carriers = HostCarriers(routes, gateways)
-    try:
-        yield carriers
-    finally:
-        await carriers.aclose()
-        if pool is not None:
-            await pool.aclose()

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from clawrelay.cli.common import (
-    ConfigOpt,
-    JsonOpt,
-    carrier_option,
-    duration_option,
-    emit_json,
-    load,
-    open_journal,
-    reported,
-)
+from clawrelay.cli.common import ConfigOpt, JsonOpt, emit_json, remote_command, reported
 
 
 def sync(
@@ -35,13 +26,7 @@ def sync(
     import asyncio
 
     with reported(as_json):
-        carrier_option(via)
-        seconds = duration_option(timeout, "--timeout")
-        routes = load(config)
-        from clawrelay.remote.exec import host_name
-
-        host = host_name(routes, to)
-        journal = open_journal()
+        routes, host, seconds, journal = remote_command(config, to, via, timeout)
         result = asyncio.run(_run(routes, journal, repo, host, dest, branch, link, via, seconds))
         if as_json:
             emit_json(result.to_json())
@@ -50,10 +35,10 @@ def sync(
 
 
 async def _run(routes, journal, repo, host, dest, branch, link, via, timeout):  # type: ignore[no-untyped-def]
-    from clawrelay.cli.exec import host_carriers
+    from clawrelay.carriers.hosts import opened
     from clawrelay.remote.sync import run_sync
 
-    async with host_carriers(routes, journal) as carriers:
+    async with opened(routes, journal.home) as carriers:
         return await run_sync(
             routes,
             journal,

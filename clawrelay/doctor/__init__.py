@@ -33,11 +33,13 @@ def proxies() -> Check:
 
 
 async def diagnose(routes: Routes, targets: list[str], timeout: float) -> list[Check]:
+    from clawrelay import paths
+    from clawrelay.carriers.hosts import opened
     from clawrelay.doctor.probes import Probes
 
-    probes = Probes(routes, timeout)
     checks = []
-    try:
+    async with opened(routes, paths.state_dir()) as carriers:
+        probes = Probes(routes, carriers, timeout)
         for name in targets:
             for step in routes.plan(name):
                 try:
@@ -47,8 +49,6 @@ async def diagnose(routes: Routes, targets: list[str], timeout: float) -> list[C
                     checks.append(Check(name, False, e.detail, step.index, step.transport, e.reason, e.fix))
                 except ClawrelayError as e:  # a probe's own failure without a known fix
                     checks.append(Check(name, False, e.message, step.index, step.transport, e.reason))
-    finally:
-        await probes.aclose()
     return checks
 
 

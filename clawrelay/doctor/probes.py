@@ -26,19 +26,14 @@ if TYPE_CHECKING:
 
 
 class Probes:
-    def __init__(self, routes: Routes, timeout: float) -> None:
-        from clawrelay import paths
-        from clawrelay.carriers.hosts import HostCarriers
-        from clawrelay.openclaw import GatewayPool
-
-        self.routes, self.timeout = routes, timeout
-        self.pool: GatewayPool = GatewayPool(paths.state_dir(), connect_timeout=timeout)
-        self.carriers: HostCarriers = HostCarriers(routes, lambda: self.pool)
+    def __init__(self, routes: Routes, carriers: HostCarriers, timeout: float) -> None:
+        self.routes, self.carriers, self.timeout = routes, carriers, timeout
         self._memo: dict[tuple[str, ...], Any] = {}
 
-    async def aclose(self) -> None:
-        await self.carriers.aclose()
-        await self.pool.aclose()
+    @property
+    def pool(self) -> GatewayPool:
+        assert self.carriers.gateway_pool is not None  # carriers.hosts.opened always gives one
+        return self.carriers.gateway_pool()
 
     async def _once(self, key: tuple[str, ...], probe: Callable[[], Awaitable[str]]) -> str:
         if key not in self._memo:
