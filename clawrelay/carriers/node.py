@@ -88,19 +88,16 @@ class NodeCarrier:
             if _NODE_ID.match(self.ref.id):
                 self._node_id = self.ref.id
             else:
+                from clawrelay.openclaw.nodes import known, matching
+
                 nodes = (await client.request("node.list", {}, timeout=max(0.1, timeout))).get("nodes") or []
-                ids = [
-                    n.get("nodeId") for n in nodes if self.ref.id in (n.get("nodeId"), n.get("displayName"))
-                ]
-                if not ids:
-                    known = (
-                        ", ".join(sorted(str(n.get("displayName") or n.get("nodeId")) for n in nodes))
-                        or "none"
-                    )
+                found = matching(nodes, self.ref.id)
+                if not found:
                     raise TransportError(
-                        f"{self.label}: no such node on the gateway (known: {known})", reason="not_found"
+                        f"{self.label}: no such node on the gateway (known: {known(nodes)})",
+                        reason="not_found",
                     )
-                self._node_id = str(ids[0])
+                self._node_id = str(found[0]["nodeId"])
         return self._node_id
 
     async def run(

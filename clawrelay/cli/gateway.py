@@ -139,12 +139,14 @@ async def _nodes(targets: list[tuple[str, str, str | None]]) -> tuple[Rows, Rows
 
 
 def _node_row(gateway: str, n: dict[str, Any]) -> dict[str, Any]:
+    from clawrelay.openclaw.nodes import approval
+
     return {
         "gateway": gateway,
         "id": n.get("nodeId"),
         "name": n.get("displayName"),
         "connected": bool(n.get("connected")),
-        "approval": n.get("approvalState") or ("approved" if n.get("paired") else "unknown"),
+        "approval": approval(n),
         "system_run": "system.run" in (n.get("commands") or []),
         "last_seen_ms": n.get("lastSeenAtMs"),
         "platform": n.get("platform"),

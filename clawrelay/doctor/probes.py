@@ -79,6 +79,7 @@ class Probes:
 
     async def _node(self, host_name: str) -> str:
         from clawrelay.openclaw import GatewayError
+        from clawrelay.openclaw.nodes import approval, known, matching
 
         ref = self.routes.config.hosts[host_name].node
         assert ref is not None
@@ -87,7 +88,7 @@ class Probes:
             nodes = (await client.request("node.list", {}, timeout=self.timeout)).get("nodes") or []
         except GatewayError as e:
             raise Broken(e.message, e.reason) from None
-        found = [n for n in nodes if ref.id in (n.get("nodeId"), n.get("displayName"))]
+        found = matching(nodes, ref.id)
         if not found:
             pending = await self._pending(ref.gateway, ref.id)
             if pending:
@@ -96,15 +97,14 @@ class Probes:
                     "pairing_required",
                     f"openclaw nodes approve {pending}",
                 )
-            known = ", ".join(sorted(str(n.get("displayName") or n.get("nodeId")) for n in nodes)) or "none"
             raise Broken(
-                f"no node {ref.id} on gateway {ref.gateway} (known: {known})",
+                f"no node {ref.id} on gateway {ref.gateway} (known: {known(nodes)})",
                 "not_found",
                 f"on {host_name}: openclaw node run --host <gateway host> --display-name {ref.id}",
             )
         n = found[0]
         label = f"node {ref.id} on {ref.gateway}"
-        if n.get("approvalState", "approved" if n.get("paired") else None) != "approved":
+        if approval(n) != "approved":
             rid = await self._pending(ref.gateway, ref.id)
             raise Broken(
                 f"{label} is not approved",
