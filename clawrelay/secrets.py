@@ -15,7 +15,7 @@ from clawrelay.errors import ConfigError
 
 TOKEN_ENV = "OPENCLAW_GATEWAY_TOKEN"  # where OpenClaw itself, and clawrelay by default, reads a gateway token
 _REVEALED: set[str] = set()
-_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")  # a `${VAR}` reference, whole or inside a string
 MASK = "***"
 
 
@@ -25,7 +25,7 @@ class Secret:
     __slots__ = ("_literal", "ref", "where")
 
     def __init__(self, raw: str, where: str = "") -> None:
-        m = _REF.fullmatch(raw.strip())
+        m = REF.fullmatch(raw.strip())
         self.ref: str | None = m.group(1) if m else None
         self._literal: str | None = None if m else raw
         self.where = where
@@ -66,7 +66,7 @@ def expand(text: str, where: str = "") -> str:
     def value(m: re.Match[str]) -> str:
         return Secret(m.group(0), where).reveal()
 
-    return _REF.sub(value, text)
+    return REF.sub(value, text)
 
 
 def remember(value: str | None) -> None:

@@ -21,7 +21,10 @@ JsonOpt = typer.Option(False, "--json", help="One JSON document on stdout (stabl
 
 
 def emit_json(data: Any) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=None))
+    """One JSON document on stdout, with every secret revealed in this process masked."""
+    from clawrelay.secrets import scrub
+
+    typer.echo(scrub(json.dumps(data, ensure_ascii=False, indent=None)))
 
 
 @contextmanager

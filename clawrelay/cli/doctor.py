@@ -21,6 +21,7 @@ def doctor(
     from clawrelay.config import check_routes
     from clawrelay.doctor import diagnose, proxies
     from clawrelay.doctor.report import Check
+    from clawrelay.secrets import scrub
 
     with reported(as_json):
         seconds = duration_option(timeout, "--timeout")
@@ -38,6 +39,6 @@ def doctor(
             emit_json({"ok": ok, "source": source, "checks": [ch.to_json() for ch in checks]})
         else:
             for ch in checks:
-                for line in ch.lines():
-                    typer.echo(line)
+                for line in ch.lines():  # a gateway's or Telegram's own words: never with a secret
+                    typer.echo(scrub(line))
         raise typer.Exit(0 if ok else 1)

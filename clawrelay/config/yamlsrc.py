@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import yaml
 
-_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+from clawrelay.secrets import REF
+
 SECRET_KEYS = frozenset({"token", "proxy"})  # kept as references until used: a proxy URL may hold a password
 
 
@@ -93,4 +94,4 @@ class Document:
                 return ""
             return os.environ[name]
 
-        return _REF.sub(sub, value) if "${" in value else value
+        return REF.sub(sub, value) if "${" in value else value

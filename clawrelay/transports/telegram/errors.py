@@ -9,7 +9,7 @@ their cause, which tells a request that never left (connect, pool) from one whos
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 
@@ -20,6 +20,10 @@ class Failure:
     retryable: bool = False
     maybe_sent: bool = False  # the request left and its answer was lost: the message may be there
     retry_after: float | None = None
+
+    def about(self, chat_id: int | str) -> Failure:
+        """The same failure, naming the chat when it is the chat's doing."""
+        return replace(self, detail=f"chat {chat_id}: {self.detail}") if self.reason in CHAT_REASONS else self
 
 
 # (text in Telegram's description, reason) for 403 Forbidden and 400 Bad Request, first match wins

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from clawrelay.config.model import TelegramBot, TelegramStep
@@ -25,7 +25,7 @@ from clawrelay.errors import ConfigError, TransportError
 from clawrelay.outcome import StepResult
 from clawrelay.secrets import expand
 from clawrelay.transports.base import AttemptContext
-from clawrelay.transports.telegram.errors import CHAT_REASONS, Failure, classify
+from clawrelay.transports.telegram.errors import Failure, classify
 from clawrelay.transports.telegram.text import Part, came_through_telegram, compose, why
 
 if TYPE_CHECKING:
@@ -171,8 +171,7 @@ class _Send:
         return said
 
     def failed(self, f: Failure) -> StepResult:
-        if f.reason in CHAT_REASONS:
-            f = replace(f, detail=f"chat {self.chat_id}: {f.detail}")
+        f = f.about(self.chat_id)
         n, k = len(self.parts), len(self.arrived)
         maybe = self.sending and f.maybe_sent
         if k == 0:
@@ -235,9 +234,8 @@ async def probe(config: TelegramBot, chat_id: int | str, timeout: float) -> str:
             chat = await bot.get_chat(chat_id)
             who = f"bot @{bot.username}"
     except Exception as e:
-        f = classify(e)
-        raise TransportError(f"chat {chat_id}: {f.detail}" if f.reason in CHAT_REASONS else f.detail,
-                             reason=f.reason, retryable=f.retryable) from None
+        f = classify(e).about(chat_id)
+        raise TransportError(f.detail, reason=f.reason, retryable=f.retryable) from None
     if _is_bot(chat, bot):
         raise TransportError(f"chat {chat_id} is a bot (@{chat.username}); clawrelay never writes to bots",
                              reason="bot_chat")
