@@ -63,7 +63,7 @@ class Telegram:
         if not progress.parts:  # composed once: a resumed try must cut the body where the first did
             others = [a for a in ctx.earlier if a.step != ctx.step.index]
             progress.parts = compose(env, why(others, ctx.step.index), opts.parse_mode == "markdownv2")
-        send = _Send(ctx, opts, progress.parts, progress)
+        send = _Send(ctx, opts, progress)
         try:
             async with _open_bot(bot_config, ctx.remaining()) as bot:
                 return await send.run(bot)
@@ -81,10 +81,9 @@ class _Progress:
 class _Send:
     """One attempt: check the chat, then send the parts that have not arrived yet."""
 
-    def __init__(
-        self, ctx: AttemptContext, opts: TelegramStep, parts: list[Part], progress: _Progress
-    ) -> None:
-        self.ctx, self.opts, self.parts, self.progress = ctx, opts, parts, progress
+    def __init__(self, ctx: AttemptContext, opts: TelegramStep, progress: _Progress) -> None:
+        self.ctx, self.opts, self.progress = ctx, opts, progress
+        self.parts = progress.parts
         self.arrived = progress.arrived
         self.chat_id: int | str = opts.chat_id
         self.sending = False  # a sendMessage is the call under way
