@@ -3,7 +3,11 @@
 The outbox is not a separate store: it is the messages whose status is `queued` (or
 `ambiguous`, waiting for a person's decision). A message is inserted before its first attempt
 and each attempt is committed as it ends, so a `kill -9` at any point leaves a true record and
-a message that `outbox retry` will pick up.
+a message that `outbox retry` will pick up. Events and commands are journaled the same way but
+never queued: they are about now, and running one again is the user's call.
+
+Messages sent together (`send @group`, `--to a,b`) share a batch id and what was typed, so the
+log can show them as one send.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from clawrelay.claims import Claim, in_flight
 from clawrelay.envelope import Envelope
 from clawrelay.outcome import Attempt, Delivery, Outcome, Status
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
   id TEXT PRIMARY KEY,
@@ -38,7 +42,9 @@ CREATE TABLE IF NOT EXISTS messages (
   runs INTEGER NOT NULL DEFAULT 0,
   updated_ms INTEGER NOT NULL,
   next_attempt_ms INTEGER,
-  expires_ms INTEGER NOT NULL
+  expires_ms INTEGER NOT NULL,
+  batch TEXT,
+  batch_to TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_status ON messages(status, next_attempt_ms);
 CREATE INDEX IF NOT EXISTS messages_target ON messages(target, created_ms);
@@ -57,6 +63,10 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 CREATE INDEX IF NOT EXISTS attempts_message ON attempts(message_id, run, started_ms);
 """
+_MIGRATIONS = {  # from user_version N to N + 1
+    1: "ALTER TABLE messages ADD COLUMN batch TEXT; ALTER TABLE messages ADD COLUMN batch_to TEXT;",
+}
+QUEUEABLE = "message"  # the one kind the outbox holds
 
 
 def now_ms() -> int:
@@ -79,6 +89,8 @@ class MessageRecord:
     updated_ms: int
     next_attempt_ms: int | None
     expires_ms: int
+    batch: str | None
+    batch_to: str | None
     attempts: list[Attempt]
 
     def envelope(self) -> Envelope:
@@ -92,7 +104,8 @@ class MessageRecord:
         out = self.delivery().to_json()
         out["status"] = str(self.status)
         out.update(sender=self.sender, kind=self.kind, created_ms=self.created_ms, runs=self.runs,
-                   body=self.body, next_attempt_ms=self.next_attempt_ms, expires_ms=self.expires_ms)
+                   body=self.body, next_attempt_ms=self.next_attempt_ms, expires_ms=self.expires_ms,
+                   batch={"id": self.batch, "to": self.batch_to} if self.batch else None)
         return out
 
 
@@ -117,10 +130,14 @@ class Journal:
         fd = os.open(self.home / "journal.init.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            if self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.executescript(_SCHEMA)
-                self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            else:
+                for v in range(version, SCHEMA_VERSION):
+                    self.db.executescript(f"BEGIN IMMEDIATE; {_MIGRATIONS[v]} COMMIT;")
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         finally:
             os.close(fd)
 
@@ -148,16 +165,19 @@ class Journal:
 
     # -- writes ----------------------------------------------------------------------------
 
-    def add_message(self, env: Envelope, *, expires_in_s: float, status: Status = Status.QUEUED) -> None:
-        """Record a new message as queued (a command as failed until it says otherwise), before any
-        attempt. A message is added with its claim held."""
+    def add_message(self, env: Envelope, *, expires_in_s: float, status: Status = Status.QUEUED,
+                    batch: tuple[str, str] | None = None) -> None:
+        """Record a new message as queued (an event or a command as failed until it says otherwise),
+        before any attempt. A message is added with its claim held. `batch`: (id, what was typed)
+        shared by the messages of one group send."""
         t = now_ms()
+        batch_id, batch_to = batch or (None, None)
         with self._write() as db:
             db.execute(
                 "INSERT INTO messages (id, kind, sender, target, body, hops, created_ms, status,"
-                " runs, updated_ms, expires_ms) VALUES (?,?,?,?,?,?,?,?,0,?,?)",
+                " runs, updated_ms, expires_ms, batch, batch_to) VALUES (?,?,?,?,?,?,?,?,0,?,?,?,?)",
                 (env.id, env.kind, env.sender, env.target, env.body, env.hops, env.created_ms,
-                 status.value, t, env.created_ms + int(expires_in_s * 1000)),
+                 status.value, t, env.created_ms + int(expires_in_s * 1000), batch_id, batch_to),
             )
 
     def begin_run(self, message_id: str) -> int:
@@ -196,7 +216,7 @@ class Journal:
     # -- reads -----------------------------------------------------------------------------
 
     _COLS = ("id, kind, sender, target, body, hops, created_ms, status, via, reply, runs,"
-             " updated_ms, next_attempt_ms, expires_ms")
+             " updated_ms, next_attempt_ms, expires_ms, batch, batch_to")
 
     def _records(self, rows: Iterable[tuple]) -> list[MessageRecord]:
         rows = list(rows)
@@ -230,14 +250,35 @@ class Journal:
             [*args, last]).fetchall()
         return self._records(reversed(rows))
 
-    def outbox(self, *, include_dead: bool = False) -> list[MessageRecord]:
+    def outbox(self, *, include_dead: bool = False, target: str | None = None) -> list[MessageRecord]:
+        """Messages nothing has delivered yet, oldest first."""
         statuses = [Status.QUEUED.value, Status.AMBIGUOUS.value]
         if include_dead:
             statuses.append(Status.DEAD.value)
-        rows = self.db.execute(
-            f"SELECT {self._COLS} FROM messages WHERE status IN ({','.join('?' * len(statuses))})"
-            " ORDER BY created_ms, id", statuses).fetchall()
+        where = f"kind = ? AND status IN ({','.join('?' * len(statuses))})"
+        args: list[object] = [QUEUEABLE, *statuses]
+        if target is not None:
+            where, args = where + " AND target = ?", [*args, target]
+        rows = self.db.execute(f"SELECT {self._COLS} FROM messages WHERE {where} ORDER BY created_ms, id",
+                               args).fetchall()
         return self._records(rows)
+
+    def waiting(self) -> dict[str, dict[str, int]]:
+        """Per target, how many messages wait in the outbox: {"queued": n, "ambiguous": m}."""
+        out: dict[str, dict[str, int]] = {}
+        for target, status, n in self.db.execute(
+            "SELECT target, status, count(*) FROM messages WHERE kind = ? AND status IN (?, ?)"
+            " GROUP BY target, status", (QUEUEABLE, Status.QUEUED.value, Status.AMBIGUOUS.value)):
+            out.setdefault(target, {"queued": 0, "ambiguous": 0})[status] = n
+        return out
+
+    def last_delivered(self) -> dict[str, MessageRecord]:
+        """Per target, the newest message or event that was delivered: which path, and when."""
+        rows = self.db.execute(
+            f"SELECT {self._COLS} FROM messages WHERE rowid IN (SELECT rowid FROM (SELECT rowid,"
+            " target, max(updated_ms) FROM messages WHERE status = ? AND kind IN ('message', 'event')"
+            " GROUP BY target))", (Status.DELIVERED.value,)).fetchall()
+        return {r.target: r for r in self._records(rows)}
 
     def expire(self) -> list[str]:
         """Queued messages past their expiry become dead letters (unless a sender holds one)."""

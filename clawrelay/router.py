@@ -7,6 +7,9 @@ jitter, at least as long as a server's retry-after), and an ambiguous attempt on
 transport says its next try resumes without repeating anything; never past the message's deadline:
 the deadline is shared by the whole chain, so each attempt gets the smaller of its own timeout
 and what is left.
+
+`stop()` (a flusher's SIGTERM) lets the attempt in flight finish and be journaled, then starts
+nothing more: no retry, no next step. The message stays where that leaves it, queued or not.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from clawrelay.claims import Claim
 from clawrelay.config.routes import PlannedStep, Routes
 from clawrelay.envelope import Envelope
 from clawrelay.errors import LOST_IN_FLIGHT, ClawrelayError, HopLimit, TransportError
-from clawrelay.journal import Journal, MessageRecord, now_ms
+from clawrelay.journal import QUEUEABLE, Journal, MessageRecord, now_ms
 from clawrelay.outcome import Attempt, Delivery, Outcome, Status, StepResult
 from clawrelay.secrets import scrub
 from clawrelay.transports import AttemptContext, Transport, get_transport
@@ -31,6 +34,11 @@ if TYPE_CHECKING:
 
 GROUP_CONCURRENCY = 4
 AttemptHook = Callable[[Envelope, Attempt], None]
+Batch = tuple[str, str]  # (batch id, what was typed: "@all", "a,b")
+
+
+class _Stopped(Exception):
+    """Raised out of a wait between retries when the router is told to stop."""
 
 
 def retry_wait(initial: float = 0.5, maximum: float = 30.0) -> Callable[..., float]:
@@ -55,6 +63,24 @@ class Router:
         self.deadline_override = deadline
         self._gateways: GatewayPool | None = None
         self._carriers: HostCarriers | None = None
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        """Finish the attempts in flight; start no other (safe to call from a signal handler)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def wait_stopped(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, waking early when told to stop; True when stopping."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._stop.wait()
+        except TimeoutError:
+            pass
+        return self.stopping
 
     def gateways(self) -> GatewayPool:
         """Gateway connections, opened on first use and shared by every message of this process."""
@@ -80,25 +106,34 @@ class Router:
 
     # -- entry points ----------------------------------------------------------------------
 
-    def envelopes(self, targets: list[str], body: str, hops: int) -> list[Envelope]:
+    def envelopes(self, targets: list[str], body: str, hops: int, *, kind: str = "message") -> list[Envelope]:
         limit = self.routes.config.defaults.max_hops
         if hops >= limit:
-            raise HopLimit(f"message refused: it has been relayed {hops} times (max_hops is {limit})")
-        return [Envelope(sender=self.routes.self_name, target=t, body=body, hops=hops) for t in targets]
+            raise HopLimit(f"{kind} refused: it has been relayed {hops} times (max_hops is {limit})")
+        return [Envelope(sender=self.routes.self_name, target=t, body=body, hops=hops, kind=kind)
+                for t in targets]
 
-    async def send(self, envelopes: list[Envelope], via: str | None = None) -> list[Delivery]:
+    async def send(self, envelopes: list[Envelope], via: str | None = None, *,
+                   batch: Batch | None = None) -> list[Delivery]:
         """Journal every message first, then deliver them (a group concurrently, with a bound)."""
-        expire = self.routes.config.outbox.expire
         plans = {e.id: self.routes.plan(e.target, via) for e in envelopes}
+        return await self.run(envelopes, plans, batch=batch)
+
+    async def run(self, envelopes: list[Envelope], plans: dict[str, list[PlannedStep]], *,
+                  batch: Batch | None = None, queue: bool = True) -> list[Delivery]:
+        """Deliver each envelope down its own plan. `queue=False` (an event): what no step
+        delivered ends `failed` instead of waiting in the outbox."""
+        expire = self.routes.config.outbox.expire
         claims = {}
         for env in envelopes:
             claims[env.id] = self.journal.claim(env.id)
-            self.journal.add_message(env, expires_in_s=expire)
+            self.journal.add_message(env, expires_in_s=expire if queue else 0, batch=batch,
+                                     status=Status.QUEUED if queue else Status.FAILED)
         bound = asyncio.Semaphore(GROUP_CONCURRENCY)
 
         async def one(env: Envelope) -> Delivery:
             async with bound:
-                return await self._deliver_claimed(env, plans[env.id], claims[env.id])
+                return await self._deliver_claimed(env, plans[env.id], claims[env.id], queue=queue)
 
         return list(await asyncio.gather(*(one(e) for e in envelopes)))
 
@@ -109,7 +144,7 @@ class Router:
         if claim is None:
             return "in_flight"
         fresh = self.journal.get(record.id)
-        if fresh is None or fresh.status not in (Status.QUEUED, Status.AMBIGUOUS):
+        if fresh is None or fresh.kind != QUEUEABLE or fresh.status not in (Status.QUEUED, Status.AMBIGUOUS):
             claim.release()
             return "no_longer_queued"
         if fresh.target not in self.routes.config.targets:
@@ -120,11 +155,14 @@ class Router:
 
     # -- one message -----------------------------------------------------------------------
 
-    async def _deliver_claimed(self, env: Envelope, plan: list[PlannedStep], claim: Claim | None) -> Delivery:
+    async def _deliver_claimed(self, env: Envelope, plan: list[PlannedStep], claim: Claim | None, *,
+                               queue: bool = True) -> Delivery:
         delivery = Delivery(env.id, env.target, Status.QUEUED)
         try:
             run = self.journal.begin_run(env.id)
             delivery = await self._run_chain(env, plan, run)
+            if not queue and delivery.status is Status.QUEUED:
+                delivery.status = Status.FAILED
             policy = self.routes.config.outbox
             self.journal.finish(delivery, backoff_s=policy.backoff, max_backoff_s=policy.max_backoff)
         finally:
@@ -138,6 +176,8 @@ class Router:
         delivery = Delivery(env.id, env.target, Status.QUEUED)
         ambiguous = False
         for step in plan:
+            if self.stopping:
+                break  # the message keeps its place; the next flush starts its chain again
             if time.monotonic() >= deadline:
                 self._record(env, delivery, Attempt(
                     step=step.index, transport=step.transport, outcome=Outcome.FAILED, reason="deadline",
@@ -161,13 +201,29 @@ class Router:
         from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, stop_before_delay
 
         transport = get_transport(step.transport)
+        results: list[StepResult] = []
+
+        async def attempt() -> StepResult:
+            results.append(await self._attempt(env, step, transport, run, deadline, delivery))
+            return results[-1]
+
         retrying = AsyncRetrying(
             stop=stop_after_attempt(step.retries + 1) | stop_before_delay(deadline - time.monotonic()),
             wait=retry_wait(),
-            retry=retry_if_result(lambda r: r.retryable and r.outcome is not Outcome.DELIVERED),
+            sleep=self._pause,
+            retry=retry_if_result(lambda r: r.retryable and r.outcome is not Outcome.DELIVERED
+                                  and not self.stopping),
             retry_error_callback=lambda rs: rs.outcome.result(),  # type: ignore[union-attr]
         )
-        return await retrying(self._attempt, env, step, transport, run, deadline, delivery)
+        try:
+            return await retrying(attempt)
+        except _Stopped:
+            return results[-1]
+
+    async def _pause(self, seconds: float) -> None:
+        """The wait before a retry, cut short (and the retry dropped) when told to stop."""
+        if await self.wait_stopped(seconds):
+            raise _Stopped
 
     async def _attempt(self, env: Envelope, step: PlannedStep, transport: Transport, run: int,
                        deadline: float, delivery: Delivery) -> StepResult:

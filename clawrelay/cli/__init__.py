@@ -35,12 +35,14 @@ def _root(
     """Get a message, a command or a repository from one OpenClaw instance to another."""
 
 
-from clawrelay.cli import doctor, exec, gateway, log, outbox, routes, send, skill, sync  # noqa: E402
+from clawrelay.cli import doctor, event, exec, gateway, log, outbox, routes, send, skill, status, sync  # noqa: E402
 
 app.add_typer(routes.app, name="routes")
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(skill.app, name="skill")
 app.command("send")(send.send)
+app.command("event")(event.event)
+app.command("status")(status.status)
 app.command("log")(log.log)
 app.command("call")(gateway.call)
 app.command("nodes")(gateway.nodes)

@@ -33,7 +33,17 @@ def log(
 
         if not records:
             typer.echo("no messages yet")
+        batches: dict[str, list[str]] = {}
         for r in records:
+            if r.batch:
+                batches.setdefault(r.batch, []).append(str(r.status))
+        batch = None
+        for r in records:
+            if r.batch != batch and r.batch:
+                statuses = batches[r.batch]
+                counts = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
+                typer.echo(f"{r.kind} to {r.batch_to} (batch {r.batch}): {counts}")
+            batch = r.batch
             via = f" via {r.via}" if r.via else ""
             what = "" if r.kind == "message" else f"{r.kind} `{r.body}`  "
             typer.echo(f"{r.id}  {when(r.created_ms)}  {what}{r.sender} → {r.target}  {r.status}{via}"

@@ -1,4 +1,4 @@
-"""`clawrelay outbox list|retry|purge`: the messages nothing has delivered yet."""
+"""`clawrelay outbox list|retry|flush|purge`: the messages nothing has delivered yet."""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from clawrelay.cli.common import ConfigOpt, JsonOpt, emit_json, load, open_journal, reported
+from clawrelay.cli.common import ConfigOpt, JsonOpt, duration_option, emit_json, load, open_journal, reported
 
 if TYPE_CHECKING:
     from clawrelay.envelope import Envelope
+    from clawrelay.flush import Pass
     from clawrelay.journal import Journal, MessageRecord
-    from clawrelay.outcome import Attempt
+    from clawrelay.outcome import Attempt, Delivery
 
-app = typer.Typer(help="Messages not delivered yet: list, retry, purge.", no_args_is_help=True)
+app = typer.Typer(help="Messages not delivered yet: list, retry, flush, purge.", no_args_is_help=True)
 
 
 @app.command("list")
@@ -132,6 +133,101 @@ def retry(
 
 
 @app.command()
+def flush(
+    watch: bool = typer.Option(False, "--watch", help="Keep flushing until SIGTERM or Ctrl-C."),
+    interval: str = typer.Option("15s", "--interval", help="With --watch: how often to look again."),
+    now: bool = typer.Option(False, "--now", help="Ignore the backoff (one pass only)."),
+    timeout: str = typer.Option("3s", "--timeout", help="With --watch: the limit per reachability check."),
+    explain: bool = typer.Option(False, "--explain", help="Add timings, carriers and reasons."),
+    as_json: bool = JsonOpt,
+    config: str | None = ConfigOpt,
+) -> None:
+    """Deliver what waits, oldest first, target by target: a target whose oldest message is in
+    backoff waits, and one that fails keeps the rest of its messages for later. With --watch,
+    again every interval, and a target that comes back (reachable again) is drained at once.
+    SIGTERM or Ctrl-C lets the attempt in flight finish, then exits 0. Two flushers at once never
+    deliver one message twice. Exit (one pass): 0 all delivered, 1 some still queued, 4 ambiguous.
+    With --watch and --json: one JSON line per pass that did something."""
+    import asyncio
+    import signal
+
+    from clawrelay.errors import UsageError
+    from clawrelay.flush import Flusher
+    from clawrelay.router import Router
+
+    with reported(as_json):
+        if now and watch:
+            raise UsageError("--now is for one pass; --watch already drains a target once it is back")
+        every = duration_option(interval, "--interval")
+        probe_timeout = duration_option(timeout, "--timeout")
+        routes = load(config)
+        journal = open_journal()
+
+        from clawrelay.cli.render import attempt_line, verdict
+
+        def progress(env: Envelope, attempt: Attempt) -> None:
+            if not as_json:
+                typer.echo(attempt_line(attempt, explain=explain, prefix=env.target))
+
+        def starting(r: MessageRecord) -> None:
+            if not as_json:
+                typer.echo(f"→ {r.target} (id {r.id}, run {r.runs + 1})")
+
+        def done(d: Delivery) -> None:
+            if not as_json:
+                typer.echo(verdict(d))
+
+        def report(p: Pass) -> None:
+            if as_json:
+                emit_json(p.to_json())
+            else:
+                _report_rest(p)
+
+        router = Router(routes, journal, on_attempt=progress)
+        flusher = Flusher(router, probe_timeout=probe_timeout, on_start=starting, on_done=done)
+
+        async def go() -> Pass | None:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, router.stop)
+            try:
+                if watch:
+                    if not as_json:
+                        typer.echo(f"watching the outbox every {interval} (SIGTERM or Ctrl-C to stop)")
+                    await flusher.watch(every, report)
+                    return None
+                return await flusher.once(now=now)
+            finally:
+                await router.aclose()
+
+        result = asyncio.run(go())
+        if result is None:
+            if not as_json:
+                typer.echo("stopped")
+            return
+        if as_json:
+            emit_json(result.to_json())
+        else:
+            _report_rest(result)
+            if not (result.retried or result.skipped or result.errors or result.expired):
+                typer.echo("outbox is empty")
+        raise typer.Exit(result.exit_code)
+
+
+def _report_rest(p: Pass) -> None:
+    """What a pass did besides the deliveries already shown as they ended."""
+    skipped: dict[str, int] = {}
+    for s in p.skipped:
+        skipped[str(s["reason"])] = skipped.get(str(s["reason"]), 0) + 1
+    for reason, n in skipped.items():
+        typer.echo(f"{n} waiting ({reason.replace('_', ' ')})")
+    for e in p.errors:
+        typer.echo(f"error {e['id']}: {e['message']}", err=True)
+    for i in p.expired:
+        typer.echo(f"expired {i}: now a dead letter")
+
+
+@app.command()
 def purge(
     message_id: str = typer.Argument(..., metavar="ID", help="Message id or unique prefix."),
     as_json: bool = JsonOpt,
@@ -161,6 +257,7 @@ def purge(
 
 def _find(journal: Journal, message_id: str) -> MessageRecord:
     from clawrelay.errors import ClawrelayError, UsageError
+    from clawrelay.journal import QUEUEABLE
 
     try:
         record = journal.get(message_id)
@@ -168,4 +265,6 @@ def _find(journal: Journal, message_id: str) -> MessageRecord:
         raise UsageError(str(e)) from None
     if record is None:
         raise ClawrelayError(f"no message {message_id!r} in the journal", reason="not_found")
+    if record.kind != QUEUEABLE:
+        raise UsageError(f"{record.id} is not a message but {record.kind!r}: those are never in the outbox")
     return record

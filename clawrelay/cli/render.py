@@ -22,14 +22,16 @@ def attempt_line(a: Attempt, *, explain: bool, prefix: str = "") -> str:
     return line
 
 
-def verdict(d: Delivery) -> str:
+def verdict(d: Delivery, kind: str = "message") -> str:
     if d.status is Status.DELIVERED:
         reply = f"\nreply: {d.reply}" if d.reply else ""
         return f"delivered to {d.target} via {d.via} (id {d.id}){reply}"
     if d.status is Status.AMBIGUOUS:
         return (f"ambiguous: {d.target} may have it (id {d.id}); not retried automatically, "
                 f"see clawrelay log --target {d.target}")
-    return f"not delivered to {d.target}: kept in the outbox (clawrelay outbox retry {d.id})"
+    if d.status is Status.QUEUED:
+        return f"not delivered to {d.target}: kept in the outbox (clawrelay outbox retry {d.id})"
+    return f"not delivered to {d.target} (id {d.id}): no way took the {kind}; it is not queued"
 
 
 def plan_lines(target: str, plan: list[PlannedStep], deadline: float) -> list[str]:
@@ -43,3 +45,14 @@ def plan_lines(target: str, plan: list[PlannedStep], deadline: float) -> list[st
 
 def when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def ago(ms: int) -> str:
+    """How long ago, in the largest unit that fits: "12 s ago", "3 min ago", "2 h ago", "4 d ago"."""
+    import time
+
+    s = max(0, int(time.time() - ms / 1000))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if s >= size:
+            return f"{s // size} {unit} ago"
+    return f"{s} s ago"

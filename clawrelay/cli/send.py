@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import typer
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from clawrelay.config.routes import Routes
     from clawrelay.envelope import Envelope
     from clawrelay.outcome import Attempt, Delivery
+    from clawrelay.router import Router
 
 
 def _read_message(message: str | None) -> str:
@@ -37,8 +39,10 @@ def _read_message(message: str | None) -> str:
 
 
 def send(
-    target: str = typer.Argument(..., help="A target name, an alias, @group, or a,b,c."),
+    target: str | None = typer.Argument(None, help="A target name, an alias, @group, or a,b,c."),
     message: str | None = typer.Argument(None, help="The text; read from stdin when omitted."),
+    to: str | None = typer.Option(None, "--to", help="Targets (a,b,c or @group); then the only "
+                                  "argument is the message."),
     via: str | None = typer.Option(None, "--via", help="Use only this transport of the chain."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; send nothing."),
     explain: bool = typer.Option(False, "--explain", help="Add timings, carriers and reasons."),
@@ -48,19 +52,37 @@ def send(
 ) -> None:
     """Send a message down the target's chain until one transport delivers it.
 
-    Exit codes: 0 delivered, 1 not delivered (kept in the outbox), 2 usage or config error,
-    3 unknown target, 4 ambiguous (or only partly delivered to a group).
+    A group (@name, a,b,c or --to) gets one message id per target, sent concurrently. Exit codes:
+    0 delivered, 1 not delivered (kept in the outbox), 2 usage or config error, 3 unknown target,
+    4 ambiguous (or only partly delivered to a group).
     """
     with reported(as_json):
+        spec, message = _targets_and_message(target, message, to)
         routes = load(config)
-        targets = routes.expand(target)
-        group = len(targets) > 1 or target.startswith("@") or "," in target
+        targets = routes.expand(spec)
+        group = is_group(spec, targets)
         override = duration_option(deadline, "--deadline") if deadline is not None else None
         if dry_run:
             _dry_run(routes, targets, via, override, as_json, group)
             return
         text = _read_message(message)
-        raise typer.Exit(_send(routes, targets, text, via, override, as_json, explain, group))
+        raise typer.Exit(_send(routes, targets, spec, text, via, override, as_json, explain, group))
+
+
+def _targets_and_message(target: str | None, message: str | None, to: str | None) -> tuple[str, str | None]:
+    from clawrelay.errors import UsageError
+
+    if to is None:
+        if target is None:
+            raise UsageError("no target: give TARGET (a name, @group or a,b,c) or --to")
+        return target, message
+    if message is not None:
+        raise UsageError("with --to, give only the message (or pipe it on stdin)")
+    return to, target
+
+
+def is_group(spec: str, targets: list[str]) -> bool:
+    return len(targets) > 1 or spec.strip().startswith("@") or "," in spec
 
 
 def _dry_run(routes: Routes, targets: list[str], via: str | None, override: float | None, as_json: bool,
@@ -79,12 +101,31 @@ def _dry_run(routes: Routes, targets: list[str], via: str | None, override: floa
         emit_json(plans if group else plans[0])
 
 
-def _send(routes: Routes, targets: list[str], text: str, via: str | None, override: float | None,
+def _send(routes: Routes, targets: list[str], spec: str, text: str, via: str | None, override: float | None,
           as_json: bool, explain: bool, group: bool) -> int:
+    from clawrelay.envelope import inherited_hops
+    from clawrelay.ids import new_id
+
+    for name in targets:
+        routes.plan(name, via)  # a --via the chain lacks is a usage error before anything is journaled
+    batch = (new_id(), spec.strip()) if group else None
+
+    def start(router: Router, envelopes: list[Envelope]) -> Awaitable[list[Delivery]]:
+        return router.send(envelopes, via, batch=batch)
+
+    return deliver(routes, targets, text, inherited_hops(), start, override=override, as_json=as_json,
+                   explain=explain, group=group)
+
+
+def deliver(routes: Routes, targets: list[str], text: str, hops: int,
+            start: Callable[[Router, list[Envelope]], Awaitable[list[Delivery]]], *, kind: str = "message",
+            override: float | None, as_json: bool, explain: bool, group: bool) -> int:
+    """Journal and deliver one text to each target, showing progress; the exit code of it all.
+
+    Shared by `send` and `event`: only how each envelope is delivered (`start`) differs."""
     import asyncio
 
     from clawrelay.cli.render import attempt_line, verdict
-    from clawrelay.envelope import inherited_hops
     from clawrelay.router import Router
 
     journal = open_journal()
@@ -94,16 +135,14 @@ def _send(routes: Routes, targets: list[str], text: str, via: str | None, overri
             typer.echo(attempt_line(attempt, explain=explain, prefix=env.target if group else ""))
 
     router = Router(routes, journal, on_attempt=progress, deadline=override)
-    for name in targets:
-        routes.plan(name, via)  # a --via the chain lacks is a usage error before anything is journaled
-    envelopes = router.envelopes(targets, text, inherited_hops())
+    envelopes = router.envelopes(targets, text, hops, kind=kind)
     if not as_json:
         for env in envelopes:
             typer.echo(f"→ {env.target} (id {env.id})")
 
     async def go() -> list[Delivery]:
         try:
-            return await router.send(envelopes, via)
+            return await start(router, envelopes)
         finally:
             await router.aclose()
 
@@ -113,7 +152,7 @@ def _send(routes: Routes, targets: list[str], text: str, via: str | None, overri
         emit_json(docs if group else docs[0])
     else:
         for d in deliveries:
-            typer.echo(verdict(d))
+            typer.echo(verdict(d, kind))
     codes = {d.exit_code for d in deliveries}
     if len(codes) == 1:
         return codes.pop()

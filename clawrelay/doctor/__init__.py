@@ -14,8 +14,7 @@ from clawrelay.doctor.report import Broken, Check
 from clawrelay.errors import ClawrelayError
 
 if TYPE_CHECKING:
-    from clawrelay.config.routes import PlannedStep, Routes
-    from clawrelay.doctor.probes import Probes
+    from clawrelay.config.routes import Routes
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
@@ -43,38 +42,10 @@ async def diagnose(routes: Routes, targets: list[str], timeout: float) -> list[C
         for name in targets:
             for step in routes.plan(name):
                 try:
-                    detail = await _step(probes, routes, name, step)
+                    detail = await probes.step(name, step)
                     checks.append(Check(name, True, detail, step.index, step.transport))
                 except Broken as e:
                     checks.append(Check(name, False, e.detail, step.index, step.transport, e.reason, e.fix))
                 except ClawrelayError as e:  # a probe's own failure without a known fix
                     checks.append(Check(name, False, e.message, step.index, step.transport, e.reason))
     return checks
-
-
-async def _step(probes: Probes, routes: Routes, target: str, step: PlannedStep) -> str:
-    from clawrelay.config.model import CommandStep, SessionsSendStep, TelegramStep
-    from clawrelay.doctor.probes import command
-
-    opts = step.options
-    host = routes.config.targets[target].host
-    if isinstance(opts, SessionsSendStep):
-        return await probes.gateway(_gateway_of(routes, target, opts.gateway))
-    if isinstance(opts, TelegramStep):
-        return await probes.telegram(opts.chat_id)
-    if isinstance(opts, CommandStep):
-        return command(opts.argv[0])
-    assert host is not None  # config.refs guarantees a host for host steps
-    if step.transport == "nodes_run":
-        return "; ".join([await probes.node(host), await probes.cli(host, "node")])
-    probe = probes.cli if step.transport == "agent_cli" else probes.workspace
-    return "; ".join([await probe(host, c) for c in step.carriers])
-
-
-def _gateway_of(routes: Routes, target: str, named: str | None) -> str:
-    if named:
-        return named
-    host = routes.host_of(target)
-    if host is not None and host.node is not None:
-        return host.node.gateway
-    return next(iter(routes.config.gateways))  # config.refs: exactly one when none is named

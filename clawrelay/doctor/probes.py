@@ -9,11 +9,12 @@ stable reason and, where one exists, the exact command that fixes it.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from clawrelay.doctor.report import Broken
 from clawrelay.errors import ClawrelayError, ConfigError, TransportError
@@ -21,14 +22,14 @@ from clawrelay.errors import ClawrelayError, ConfigError, TransportError
 if TYPE_CHECKING:
     from clawrelay.carriers.base import Carrier
     from clawrelay.carriers.hosts import HostCarriers
-    from clawrelay.config.routes import Routes
+    from clawrelay.config.routes import PlannedStep, Routes
     from clawrelay.openclaw import GatewayClient, GatewayError, GatewayPool
 
 
 class Probes:
     def __init__(self, routes: Routes, carriers: HostCarriers, timeout: float) -> None:
         self.routes, self.carriers, self.timeout = routes, carriers, timeout
-        self._memo: dict[tuple[str, ...], Any] = {}
+        self._memo: dict[tuple[str, ...], asyncio.Task[str]] = {}
 
     @property
     def pool(self) -> GatewayPool:
@@ -36,15 +37,29 @@ class Probes:
         return self.carriers.gateway_pool()
 
     async def _once(self, key: tuple[str, ...], probe: Callable[[], Awaitable[str]]) -> str:
+        """Each gateway, node, host and bot is probed once, however many steps (checked at the
+        same time, by `status`) need it: later callers await the same task."""
         if key not in self._memo:
-            try:
-                self._memo[key] = await probe()
-            except Broken as e:
-                self._memo[key] = e
-        found = self._memo[key]
-        if isinstance(found, Broken):
-            raise found
-        return str(found)
+            self._memo[key] = asyncio.ensure_future(probe())
+        return await asyncio.shield(self._memo[key])
+
+    async def step(self, target: str, step: PlannedStep) -> str:
+        """What one chain step needs, probed; `Broken` (or a ClawrelayError) when it is not there."""
+        from clawrelay.config.model import CommandStep, SessionsSendStep, TelegramStep
+
+        opts = step.options
+        host = self.routes.config.targets[target].host
+        if isinstance(opts, SessionsSendStep):
+            return await self.gateway(_gateway_of(self.routes, target, opts.gateway))
+        if isinstance(opts, TelegramStep):
+            return await self.telegram(opts.chat_id)
+        if isinstance(opts, CommandStep):
+            return command(opts.argv[0])
+        assert host is not None  # config.refs guarantees a host for host steps
+        if step.transport == "nodes_run":
+            return "; ".join([await self.node(host), await self.cli(host, "node")])
+        probe = self.cli if step.transport == "agent_cli" else self.workspace
+        return "; ".join([await probe(host, c) for c in step.carriers])
 
     # -- gateways and nodes ---------------------------------------------------------------------
 
@@ -171,6 +186,14 @@ class Probes:
         version = res.stdout.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
         return f"{version[0]} via {c.label}"
 
+    async def reach(self, host: str, carrier: str) -> str:
+        """The host answers over this carrier (it is asked for its home folder)."""
+        return await self._once(("reach", host, carrier), lambda: self._reach(host, carrier))
+
+    async def _reach(self, host_name: str, carrier_name: str) -> str:
+        c = self.carrier(host_name, carrier_name)
+        return f"{c.label} answers (home {await self._home(c)})"
+
     async def workspace(self, host: str, carrier: str) -> str:
         return await self._once(("workspace", host, carrier), lambda: self._workspace(host, carrier))
 
@@ -236,6 +259,15 @@ async def _expanded(expand: Callable[..., Awaitable[list[str]]], prefix: list[st
         return await expand(prefix, c)
     except ClawrelayError as e:
         raise Broken(e.message, e.reason, _carrier_fix(e)) from None
+
+
+def _gateway_of(routes: Routes, target: str, named: str | None) -> str:
+    if named:
+        return named
+    host = routes.host_of(target)
+    if host is not None and host.node is not None:
+        return host.node.gateway
+    return next(iter(routes.config.gateways))  # config.refs: exactly one when none is named
 
 
 def command(argv0: str) -> str:

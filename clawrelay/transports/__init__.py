@@ -13,11 +13,14 @@ _BUILT = {  # name → module:class
     "nodes_run": "clawrelay.transports.nodes_run:NodesRun",
     "agent_cli": "clawrelay.transports.agent_cli:AgentCli",
     "telegram": "clawrelay.transports.telegram.transport:Telegram",
+    # an event's rungs (clawrelay.events), not chain steps of routes.yaml
+    "wake": "clawrelay.transports.system_event:Wake",
+    "system_event": "clawrelay.transports.system_event:SystemEvent",
 }
 
 
 def get_transport(name: str) -> Transport:
-    module, cls = _BUILT[name].split(":")  # the routes schema admits only these names
+    module, cls = _BUILT[name].split(":")  # the routes schema and events admit only these
     return getattr(import_module(module), cls)()
 
 

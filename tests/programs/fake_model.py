@@ -4,7 +4,9 @@
 Answers GET /v1/models and POST /v1/chat/completions (streamed or not) with "ACK: <the last user
 message>", after stripping what OpenClaw wraps around it (internal-context blocks, the
 "[Sat 2026-11-21 01:25 UTC] " stamp, the trailing "Runtime:" line). A message containing
-"[[delay=SECONDS]]" is answered that much later, for tests of replies that come too late.
+"[[delay=SECONDS]]" is answered that much later, for tests of replies that come too late. A turn
+whose prompt carries system events ("System: [time] text", what `wake` queues) is answered
+"ACK: [event: text] …", as an agent would mention them, so the event shows in the session's history.
 With PROMPTLOG, the text of every request's messages is appended to it (one JSON string a line),
 so a test can see what reached the model, a system event included. Standard library only; binds 127.0.0.1 and nothing else.
 """
@@ -21,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 INTERNAL = re.compile(r"<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>.*?<<<END_OPENCLAW_INTERNAL_CONTEXT>>>", re.S)
 STAMP = re.compile(r"^\[[A-Z][a-z]{2} \d{4}-\d{2}-\d{2} [^\]]*\] ")
+EVENT = re.compile(r'System: \[[^\]]*\] ((?:[^"\\]|\\.)*)')  # inside a JSON-quoted context line
 
 
 def text_of(content: object) -> str:
@@ -29,6 +32,14 @@ def text_of(content: object) -> str:
     if isinstance(content, list):
         return "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
     return ""
+
+
+def events(messages: list[dict]) -> list[str]:
+    """System events in the last user message, one line each."""
+    for m in reversed(messages):
+        if m.get("role") == "user":
+            return [" ".join(e.replace("\\n", " ").split()) for e in EVENT.findall(text_of(m.get("content")))]
+    return []
 
 
 def last_user(messages: list[dict]) -> str:
@@ -68,7 +79,8 @@ class Handler(BaseHTTPRequestHandler):
                 log.write(json.dumps("\n".join(text_of(m.get("content")) for m in body.get("messages") or [])) + "\n")
         if delay := re.search(r"\[\[delay=([0-9.]+)\]\]", user):
             time.sleep(float(delay.group(1)))
-        reply = "ACK: " + " ".join(user.split())[:400]
+        seen = "".join(f"[event: {e}] " for e in events(body.get("messages") or []))
+        reply = ("ACK: " + seen + " ".join(user.split()))[:600]
         base = {"id": "chatcmpl-" + uuid.uuid4().hex[:20], "created": int(time.time()), "model": "fake-model"}
         if not body.get("stream"):
             return self._json(200, {**base, "object": "chat.completion", "choices": [

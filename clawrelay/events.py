@@ -1,0 +1,55 @@
+"""An event's chain: the target's gateway `wake` first, then `openclaw system event` on its host.
+
+An event is not a message down the target's chain: it only makes sense where OpenClaw's system
+events exist, so its plan is built here from what the routes say about the target (the gateway
+its sessions_send step uses, the carriers of its host). It is journaled like a message (kind
+`event`) and never queued: an event is about now.
+"""
+
+from __future__ import annotations
+
+from clawrelay.config.model import SessionsSendStep
+from clawrelay.config.routes import PlannedStep, Routes
+from clawrelay.errors import UsageError
+from clawrelay.transports.system_event import Mode, SystemEventStep, WakeStep
+
+RUNGS = ("wake", "system_event")
+
+
+def plan(routes: Routes, target: str, mode: Mode, via: str | None = None) -> list[PlannedStep]:
+    if via is not None and via not in RUNGS:
+        raise UsageError(f"--via: an event goes by {' or '.join(RUNGS)}, not {via!r}")
+    t = routes.target(target)
+    defaults = routes.config.defaults
+    steps: list[PlannedStep] = []
+    session_step = next((s for s in t.chain if isinstance(s, SessionsSendStep)), None)
+    if session_step is not None and via in (None, "wake"):
+        steps.append(
+            PlannedStep(
+                index=len(steps) + 1,
+                transport="wake",
+                options=WakeStep(gateway=session_step.gateway, mode=mode),
+                timeout=session_step.timeout or defaults.timeout,
+                retries=defaults.retries if session_step.retries is None else session_step.retries,
+                on_ambiguous="stop",
+                carriers=(),
+            )
+        )
+    host = routes.host_of(target)
+    if host is not None and host.carriers() and via in (None, "system_event"):
+        steps.append(
+            PlannedStep(
+                index=len(steps) + 1,
+                transport="system_event",
+                options=SystemEventStep(mode=mode),
+                timeout=max(defaults.timeout, 30.0),
+                retries=defaults.retries,
+                on_ambiguous="stop",
+                carriers=tuple(host.carriers()),
+            )
+        )
+    if not steps:
+        needs = {"wake": "a sessions_send step", "system_event": "a host"}
+        has = needs.get(via or "", " or ".join(needs.values()))
+        raise UsageError(f"target {target} has no way to take an event: it needs {has}")
+    return steps

@@ -1,0 +1,157 @@
+"""Draining the outbox: what waits is delivered oldest first, target by target, with backoff.
+
+A target's messages go in order: when its oldest waiting message is not due yet (its backoff),
+none of the target's are tried; when one fails, the ones behind it wait for the next pass, since
+the same chain would fail them too. Each message is taken through `Router.retry`, which holds
+its claim (a kernel lock), so two flushers at once never send one message twice; a flusher that
+finds a target's message held by another leaves that target to it.
+
+`watch` repeats that every interval and, between passes, probes the targets that have messages
+waiting (status's probes, nothing sent): a target that comes back (reachable now, not at the
+last look) is drained at once, whatever its backoff says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from clawrelay.errors import ClawrelayError
+from clawrelay.journal import now_ms
+from clawrelay.outcome import Delivery, Status
+
+if TYPE_CHECKING:
+    from clawrelay.journal import Journal, MessageRecord
+    from clawrelay.router import Router
+
+CONCURRENT_TARGETS = 4
+
+
+@dataclass
+class Pass:
+    """What one flush did: deliveries (of every outcome), messages left alone and why, errors."""
+
+    retried: list[Delivery] = field(default_factory=list)
+    skipped: list[dict[str, object]] = field(default_factory=list)
+    errors: list[dict[str, object]] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+
+    def add(self, other: Pass) -> None:
+        self.retried += other.retried
+        self.skipped += other.skipped
+        self.errors += other.errors
+        self.expired += other.expired
+
+    def to_json(self) -> dict[str, object]:
+        return {"retried": [d.to_json() for d in self.retried], "skipped": self.skipped,
+                "errors": self.errors, "expired": self.expired}
+
+    @property
+    def exit_code(self) -> int:
+        codes = {d.exit_code for d in self.retried} | ({1} if self.errors else set())
+        return 1 if 1 in codes else (4 if 4 in codes else 0)
+
+
+class Flusher:
+    def __init__(self, router: Router, *, probe_timeout: float = 3.0,
+                 on_start: Callable[[MessageRecord], None] | None = None,
+                 on_done: Callable[[Delivery], None] | None = None) -> None:
+        self.router = router
+        self.journal: Journal = router.journal
+        self.probe_timeout = probe_timeout
+        self.on_start, self.on_done = on_start, on_done
+        self._seen_up: dict[str, bool] = {}  # target → reachable at the last look
+
+    def waiting(self) -> dict[str, list[MessageRecord]]:
+        """Queued messages per target, oldest first (ambiguous ones are a person's decision)."""
+        out: dict[str, list[MessageRecord]] = {}
+        for r in self.journal.outbox():
+            if r.status is Status.QUEUED:
+                out.setdefault(r.target, []).append(r)
+        return out
+
+    async def once(self, *, now: bool = False) -> Pass:
+        """One pass over every target with due messages (every target with `now`)."""
+        result = Pass(expired=self.journal.expire())
+        waiting = self.waiting()
+        due = {t: rs for t, rs in waiting.items() if now or _due(rs[0])}
+        for rs in (rs for t, rs in waiting.items() if t not in due):
+            result.skipped += [{"id": r.id, "reason": "backoff", "next_attempt_ms": r.next_attempt_ms}
+                               for r in rs]
+        await self._drain_all(due, result)
+        return result
+
+    async def watch(self, interval: float, report: Callable[[Pass], None]) -> None:
+        """Pass after pass until the router is told to stop; `report` gets each pass that did
+        something."""
+        while not self.router.stopping:
+            result = await self.once()
+            result.skipped = []  # waiting out a backoff is the normal state of a watched outbox
+            tried = {d.target for d in result.retried}
+            came_back = await self._came_back(set(self.waiting()), tried)
+            if came_back and not self.router.stopping:
+                await self._drain_all({t: rs for t, rs in self.waiting().items() if t in came_back}, result)
+            if result.retried or result.errors or result.expired:
+                report(result)
+            await self.router.wait_stopped(interval)
+
+    async def _came_back(self, targets: set[str], tried: set[str]) -> set[str]:
+        """Targets reachable now that were not at the last look (or were never looked at), other
+        than those just tried."""
+        from clawrelay.doctor.probes import Probes
+        from clawrelay.status import steps_of
+
+        routes = self.router.routes
+        targets = {t for t in targets if t in routes.config.targets}
+        if not targets:
+            return set()
+        probes = Probes(routes, self.router.carriers(), self.probe_timeout)
+        names = sorted(targets)
+        found = await asyncio.gather(*(steps_of(probes, routes, t) for t in names))
+        back = set()
+        for name, steps in zip(names, found, strict=True):
+            up = any(p.ok for p in steps)
+            if up and not self._seen_up.get(name) and name not in tried:
+                back.add(name)
+            self._seen_up[name] = up
+        return back
+
+    async def _drain_all(self, queues: dict[str, list[MessageRecord]], result: Pass) -> None:
+        bound = asyncio.Semaphore(CONCURRENT_TARGETS)
+
+        async def one(records: list[MessageRecord]) -> None:
+            async with bound:
+                await self._drain(records, result)
+
+        await asyncio.gather(*(one(rs) for rs in queues.values()))
+
+    async def _drain(self, records: list[MessageRecord], result: Pass) -> None:
+        """One target's messages, oldest first, until one is not delivered."""
+        for i, r in enumerate(records):
+            if self.router.stopping:
+                return
+            if self.on_start is not None:
+                self.on_start(r)
+            try:
+                d = await self.router.retry(r)
+            except ClawrelayError as e:
+                result.errors.append({"id": r.id, "reason": e.reason, "message": e.message})
+                return
+            if d == "no_longer_queued":
+                continue  # another flusher delivered it; the next one is ours to try
+            if isinstance(d, str):  # in flight: another flusher has this target's queue right now
+                result.skipped.append({"id": r.id, "reason": d})
+                return
+            result.retried.append(d)
+            if self.on_done is not None:
+                self.on_done(d)
+            if d.status is not Status.DELIVERED:
+                result.skipped += [{"id": later.id, "reason": "behind_undelivered", "behind": r.id}
+                                   for later in records[i + 1:]]
+                return
+
+
+def _due(record: MessageRecord) -> bool:
+    return (record.next_attempt_ms or 0) <= now_ms()

@@ -1,0 +1,197 @@
+"""The fleet, for real: three targets on two real gateways (the session's and a second one) and a
+third whose gateway is down until a test starts it. Group sends, status, events, and the outbox
+drained by `outbox flush --watch` when that gateway comes up, by two flushers at once."""
+
+from __future__ import annotations
+
+import json
+import signal
+import textwrap
+import time
+from collections.abc import Iterator
+
+import pytest
+from conftest import Env, wait_for
+from peer import Gateway, free_port, openclaw_bin
+
+TOKEN_ENV = "TEST_GW_TOKEN"
+
+
+@pytest.fixture(scope="module")
+def second(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A second real gateway (its own port, state and model): another OpenClaw instance."""
+    gw = Gateway(openclaw_bin(), tmp_path_factory.mktemp("gateway-b"))
+    try:
+        gw.start()
+        yield gw
+    finally:
+        gw.stop()
+
+
+@pytest.fixture(scope="module")
+def third(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """The third instance: a port nothing listens on, until a test starts its gateway there."""
+    gw = Gateway(openclaw_bin(), tmp_path_factory.mktemp("gateway-c"), port=free_port())
+    try:
+        yield gw
+    finally:
+        gw.stop()
+
+
+def fleet_routes(env: Env, a: Gateway, b: Gateway, c: Gateway, *, extra_targets: str = "",
+                 hosts: str = "") -> None:
+    env.routes(f"""
+    version: 1
+    self: tester
+    gateways:
+      gw-a: {{url: "{a.url}", token: "${{{TOKEN_ENV}}}"}}
+      gw-b: {{url: "{b.url}", token: "${{{TOKEN_ENV}}}"}}
+      gw-c: {{url: "{c.url}", token: "${{{TOKEN_ENV}}}"}}
+    hosts:
+      xiaom: {{node: {{gateway: gw-a, id: xiaom}}, openclaw: "{a.bin_dir / 'openclaw'}"}}
+      ghost: {{node: {{gateway: gw-a, id: no-such-node}}}}
+{textwrap.indent(textwrap.dedent(hosts), '      ')}
+    targets:
+      a: {{chain: [sessions_send: {{gateway: gw-a}}]}}
+      b: {{chain: [sessions_send: {{gateway: gw-b}}]}}
+      c: {{session: "agent:main:main", chain: [sessions_send: {{gateway: gw-c, timeout: 5s}}]}}
+{textwrap.indent(textwrap.dedent(extra_targets), '      ')}
+    groups:
+      fleet: [a, b, c]
+    """)
+
+
+def run(env: Env, *args: str, timeout: float = 120) -> object:
+    return env.run(*args, timeout=timeout, **{TOKEN_ENV: "clawrelay-test-token-5b1e"})
+
+
+def by_target(docs: list[dict]) -> dict[str, dict]:
+    return {d["target"]: d for d in docs}
+
+
+def test_a_group_send_gives_each_target_its_own_id_and_exit_4_when_one_is_down(
+        env: Env, gateway: Gateway, second: Gateway, third: Gateway) -> None:
+    fleet_routes(env, gateway, second, third)
+    r = run(env, "send", "@fleet", "rolling restart in 5 min", "--json")
+    assert r.code == 4, r.err
+    docs = by_target(r.json())
+    assert {t: d["status"] for t, d in docs.items()} == {"a": "delivered", "b": "delivered", "c": "failed"}
+    assert len({d["id"] for d in docs.values()}) == 3
+    assert docs["c"]["queued"] and docs["c"]["attempts"][-1]["reason"] == "connection_refused"
+    # each instance got its own message, once, and not the other's
+    wait_for(lambda: gateway.user_messages("agent:main:main", docs["a"]["id"]), 60)
+    wait_for(lambda: second.user_messages("agent:main:main", docs["b"]["id"]), 60)
+    assert len(gateway.user_messages("agent:main:main", docs["a"]["id"])) == 1
+    assert len(second.user_messages("agent:main:main", docs["b"]["id"])) == 1
+    assert not gateway.user_messages("agent:main:main", docs["b"]["id"])
+
+    log = run(env, "log", "--json")
+    batches = {json.dumps(rec["batch"]) for rec in log.json()}
+    assert len(batches) == 1 and json.loads(batches.pop())["to"] == "@fleet"
+    human = run(env, "log", "--brief").out
+    assert "message to @fleet (batch " in human and "2 delivered, 1 queued" in human
+
+    r = run(env, "send", "--to", "a,b", "second round", "--json")
+    assert r.code == 0 and [d["status"] for d in r.json()] == ["delivered", "delivered"]
+
+
+def test_status_matches_what_is_up_and_what_the_journal_says(
+        env: Env, gateway: Gateway, second: Gateway, third: Gateway, node: str) -> None:
+    fleet_routes(env, gateway, second, third)
+    assert run(env, "send", "a", "first", "--json").code == 0
+    assert run(env, "send", "c", "for the one that is down").code == 1
+    before = int(time.time() * 1000)
+
+    r = run(env, "status", "--json", "--timeout", "10s")
+    assert r.code == 1, r.err  # c has no way that works now
+    doc = r.json()
+    targets = by_target(doc["targets"])
+    assert targets["a"]["reachable"] == ["sessions_send"] and targets["b"]["reachable"] == ["sessions_send"]
+    assert targets["c"]["reachable"] == []
+    assert targets["c"]["steps"][0]["reason"] == "connection_refused"
+    assert targets["a"]["last_delivered"]["via"] == "sessions_send"
+    assert before - 60_000 < targets["a"]["last_delivered"]["at_ms"] <= before
+    assert targets["b"]["last_delivered"] is None
+    assert targets["c"]["outbox"] == {"queued": 1, "ambiguous": 0}
+    assert targets["a"]["outbox"] == {"queued": 0, "ambiguous": 0}
+    hosts = {h["host"]: {c["check"]: c for c in h["checks"]} for h in doc["hosts"]}
+    assert hosts["xiaom"]["gateway"]["ok"] and hosts["xiaom"]["node"]["ok"]
+    assert hosts["ghost"]["gateway"]["ok"] and not hosts["ghost"]["node"]["ok"]
+    assert hosts["ghost"]["node"]["reason"] == "not_found"
+    assert run(env, "status", "a", "--json").json()["hosts"] == []  # a lives on no host
+
+    human = run(env, "status", "--timeout", "5s").out
+    assert "c  now: nothing reachable" in human and "outbox: 1 queued" in human
+
+
+def test_an_event_wakes_the_target_session_over_its_gateway(
+        env: Env, gateway: Gateway, second: Gateway, third: Gateway) -> None:
+    fleet_routes(env, gateway, second, third)
+    r = run(env, "event", "b", "backup finished on the VPS", "--json")
+    assert r.code == 0, r.err
+    doc = r.json()
+    assert doc["via"] == "wake" and doc["attempts"][0]["detail"] == "gw-b: wake now into agent:main:main"
+    # the heartbeat turn that saw the event is in the target session's history
+    wait_for(lambda: any(doc["id"] in m and "backup finished on the VPS" in m
+                         for m in second.history() if m.startswith("assistant:")), 60)
+    assert not any(doc["id"] in m for m in gateway.history())
+    log = run(env, "log", "--brief").out
+    assert "event `backup finished on the VPS`" in log and "delivered via wake" in log
+
+
+def test_an_event_goes_over_the_node_when_the_targets_gateway_is_down(
+        env: Env, gateway: Gateway, second: Gateway, third: Gateway, node: str) -> None:
+    fleet_routes(env, gateway, second, third, extra_targets="""
+        x: {host: xiaom, chain: [sessions_send: {gateway: gw-c}]}
+    """)
+    r = run(env, "event", "x", "disk almost full", "--mode", "now", "--json", "--deadline", "100s")
+    assert r.code == 0, r.err
+    doc = r.json()
+    assert [(a["transport"], a["outcome"]) for a in doc["attempts"]][-1] == ("system_event", "delivered")
+    assert doc["attempts"][0]["reason"] == "connection_refused" and doc["attempts"][-1]["carrier"] == "node"
+    wait_for(lambda: any(doc["id"] in m and "disk almost full" in m for m in gateway.history()), 60)
+
+
+def test_events_are_never_queued_and_bad_input_is_refused(env: Env, gateway: Gateway, second: Gateway,
+                                                          third: Gateway) -> None:
+    fleet_routes(env, gateway, second, third, extra_targets="m: {chain: [command: {argv: [\"true\"]}]}")
+    r = run(env, "event", "c", "nobody home", "--json")
+    assert r.code == 1 and r.json()["status"] == "failed" and not r.json()["queued"]
+    assert run(env, "outbox", "list", "--json").json() == []
+    r = run(env, "event", "m", "hi")
+    assert r.code == 2 and "no way to take an event" in r.err
+    r = run(env, "event", "a", "hi", "--mode", "later")
+    assert r.code == 2 and "--mode" in r.err
+    assert run(env, "log", "--json").json()[-1]["kind"] == "event"
+
+
+def test_flush_watch_delivers_to_a_gateway_that_comes_back_exactly_once_with_two_flushers(
+        env: Env, gateway: Gateway, second: Gateway, third: Gateway) -> None:
+    fleet_routes(env, gateway, second, third)
+    r = run(env, "send", "c", "waiting for you to come back", "--json")
+    assert r.code == 1
+    message = r.json()["id"]
+    extra = {TOKEN_ENV: "clawrelay-test-token-5b1e"}
+    flushers = [env.spawn("outbox", "flush", "--watch", "--interval", "1s", "--json", **extra) for _ in range(2)]
+    try:
+        time.sleep(3)  # both have looked at c and found it down
+        assert all(f.poll() is None for f in flushers)
+        third.start()
+        wait_for(lambda: run(env, "log", "--json").json()[-1]["status"] == "delivered", 120)
+        # it arrived in the instance that came back, once
+        wait_for(lambda: third.user_messages("agent:main:main", message), 60)
+        time.sleep(2)  # a second copy, had one been sent, would be there by now
+        assert len(third.user_messages("agent:main:main", message)) == 1
+    finally:
+        for f in flushers:
+            f.send_signal(signal.SIGTERM)
+        outs = [f.communicate(timeout=60) for f in flushers]
+        third.stop_gateway()
+    assert [f.returncode for f in flushers] == [0, 0], outs
+    rec = run(env, "log", "--json").json()[-1]
+    assert rec["id"] == message and rec["via"] == "sessions_send"
+    assert [a["outcome"] for a in rec["attempts"]].count("delivered") == 1
+    assert run(env, "outbox", "list", "--json").json() == []
+    # what the flushers reported: one delivery of it between them
+    passes = [json.loads(line) for out, _ in outs for line in out.splitlines() if line.startswith("{")]
+    assert [d["id"] for p in passes for d in p["retried"] if d["status"] == "delivered"] == [message]

@@ -1,0 +1,148 @@
+"""`clawrelay outbox flush`: oldest first, target by target, with backoff; two flushers at once;
+SIGTERM during an attempt. Real subprocesses as transports (the gateway case is in test_fleet)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import textwrap
+import time
+
+from conftest import Env, header, program, wait_for
+
+
+def outbox_routes(env: Env, *, seconds: float | None = None) -> None:
+    """Target `s`: a program that delivers only while the flag file exists; `t`: always delivers."""
+    argv = program("when_file.py", env.tmp / "up", env.tmp / "out.txt", *([seconds] if seconds else []))
+    env.routes(header(env.workspace) + textwrap.dedent(f"""
+    targets:
+      s: {{chain: [command: {{argv: {json.dumps(argv)}, retries: 0, timeout: 30s}}]}}
+      t: {{host: here, chain: [memory_file]}}
+    """))
+
+
+def delivered_lines(env: Env) -> list[str]:
+    out = env.tmp / "out.txt"
+    return out.read_text().splitlines() if out.exists() else []
+
+
+def test_one_pass_goes_oldest_first_and_stops_a_target_at_its_first_failure(env: Env) -> None:
+    outbox_routes(env)
+    ids = [env.run("send", "s", f"message {i}", "--json").json()["id"] for i in range(3)]
+
+    r = env.run("outbox", "flush", "--json")  # all three are in their backoff
+    assert r.code == 0 and not r.json()["retried"]
+    assert {s["reason"] for s in r.json()["skipped"]} == {"backoff"}
+
+    r = env.run("outbox", "flush", "--now", "--json")  # still down: the oldest is tried, the rest wait
+    assert r.code == 1
+    doc = r.json()
+    assert [d["id"] for d in doc["retried"]] == ids[:1]
+    assert [(s["id"], s["reason"]) for s in doc["skipped"]] == [(i, "behind_undelivered") for i in ids[1:]]
+
+    (env.tmp / "up").touch()
+    r = env.run("outbox", "flush", "--now")
+    assert r.code == 0, r.err
+    assert delivered_lines(env) == ["message 0", "message 1", "message 2"]
+    assert "delivered to s via command" in r.out
+    assert env.run("outbox", "list", "--json").json() == []
+
+
+def test_two_flushers_at_once_deliver_each_message_exactly_once(env: Env) -> None:
+    outbox_routes(env)
+    bodies = [f"only once {i}" for i in range(6)]
+    for b in bodies:
+        assert env.run("send", "s", b).code == 1
+    (env.tmp / "up").touch()
+    procs = [env.spawn("outbox", "flush", "--now", "--json") for _ in range(2)]
+    results = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    assert sorted(delivered_lines(env)) == sorted(bodies)  # each exactly once, none lost
+    for record in env.run("log", "--json").json():
+        assert [a["outcome"] for a in record["attempts"]].count("delivered") == 1
+    delivered = [d["id"] for r in results for d in r["retried"] if d["status"] == "delivered"]
+    assert len(delivered) == len(set(delivered)) == len(bodies)
+
+
+def test_sigterm_lets_the_attempt_in_flight_finish_then_exits(env: Env) -> None:
+    outbox_routes(env, seconds=3)
+    first = env.run("send", "s", "slow but sure", "--json").json()["id"]
+    second = env.run("send", "s", "not started", "--json").json()["id"]
+    (env.tmp / "up").touch()
+    log = env.tmp / "flush.out"
+    with log.open("w") as f:
+        proc = subprocess.Popen(env.cmd("outbox", "flush", "--watch", "--interval", "30s"), stdout=f,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=env.tmp, env=env.vars)
+    try:
+        # the watcher sees `s` answer (its program is there) and drains it at once, backoff or not
+        wait_for(lambda: f"(id {first}, run 2)" in log.read_text(), 30)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert delivered_lines(env) == ["slow but sure"]  # the attempt in flight finished
+    assert "stopped" in log.read_text()
+    records = {r["id"]: r for r in env.run("log", "--json").json()}
+    assert records[first]["status"] == "delivered"
+    assert records[second]["status"] == "queued" and records[second]["runs"] == 1  # never started
+    assert [m["id"] for m in env.run("outbox", "list", "--json").json()] == [second]
+
+
+def test_an_outbox_written_by_the_previous_journal_version_is_flushed(env: Env) -> None:
+    """A user upgrading with messages waiting: the journal is migrated in place, nothing lost."""
+    outbox_routes(env)
+    env.home.mkdir(parents=True)
+    db = sqlite3.connect(env.home / "journal.db")
+    db.executescript("""
+    CREATE TABLE messages (id TEXT PRIMARY KEY, kind TEXT NOT NULL, sender TEXT NOT NULL,
+      target TEXT NOT NULL, body TEXT NOT NULL, hops INTEGER NOT NULL, created_ms INTEGER NOT NULL,
+      status TEXT NOT NULL, via TEXT, reply TEXT, runs INTEGER NOT NULL DEFAULT 0,
+      updated_ms INTEGER NOT NULL, next_attempt_ms INTEGER, expires_ms INTEGER NOT NULL);
+    CREATE TABLE attempts (message_id TEXT NOT NULL REFERENCES messages(id), run INTEGER NOT NULL,
+      step INTEGER NOT NULL, transport TEXT NOT NULL, carrier TEXT, outcome TEXT NOT NULL, reason TEXT,
+      retryable INTEGER NOT NULL, detail TEXT, started_ms INTEGER NOT NULL, elapsed_ms INTEGER NOT NULL);
+    PRAGMA user_version=1;
+    """)
+    now = int(time.time() * 1000)
+    db.execute("INSERT INTO messages VALUES ('01a00000-0000-7000-8000-000000000001', 'message', 'tester',"
+               " 's', 'from before the upgrade', 0, ?, 'queued', NULL, NULL, 1, ?, ?, ?)",
+               (now - 1000, now - 1000, now - 500, now + 86_400_000))
+    db.commit()
+    db.close()
+    (env.tmp / "up").touch()
+    r = env.run("outbox", "flush", "--json")
+    assert r.code == 0, r.err
+    assert [d["status"] for d in r.json()["retried"]] == ["delivered"]
+    assert delivered_lines(env) == ["from before the upgrade"]
+    assert env.run("log", "--json").json()[0]["batch"] is None
+
+
+def test_a_stopped_router_finishes_the_attempt_and_starts_no_retry_and_no_next_step(env: Env) -> None:
+    """What SIGTERM does inside: the attempt in flight is journaled, then nothing more starts."""
+    import asyncio
+
+    from clawrelay.config import load_routes
+    from clawrelay.journal import Journal
+    from clawrelay.router import Router
+
+    argv = program("when_file.py", env.tmp / "up", env.tmp / "out.txt")
+    path = env.routes(header(env.workspace) + textwrap.dedent(f"""
+    targets:
+      s: {{host: here, chain: [command: {{argv: {json.dumps(argv)}, retries: 5}}, memory_file]}}
+    """))
+    env.home.mkdir(parents=True)
+    router = Router(load_routes(str(path)), Journal(env.home), on_attempt=lambda _env, _a: router.stop())
+
+    async def go() -> list:
+        try:
+            return await router.send(router.envelopes(["s"], "stop after me", 0))
+        finally:
+            await router.aclose()
+
+    (delivery,) = asyncio.run(go())
+    assert [(a.transport, a.reason) for a in delivery.attempts] == [("command", "tempfail")]
+    assert delivery.queued and not (env.workspace / "memory").exists()
+    (record,) = Journal(env.home).outbox()
+    assert record.id == delivery.id and len(record.attempts) == 1
