@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import textwrap
 import time
 from collections.abc import Iterator
@@ -195,3 +196,44 @@ def test_flush_watch_delivers_to_a_gateway_that_comes_back_exactly_once_with_two
     # what the flushers reported: one delivery of it between them
     passes = [json.loads(line) for out, _ in outs for line in out.splitlines() if line.startswith("{")]
     assert [d["id"] for p in passes for d in p["retried"] if d["status"] == "delivered"] == [message]
+
+
+def test_the_documented_openclaw_cron_job_drains_the_outbox(env: Env, gateway: Gateway) -> None:
+    """docs/fleet.md's `openclaw cron add` recipe, run by the real gateway's scheduler."""
+    import os
+    import sys
+
+    from conftest import CLAWRELAY, program
+
+    flag, out = env.tmp / "up", env.tmp / "out.txt"
+    routes = env.routes(f"""
+    version: 1
+    self: tester
+    outbox: {{backoff: 1s}}
+    targets:
+      s: {{chain: [command: {{argv: {json.dumps(program("when_file.py", flag, out))}, retries: 0}}]}}
+    """)
+    assert run(env, "send", "s", "drained by openclaw cron").code == 1
+    flag.touch()
+    time.sleep(1.5)  # past the message's backoff
+
+    oc_env = {**gateway.env(), "OPENCLAW_GATEWAY_TOKEN": gateway.token}
+
+    def openclaw(*args: str) -> dict:
+        p = subprocess.run([str(gateway.bin_dir / "openclaw"), *args, "--json"], env=oc_env,
+                           capture_output=True, text=True, timeout=180)
+        assert p.stdout.strip(), p.stderr
+        return json.loads(p.stdout)
+
+    job = openclaw("cron", "add", "--name", "clawrelay-flush", "--every", "5m", "--no-deliver",
+                   "--command-argv", json.dumps([CLAWRELAY, "outbox", "flush"]), "--timeout-seconds", "240",
+                   "--command-env", f"CLAWRELAY_HOME={env.home}", "--command-env", f"CLAWRELAY_CONFIG={routes}",
+                   "--command-env", f"PATH={os.path.dirname(sys.executable)}:/usr/bin:/bin")
+    try:
+        ran = openclaw("cron", "run", job["id"], "--wait")
+        assert ran["completionStatus"] == "succeeded", ran
+    finally:
+        openclaw("cron", "remove", job["id"])
+    assert out.read_text() == "drained by openclaw cron\n"
+    (record,) = run(env, "log", "--json").json()
+    assert record["status"] == "delivered" and record["runs"] == 2
