@@ -40,10 +40,11 @@ def third(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
 
 def fleet_routes(env: Env, a: Gateway, b: Gateway, c: Gateway, *, extra_targets: str = "",
-                 hosts: str = "") -> None:
+                 top: str = "") -> None:
     env.routes(f"""
     version: 1
     self: tester
+    {top}
     gateways:
       gw-a: {{url: "{a.url}", token: "${{{TOKEN_ENV}}}"}}
       gw-b: {{url: "{b.url}", token: "${{{TOKEN_ENV}}}"}}
@@ -51,7 +52,6 @@ def fleet_routes(env: Env, a: Gateway, b: Gateway, c: Gateway, *, extra_targets:
     hosts:
       xiaom: {{node: {{gateway: gw-a, id: xiaom}}, openclaw: "{a.bin_dir / 'openclaw'}"}}
       ghost: {{node: {{gateway: gw-a, id: no-such-node}}}}
-{textwrap.indent(textwrap.dedent(hosts), '      ')}
     targets:
       a: {{chain: [sessions_send: {{gateway: gw-a}}]}}
       b: {{chain: [sessions_send: {{gateway: gw-b}}]}}
@@ -168,10 +168,13 @@ def test_events_are_never_queued_and_bad_input_is_refused(env: Env, gateway: Gat
 
 def test_flush_watch_delivers_to_a_gateway_that_comes_back_exactly_once_with_two_flushers(
         env: Env, gateway: Gateway, second: Gateway, third: Gateway) -> None:
-    fleet_routes(env, gateway, second, third)
+    # a backoff far longer than this test: only "drained at once when it comes back" can deliver it
+    fleet_routes(env, gateway, second, third, top="outbox: {backoff: 10m}")
     r = run(env, "send", "c", "waiting for you to come back", "--json")
     assert r.code == 1
     message = r.json()["id"]
+    (waiting,) = run(env, "outbox", "list", "--json").json()
+    assert waiting["next_attempt_ms"] > time.time() * 1000 + 5 * 60_000
     extra = {TOKEN_ENV: "clawrelay-test-token-5b1e"}
     flushers = [env.spawn("outbox", "flush", "--watch", "--interval", "1s", "--json", **extra) for _ in range(2)]
     try:
