@@ -108,14 +108,10 @@ def header(workspace: Path) -> str:
 @pytest.fixture(scope="session")
 def gateway(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """One real OpenClaw gateway (and fake model) for the whole session: ~20 s and ~1 GB to start."""
-    from peer import Gateway, openclaw_bin
+    from peer import running_gateway
 
-    gw = Gateway(openclaw_bin(), tmp_path_factory.mktemp("gateway"))
-    try:
-        gw.start()
+    with running_gateway(tmp_path_factory.mktemp("gateway")) as gw:
         yield gw
-    finally:
-        gw.stop()
 
 
 @pytest.fixture(scope="session")

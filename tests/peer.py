@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,6 +206,19 @@ class Gateway:
             if proc is not None:
                 _stop_group(proc.pid)
                 proc.wait()
+
+
+@contextlib.contextmanager
+def running_gateway(folder: Path, *, port: int | None = None, start: bool = True) -> Iterator[Gateway]:
+    """A gateway in `folder` (started unless `start=False`: a port to bring up later), stopped
+    with everything it started on the way out."""
+    gw = Gateway(openclaw_bin(), folder, port=port)
+    try:
+        if start:
+            gw.start()
+        yield gw
+    finally:
+        gw.stop()
 
 
 def set_exec_policy(gw: Gateway, node_id: str, **defaults: str) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import Env, wait_for
-from peer import Gateway, free_port, openclaw_bin
+from peer import Gateway, free_port, running_gateway
 
 TOKEN_ENV = "TEST_GW_TOKEN"
 
@@ -21,22 +21,15 @@ TOKEN_ENV = "TEST_GW_TOKEN"
 @pytest.fixture(scope="module")
 def second(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """A second real gateway (its own port, state and model): another OpenClaw instance."""
-    gw = Gateway(openclaw_bin(), tmp_path_factory.mktemp("gateway-b"))
-    try:
-        gw.start()
+    with running_gateway(tmp_path_factory.mktemp("gateway-b")) as gw:
         yield gw
-    finally:
-        gw.stop()
 
 
 @pytest.fixture(scope="module")
 def third(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """The third instance: a port nothing listens on, until a test starts its gateway there."""
-    gw = Gateway(openclaw_bin(), tmp_path_factory.mktemp("gateway-c"), port=free_port())
-    try:
+    with running_gateway(tmp_path_factory.mktemp("gateway-c"), port=free_port(), start=False) as gw:
         yield gw
-    finally:
-        gw.stop()
 
 
 def fleet_routes(env: Env, a: Gateway, b: Gateway, c: Gateway, *, extra_targets: str = "",

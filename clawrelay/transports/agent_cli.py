@@ -66,7 +66,7 @@ class AgentCli:
     name = "agent_cli"
 
     async def deliver(self, env: Envelope, ctx: AttemptContext) -> StepResult:
-        session = ctx.routes.target(ctx.target).session
+        session = ctx.session
         limit = max(1, int(ctx.remaining() - GRACE_S))
         res = await run_openclaw(
             ctx, ["agent", "--session-key", session, "-m", env.as_text(), "--json", "--timeout", str(limit)]

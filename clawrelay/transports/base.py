@@ -22,6 +22,7 @@ from clawrelay.outcome import Attempt, StepResult
 if TYPE_CHECKING:
     from clawrelay.carriers.base import Carrier
     from clawrelay.carriers.hosts import HostCarriers
+    from clawrelay.openclaw.client import GatewayClient
     from clawrelay.openclaw.pool import GatewayPool
 
 
@@ -64,6 +65,20 @@ class AttemptContext:
     @property
     def host(self) -> Host | None:
         return self.routes.host_of(self.target)
+
+    @property
+    def session(self) -> str:
+        return self.routes.target(self.target).session
+
+    async def writer(self, named: str | None, method: str) -> tuple[GatewayClient, str]:
+        """The process's connection to the step's gateway (and its name), checked for the write
+        scope `method` needs before anything is sent."""
+        from clawrelay.openclaw.client import WRITE
+
+        gateway, name = self.gateway(named)
+        client = await self.gateways.get(name, gateway.url, gateway.resolve_token(), timeout=self.remaining())
+        client.require(WRITE, method=method)
+        return client, name
 
     def gateway(self, name: str | None = None) -> tuple[Gateway, str]:
         """The gateway a step names, else the host's node gateway, else the only one configured."""

@@ -14,7 +14,6 @@ from typing import Any
 from clawrelay.config.model import SessionsSendStep
 from clawrelay.envelope import Envelope
 from clawrelay.errors import LOST_IN_FLIGHT
-from clawrelay.openclaw.client import WRITE
 from clawrelay.openclaw.errors import GatewayError
 from clawrelay.outcome import StepResult
 from clawrelay.transports.base import AttemptContext
@@ -32,10 +31,8 @@ class SessionsSend:
     async def deliver(self, env: Envelope, ctx: AttemptContext) -> StepResult:
         opts = ctx.step.options
         assert isinstance(opts, SessionsSendStep)
-        gateway, name = ctx.gateway(opts.gateway)
-        client = await ctx.gateways.get(name, gateway.url, gateway.resolve_token(), timeout=ctx.remaining())
-        client.require(WRITE, method="agent")
-        session = ctx.routes.target(ctx.target).session
+        client, name = await ctx.writer(opts.gateway, "agent")
+        session = ctx.session
         call = await client.start("agent", {"message": env.as_text(), "sessionKey": session,
                                             "deliver": False, "idempotencyKey": env.id})
         ctx.mark_sent()

@@ -14,7 +14,6 @@ from typing import Literal
 
 from clawrelay.config.model import StepBase
 from clawrelay.envelope import Envelope
-from clawrelay.openclaw.client import WRITE
 from clawrelay.outcome import StepResult
 from clawrelay.transports.base import AttemptContext
 from clawrelay.transports.remote_cli import run_openclaw
@@ -43,19 +42,17 @@ class Wake:
     async def deliver(self, env: Envelope, ctx: AttemptContext) -> StepResult:
         opts = ctx.step.options
         assert isinstance(opts, WakeStep)
-        gateway, name = ctx.gateway(opts.gateway)
-        client = await ctx.gateways.get(name, gateway.url, gateway.resolve_token(), timeout=ctx.remaining())
-        client.require(WRITE, method="wake")
-        session = ctx.routes.target(ctx.target).session
-        call = await client.start("wake", {"mode": opts.mode, "text": env.as_text(), "sessionKey": session})
+        client, name = await ctx.writer(opts.gateway, "wake")
+        params = {"mode": opts.mode, "text": env.as_text(), "sessionKey": ctx.session}
+        call = await client.start("wake", params)
         ctx.mark_sent()
         await call.ack
-        return StepResult.delivered(f"{name}: wake {opts.mode} into {session}")
+        return StepResult.delivered(f"{name}: wake {opts.mode} into {ctx.session}")
 
 
 async def openclaw_system_event(ctx: AttemptContext, env: Envelope, mode: str) -> StepResult:
     """`openclaw system event` on the target's host, read the way every remote CLI result is."""
-    session = ctx.routes.target(ctx.target).session
+    session = ctx.session
     res = await run_openclaw(
         ctx, ["system", "event", "--mode", mode, "--session-key", session, "--text", env.as_text()]
     )
