@@ -113,6 +113,28 @@ def test_gateway_down_falls_to_the_next_transport(env: Env, gateway: Gateway) ->
         ("sessions_send", "connection_refused", True), ("sessions_send", "connection_refused", True),
         ("memory_file", None, False)]
     assert doc["id"] in env.note()
+    assert doc["attempts"][-1]["detail"].endswith("; no wake (connection_refused)")  # delivered all the same
+
+
+def test_a_memory_entry_is_followed_by_a_wake_that_names_it(env: Env, gateway: Gateway) -> None:
+    session = "agent:main:relay-note"
+    gateway_routes(env, gateway, "          - sessions_send: {gateway: gw}\n          - memory_file: {}",
+                   session=session)
+    r = env.run("send", "xiaom", "read me from your notes", "--via", "memory_file", "--json",
+                TEST_GW_TOKEN=gateway.token)
+    assert r.code == 0, r.err
+    doc = r.json()
+    assert doc["via"] == "memory_file" and doc["id"] in env.note()
+    assert doc["attempts"][0]["detail"].endswith(f"; then gw: wake now into {session}")
+    # the agent got a turn at once, told where the entry is; the message itself went to the file only
+    wait_for(lambda: any(doc["id"] in m and "memory/" in m for m in gateway.history(session)), 60)
+    assert not gateway.user_messages(session, doc["id"])
+
+    gateway_routes(env, gateway, "          - sessions_send: {gateway: gw}\n          - memory_file: {wake: false}",
+                   session=session)
+    r = env.run("send", "xiaom", "no wake for this one", "--via", "memory_file", "--json",
+                TEST_GW_TOKEN=gateway.token)
+    assert r.code == 0 and "wake" not in r.json()["attempts"][0]["detail"]
 
 
 def test_nodes_lists_a_paired_node_host(env: Env, gateway: Gateway, node: str) -> None:

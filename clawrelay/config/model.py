@@ -178,6 +178,7 @@ class AgentCliStep(StepBase):
 class MemoryFileStep(StepBase):
     transport: Literal["memory_file"]
     via: list[CarrierName] | None = None
+    wake: bool = True  # then a `wake` on the target's gateway, where it answers, naming the entry
 
 
 class TelegramStep(StepBase):

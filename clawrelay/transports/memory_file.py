@@ -5,6 +5,11 @@
 concurrent senders never interleave; an id already in the file is not written twice, so a retry
 after a crash cannot duplicate it. Files and the memory folder are created as needed, but never
 outside the workspace, and a missing workspace is an error, not something to invent.
+
+On 2026.9 gateways a daily note does not reach the model by itself, so once the entry is written
+the step wakes the target's session (`wake`, on the gateway of its sessions_send step) with a
+line naming the entry. That wake is a courtesy: the message is delivered when the bytes are on
+disk, and a gateway that does not answer within a moment only adds "no wake" to the record.
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ import re
 from datetime import datetime, tzinfo
 from pathlib import Path
 
+from clawrelay.config.model import MemoryFileStep, SessionsSendStep
 from clawrelay.envelope import Envelope
-from clawrelay.errors import TransportError
-from clawrelay.outcome import StepResult
+from clawrelay.errors import ClawrelayError, TransportError
+from clawrelay.outcome import Outcome, StepResult
 from clawrelay.transports.base import AttemptContext
 
 _LOCK_POLL_S = 0.005
+WAKE_WAIT_S = 3.0  # the most a wake may add to a delivered memory entry
 
 
 def entry_header(env: Envelope, when: datetime) -> str:
@@ -58,6 +65,13 @@ class MemoryFile:
     name = "memory_file"
 
     async def deliver(self, env: Envelope, ctx: AttemptContext) -> StepResult:
+        result = await self._write(env, ctx)
+        opts = ctx.step.options
+        if result.outcome is Outcome.DELIVERED and isinstance(opts, MemoryFileStep) and opts.wake:
+            return await _woken(result, env, ctx)
+        return result
+
+    async def _write(self, env: Envelope, ctx: AttemptContext) -> StepResult:
         host = ctx.host
         assert host is not None  # config.refs guarantees a host for memory_file
         zone = _zone(host.timezone)
@@ -119,3 +133,29 @@ class MemoryFile:
             raise TransportError(f"cannot write {path}: {e.strerror}", reason="io_error") from e
         finally:
             os.close(fd)
+
+
+async def _woken(result: StepResult, env: Envelope, ctx: AttemptContext) -> StepResult:
+    """The delivered entry, and a wake naming it where the target's gateway answers at once."""
+    from dataclasses import replace
+
+    from clawrelay.transports.system_event import wake
+
+    step = next((s for s in ctx.routes.target(ctx.target).chain if isinstance(s, SessionsSendStep)), None)
+    if step is None:
+        return result  # no gateway known for this target: the note waits for the agent's memory search
+    path = (result.detail or "").removesuffix(" (already there)")
+    text = f"{env.headline()}\nA message for you was appended to {path}: read the entry with this id there."
+    budget = min(WAKE_WAIT_S, ctx.remaining() - 0.5)  # end well before the attempt's own timeout
+    if budget < 0.5:
+        return replace(result, detail=f"{result.detail}; no wake (no time left)")
+    carrier, sent = ctx.carrier, ctx.sent
+    try:
+        async with asyncio.timeout(budget):
+            done = await wake(ctx, step.gateway, "now", text)
+        note = f"then {done}"
+    except (ClawrelayError, TimeoutError) as e:
+        note = f"no wake ({getattr(e, 'reason', None) or 'timeout'})"
+    finally:
+        ctx.carrier, ctx.sent = carrier, sent
+    return replace(result, detail=f"{result.detail}; {note}")

@@ -36,18 +36,22 @@ class SystemEventStep(StepBase):
     mode: Mode = "now"
 
 
+async def wake(ctx: AttemptContext, gateway: str | None, mode: str, text: str) -> str:
+    """`wake` into the target's session on a gateway; what was done, for the attempt's detail."""
+    client, name = await ctx.writer(gateway, "wake")
+    call = await client.start("wake", {"mode": mode, "text": text, "sessionKey": ctx.session})
+    ctx.mark_sent()
+    await call.ack
+    return f"{name}: wake {mode} into {ctx.session}"
+
+
 class Wake:
     name = "wake"
 
     async def deliver(self, env: Envelope, ctx: AttemptContext) -> StepResult:
         opts = ctx.step.options
         assert isinstance(opts, WakeStep)
-        client, name = await ctx.writer(opts.gateway, "wake")
-        params = {"mode": opts.mode, "text": env.as_text(), "sessionKey": ctx.session}
-        call = await client.start("wake", params)
-        ctx.mark_sent()
-        await call.ack
-        return StepResult.delivered(f"{name}: wake {opts.mode} into {ctx.session}")
+        return StepResult.delivered(await wake(ctx, opts.gateway, opts.mode, env.as_text()))
 
 
 async def openclaw_system_event(ctx: AttemptContext, env: Envelope, mode: str) -> StepResult:
