@@ -88,7 +88,8 @@ class Flusher:
         something."""
         while not self.router.stopping:
             result = await self.once()
-            result.skipped = []  # waiting out a backoff is the normal state of a watched outbox
+            # waiting out a backoff is the normal state of a watched outbox: not worth a report
+            result.skipped = [s for s in result.skipped if s["reason"] != "backoff"]
             tried = {d.target for d in result.retried}
             came_back = await self._came_back(set(self.waiting()), tried)
             if came_back and not self.router.stopping:
