@@ -75,11 +75,16 @@ class Flusher:
     async def once(self, *, now: bool = False) -> Pass:
         """One pass over every target with due messages (every target with `now`)."""
         result = Pass(expired=self.journal.expire())
-        waiting = self.waiting()
-        due = {t: rs for t, rs in waiting.items() if now or _due(rs[0])}
-        for rs in (rs for t, rs in waiting.items() if t not in due):
-            result.skipped += [{"id": r.id, "reason": "backoff", "next_attempt_ms": r.next_attempt_ms}
-                               for r in rs]
+        known = self.router.routes.config.targets
+        due = {}
+        for target, rs in self.waiting().items():
+            if target not in known:  # removed from the routes: it waits for them, or for a purge
+                result.skipped += [{"id": r.id, "reason": "unknown_target", "target": target} for r in rs]
+            elif now or _due(rs[0]):
+                due[target] = rs
+            else:
+                result.skipped += [{"id": r.id, "reason": "backoff", "next_attempt_ms": r.next_attempt_ms}
+                                   for r in rs]
         await self._drain_all(due, result)
         return result
 
@@ -88,8 +93,9 @@ class Flusher:
         something."""
         while not self.router.stopping:
             result = await self.once()
-            # waiting out a backoff is the normal state of a watched outbox: not worth a report
-            result.skipped = [s for s in result.skipped if s["reason"] != "backoff"]
+            # waiting out a backoff (or for a target to be put back) is the normal state of a
+            # watched outbox: not worth a report every interval
+            result.skipped = [s for s in result.skipped if s["reason"] not in ("backoff", "unknown_target")]
             tried = {d.target for d in result.retried}
             came_back = await self._came_back(set(self.waiting()), tried)
             if came_back and not self.router.stopping:

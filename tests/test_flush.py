@@ -49,6 +49,14 @@ def test_one_pass_goes_oldest_first_and_stops_a_target_at_its_first_failure(env:
     assert "delivered to s via command" in r.out
     assert env.run("outbox", "list", "--json").json() == []
 
+    # a target taken out of the routes: its message waits (for the target or a purge), said so
+    (env.tmp / "up").unlink()
+    kept = env.run("send", "s", "for a target about to go", "--json").json()["id"]
+    env.routes(header(env.workspace) + "targets:\n  t: {host: here, chain: [memory_file]}\n")
+    r = env.run("outbox", "flush", "--now", "--json")
+    assert r.code == 0 and r.json()["skipped"] == [{"id": kept, "reason": "unknown_target", "target": "s"}]
+    assert "1 waiting (unknown target)" in env.run("outbox", "flush", "--now").out
+
 
 def test_two_flushers_at_once_deliver_each_message_exactly_once(env: Env) -> None:
     outbox_routes(env)
