@@ -268,6 +268,10 @@ def test_group_send_gives_one_result_each_and_exit_4_when_partial(env: Env) -> N
     docs = r.json()
     assert [(d["target"], d["status"]) for d in docs] == [("a", "delivered"), ("b", "failed")]
     assert len({d["id"] for d in docs}) == 2
+    # one batch: the same in the send's answer and in the journal
+    assert docs[0]["batch"] == docs[1]["batch"] and docs[0]["batch"]["to"] == "@all"
+    assert [rec["batch"] for rec in env.run("log", "--json").json()] == [docs[0]["batch"]] * 2
+    assert "batch" not in env.run("send", "a", "alone", "--json").json()
 
 
 def test_stdin_message_and_human_output(env: Env) -> None:

@@ -69,5 +69,6 @@ def event(
                 as_json=as_json,
                 explain=explain,
                 group=group,
+                batch=batch,
             )
         )

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from clawrelay.config.routes import Routes
     from clawrelay.envelope import Envelope
     from clawrelay.outcome import Attempt, Delivery
-    from clawrelay.router import Router
+    from clawrelay.router import Batch, Router
 
 
 def _read_message(message: str | None) -> str:
@@ -114,12 +114,13 @@ def _send(routes: Routes, targets: list[str], spec: str, text: str, via: str | N
         return router.send(envelopes, via, batch=batch)
 
     return deliver(routes, targets, text, inherited_hops(), start, override=override, as_json=as_json,
-                   explain=explain, group=group)
+                   explain=explain, group=group, batch=batch)
 
 
 def deliver(routes: Routes, targets: list[str], text: str, hops: int,
             start: Callable[[Router, list[Envelope]], Awaitable[list[Delivery]]], *, kind: str = "message",
-            override: float | None, as_json: bool, explain: bool, group: bool) -> int:
+            override: float | None, as_json: bool, explain: bool, group: bool,
+            batch: Batch | None = None) -> int:
     """Journal and deliver one text to each target, showing progress; the exit code of it all.
 
     Shared by `send` and `event`: only how each envelope is delivered (`start`) differs."""
@@ -149,6 +150,8 @@ def deliver(routes: Routes, targets: list[str], text: str, hops: int,
     deliveries = asyncio.run(go())
     if as_json:
         docs = [d.to_json() for d in deliveries]
+        if batch is not None:  # the same as `clawrelay log --json` gives each record of the group
+            docs = [{**doc, "batch": {"id": batch[0], "to": batch[1]}} for doc in docs]
         emit_json(docs if group else docs[0])
     else:
         for d in deliveries:
