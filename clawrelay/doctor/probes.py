@@ -40,7 +40,9 @@ class Probes:
         """Each gateway, node, host and bot is probed once, however many steps (checked at the
         same time, by `status`) need it: later callers await the same task."""
         if key not in self._memo:
-            self._memo[key] = asyncio.ensure_future(probe())
+            task = self._memo[key] = asyncio.ensure_future(probe())
+            # a caller that gave up (its timeout) leaves the answer unread: read, so it is not logged
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
         return await asyncio.shield(self._memo[key])
 
     async def step(self, target: str, step: PlannedStep) -> str:
