@@ -154,3 +154,37 @@ def test_a_stopped_router_finishes_the_attempt_and_starts_no_retry_and_no_next_s
     assert delivery.queued and not (env.workspace / "memory").exists()
     (record,) = Journal(env.home).outbox()
     assert record.id == delivery.id and len(record.attempts) == 1
+
+
+def test_the_shipped_systemd_unit_starts_a_watcher_that_delivers_and_stops_on_its_kill_signal(env: Env) -> None:
+    """contrib/systemd/clawrelay-flush.service, as systemd would run it (%h = the user's home)."""
+    import os
+    import shlex
+    from pathlib import Path
+
+    from conftest import CLAWRELAY
+
+    root = Path(__file__).resolve().parents[1]
+    unit = (root / "contrib" / "systemd" / "clawrelay-flush.service").read_text()
+    assert unit in (root / "docs" / "fleet.md").read_text()  # the documented unit is the shipped one
+    fields = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#"))
+    home = env.tmp / "home"
+    (home / ".local" / "bin").mkdir(parents=True)
+    os.symlink(str(CLAWRELAY), home / ".local" / "bin" / "clawrelay")
+
+    outbox_routes(env)
+    message = env.run("send", "s", "delivered by the service", "--json").json()["id"]
+    (env.tmp / "up").touch()
+    proc = subprocess.Popen(shlex.split(fields["ExecStart"].replace("%h", str(home))), cwd=env.tmp,
+                            env={**env.vars, "HOME": str(home)}, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: env.run("log", "--json").json()[-1]["status"] == "delivered", 60)
+        proc.send_signal(getattr(signal, fields["KillSignal"]))
+        out, err = proc.communicate(timeout=float(fields["TimeoutStopSec"]))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert f"delivered to s via command (id {message})" in out and out.rstrip().endswith("stopped")
+    assert delivered_lines(env) == ["delivered by the service"]

@@ -151,6 +151,7 @@ def flush(
     import asyncio
     import signal
 
+    from clawrelay.cli.render import attempt_line, verdict
     from clawrelay.errors import UsageError
     from clawrelay.flush import Flusher
     from clawrelay.router import Router
@@ -162,8 +163,6 @@ def flush(
         probe_timeout = duration_option(timeout, "--timeout")
         routes = load(config)
         journal = open_journal()
-
-        from clawrelay.cli.render import attempt_line, verdict
 
         def progress(env: Envelope, attempt: Attempt) -> None:
             if not as_json:
