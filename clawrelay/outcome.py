@@ -24,7 +24,7 @@ class Status(StrEnum):
     AMBIGUOUS = "ambiguous"  # may have arrived; never retried automatically
     DEAD = "dead"  # expired in the outbox
     PURGED = "purged"  # taken out of the outbox by `clawrelay outbox purge`
-    FAILED = "failed"  # a command (`exec`, `sync`) that did not succeed: never queued, never retried
+    FAILED = "failed"  # an event or a command (`exec`, `sync`) that did not succeed: never queued or retried
 
 
 @dataclass(frozen=True)

@@ -272,6 +272,7 @@ def test_group_send_gives_one_result_each_and_exit_4_when_partial(env: Env) -> N
     assert docs[0]["batch"] == docs[1]["batch"] and docs[0]["batch"]["to"] == "@all"
     assert [rec["batch"] for rec in env.run("log", "--json").json()] == [docs[0]["batch"]] * 2
     assert "batch" not in env.run("send", "a", "alone", "--json").json()
+    assert "message to @all (batch " in env.run("log").out and "1 delivered, 1 queued" in env.run("log").out
 
 
 def test_stdin_message_and_human_output(env: Env) -> None:

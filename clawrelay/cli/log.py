@@ -30,6 +30,9 @@ def log(
             emit_json([r.to_json() for r in records])
             return
         from clawrelay.cli.render import attempt_line, when
+        from clawrelay.outcome import Status
+
+        order = (Status.DELIVERED, Status.AMBIGUOUS, Status.QUEUED, Status.FAILED, Status.DEAD, Status.PURGED)
 
         if not records:
             typer.echo("no messages yet")
@@ -41,7 +44,7 @@ def log(
         for r in records:
             if r.batch != batch and r.batch:
                 statuses = batches[r.batch]
-                counts = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
+                counts = ", ".join(f"{statuses.count(s)} {s}" for s in order if s in statuses)
                 typer.echo(f"{r.kind} to {r.batch_to} (batch {r.batch}): {counts}")
             batch = r.batch
             via = f" via {r.via}" if r.via else ""
