@@ -8,7 +8,6 @@ its sessions_send step uses, the carriers of its host). It is journaled like a m
 
 from __future__ import annotations
 
-from clawrelay.config.model import SessionsSendStep
 from clawrelay.config.routes import PlannedStep, Routes
 from clawrelay.errors import UsageError
 from clawrelay.transports.system_event import Mode, SystemEventStep, WakeStep
@@ -19,10 +18,9 @@ RUNGS = ("wake", "system_event")
 def plan(routes: Routes, target: str, mode: Mode, via: str | None = None) -> list[PlannedStep]:
     if via is not None and via not in RUNGS:
         raise UsageError(f"--via: an event goes by {' or '.join(RUNGS)}, not {via!r}")
-    t = routes.target(target)
     defaults = routes.config.defaults
     steps: list[PlannedStep] = []
-    session_step = next((s for s in t.chain if isinstance(s, SessionsSendStep)), None)
+    session_step = routes.session_step(target)
     if session_step is not None and via in (None, "wake"):
         steps.append(
             PlannedStep(

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clawrelay.config.durations import format_duration
-from clawrelay.config.model import HOST_STEPS, Config, Host, StepBase, Target
-from clawrelay.errors import UnknownTarget, UsageError
+from clawrelay.config.model import HOST_STEPS, Config, Host, SessionsSendStep, StepBase, Target
+from clawrelay.errors import ConfigError, UnknownTarget, UsageError
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,23 @@ class Routes:
     def host_of(self, name: str) -> Host | None:
         host = self.config.targets[name].host
         return self.config.hosts[host] if host else None
+
+    def session_step(self, name: str) -> SessionsSendStep | None:
+        """The target's sessions_send step: where its session lives (events and wakes go there)."""
+        return next((s for s in self.config.targets[name].chain if isinstance(s, SessionsSendStep)), None)
+
+    def gateway_of(self, name: str, named: str | None = None) -> str:
+        """The gateway a step of this target uses: the one it names, else the host's node
+        gateway, else the only one configured (config.refs rejects chains where none applies)."""
+        gateways = self.config.gateways
+        host = self.host_of(name)
+        if named is None and host is not None and host.node is not None:
+            named = host.node.gateway
+        if named is None and len(gateways) == 1:
+            named = next(iter(gateways))
+        if named is None or named not in gateways:
+            raise ConfigError(f"target {name}: no gateway to use")
+        return named
 
     def deadline(self, name: str) -> float:
         return self.config.targets[name].deadline or self.config.defaults.deadline

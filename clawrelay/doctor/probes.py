@@ -52,7 +52,7 @@ class Probes:
         opts = step.options
         host = self.routes.config.targets[target].host
         if isinstance(opts, SessionsSendStep):
-            return await self.gateway(_gateway_of(self.routes, target, opts.gateway))
+            return await self.gateway(self.routes.gateway_of(target, opts.gateway))
         if isinstance(opts, TelegramStep):
             return await self.telegram(opts.chat_id)
         if isinstance(opts, CommandStep):
@@ -261,15 +261,6 @@ async def _expanded(expand: Callable[..., Awaitable[list[str]]], prefix: list[st
         return await expand(prefix, c)
     except ClawrelayError as e:
         raise Broken(e.message, e.reason, _carrier_fix(e)) from None
-
-
-def _gateway_of(routes: Routes, target: str, named: str | None) -> str:
-    if named:
-        return named
-    host = routes.host_of(target)
-    if host is not None and host.node is not None:
-        return host.node.gateway
-    return next(iter(routes.config.gateways))  # config.refs: exactly one when none is named
 
 
 def command(argv0: str) -> str:

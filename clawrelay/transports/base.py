@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 from clawrelay.config.model import Gateway, Host
 from clawrelay.config.routes import PlannedStep, Routes
 from clawrelay.envelope import Envelope
-from clawrelay.errors import ConfigError
 from clawrelay.outcome import Attempt, StepResult
 
 if TYPE_CHECKING:
@@ -81,15 +80,9 @@ class AttemptContext:
         return client, name
 
     def gateway(self, name: str | None = None) -> tuple[Gateway, str]:
-        """The gateway a step names, else the host's node gateway, else the only one configured."""
-        gateways = self.routes.config.gateways
-        if name is None and self.host is not None and self.host.node is not None:
-            name = self.host.node.gateway
-        if name is None and len(gateways) == 1:
-            name = next(iter(gateways))
-        if name is None or name not in gateways:  # config.refs rules this out for chain steps
-            raise ConfigError(f"target {self.target}: no gateway to use")
-        return gateways[name], name
+        """The gateway this step uses (`Routes.gateway_of`) and its name."""
+        name = self.routes.gateway_of(self.target, name)
+        return self.routes.config.gateways[name], name
 
 
 class Transport(Protocol):

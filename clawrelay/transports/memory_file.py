@@ -22,7 +22,7 @@ import re
 from datetime import datetime, tzinfo
 from pathlib import Path
 
-from clawrelay.config.model import MemoryFileStep, SessionsSendStep
+from clawrelay.config.model import MemoryFileStep
 from clawrelay.envelope import Envelope
 from clawrelay.errors import ClawrelayError, TransportError
 from clawrelay.outcome import Outcome, StepResult
@@ -65,11 +65,10 @@ class MemoryFile:
     name = "memory_file"
 
     async def deliver(self, env: Envelope, ctx: AttemptContext) -> StepResult:
-        result = await self._write(env, ctx)
         opts = ctx.step.options
-        if result.outcome is Outcome.DELIVERED and isinstance(opts, MemoryFileStep) and opts.wake:
-            return await _woken(result, env, ctx)
-        return result
+        assert isinstance(opts, MemoryFileStep)
+        result = await self._write(env, ctx)
+        return await _woken(result, env, ctx) if result.outcome is Outcome.DELIVERED and opts.wake else result
 
     async def _write(self, env: Envelope, ctx: AttemptContext) -> StepResult:
         host = ctx.host
@@ -141,7 +140,7 @@ async def _woken(result: StepResult, env: Envelope, ctx: AttemptContext) -> Step
 
     from clawrelay.transports.system_event import wake
 
-    step = next((s for s in ctx.routes.target(ctx.target).chain if isinstance(s, SessionsSendStep)), None)
+    step = ctx.routes.session_step(ctx.target)
     if step is None:
         return result  # no gateway known for this target: the note waits for the agent's memory search
     path = (result.detail or "").removesuffix(" (already there)")
@@ -149,13 +148,9 @@ async def _woken(result: StepResult, env: Envelope, ctx: AttemptContext) -> Step
     budget = min(WAKE_WAIT_S, ctx.remaining() - 0.5)  # end well before the attempt's own timeout
     if budget < 0.5:
         return replace(result, detail=f"{result.detail}; no wake (no time left)")
-    carrier, sent = ctx.carrier, ctx.sent
     try:
         async with asyncio.timeout(budget):
-            done = await wake(ctx, step.gateway, "now", text)
-        note = f"then {done}"
+            note = f"then {await wake(ctx, step.gateway, 'now', text)}"
     except (ClawrelayError, TimeoutError) as e:
         note = f"no wake ({getattr(e, 'reason', None) or 'timeout'})"
-    finally:
-        ctx.carrier, ctx.sent = carrier, sent
     return replace(result, detail=f"{result.detail}; {note}")
