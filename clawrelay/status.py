@@ -12,49 +12,31 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from clawrelay.doctor.report import Broken
-from clawrelay.errors import ClawrelayError
+from clawrelay.doctor.report import Check, checked
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
 
     from clawrelay.config.routes import Routes
     from clawrelay.doctor.probes import Probes
     from clawrelay.journal import Journal
 
 
-@dataclass(frozen=True)
-class Probe:
-    """One thing checked: a chain step, a host's gateway, node or ssh."""
-
-    what: str  # a transport, or gateway / node / ssh / local for a host
-    ok: bool
-    detail: str
-    reason: str | None = None
-    step: int | None = None
-
-    def to_json(self, key: str = "check") -> dict[str, object]:
-        """A step is named by its transport (and position); a host's check by what it checked."""
-        out = {key: self.what, "ok": self.ok, "detail": self.detail, "reason": self.reason}
-        return {"step": self.step, **out} if key == "transport" else out
-
-
 @dataclass
 class TargetStatus:
     target: str
-    steps: list[Probe]
+    steps: list[Check]  # one per chain step: subject the target, transport the step's
     waiting: dict[str, int] = field(default_factory=lambda: {"queued": 0, "ambiguous": 0})
     last: dict[str, object] | None = None  # the newest delivery: id, kind, via, at_ms
 
     @property
     def reachable(self) -> list[str]:
-        return [p.what for p in self.steps if p.ok]
+        return [str(c.transport) for c in self.steps if c.ok]
 
     def to_json(self) -> dict[str, object]:
         return {
             "target": self.target,
             "reachable": self.reachable,
-            "steps": [p.to_json("transport") for p in self.steps],
+            "steps": [_json(c, step=c.step, transport=c.transport) for c in self.steps],
             "last_delivered": self.last,
             "outbox": self.waiting,
         }
@@ -63,52 +45,52 @@ class TargetStatus:
 @dataclass
 class HostStatus:
     host: str
-    checks: list[Probe]
+    checks: list[Check]  # subject: what was checked (local, ssh, gateway, node)
 
     def to_json(self) -> dict[str, object]:
         return {
             "host": self.host,
             "up": any(c.ok for c in self.checks),
-            "checks": [c.to_json() for c in self.checks],
+            "checks": [_json(c, check=c.subject) for c in self.checks],
         }
 
 
-async def checked(what: str, probe: Awaitable[str], timeout: float, step: int | None = None) -> Probe:
-    """A probe's answer, or why not, within `timeout`."""
-    try:
-        async with asyncio.timeout(timeout):
-            return Probe(what, True, await probe, step=step)
-    except TimeoutError:
-        return Probe(what, False, f"no answer within {timeout:g}s", "timeout", step)
-    except Broken as e:
-        return Probe(what, False, e.detail, e.reason, step)
-    except ClawrelayError as e:
-        return Probe(what, False, e.message, e.reason, step)
+def _json(c: Check, **name: object) -> dict[str, object]:
+    return {**name, "ok": c.ok, "detail": c.detail, "reason": c.reason, "fix": c.fix}
 
 
-async def steps_of(probes: Probes, routes: Routes, target: str) -> list[Probe]:
+async def steps_of(probes: Probes, routes: Routes, target: str) -> list[Check]:
     """Every step of a target's chain, probed at the same time."""
-    plan = routes.plan(target)
     return list(
         await asyncio.gather(
-            *(checked(s.transport, probes.step(target, s), probes.timeout, s.index) for s in plan)
+            *(
+                checked(
+                    target,
+                    probes.step(target, s),
+                    step=s.index,
+                    transport=s.transport,
+                    timeout=probes.timeout,
+                )
+                for s in routes.plan(target)
+            )
         )
     )
 
 
-async def host_checks(probes: Probes, routes: Routes, host: str) -> list[Probe]:
+async def host_checks(probes: Probes, routes: Routes, host: str) -> list[Check]:
     """A host's ways in: its node's gateway up and the node connected; ssh answering; local."""
     h = routes.config.hosts[host]
-    t = probes.timeout
-    jobs = []
+    jobs = {}
     if h.local:
-        jobs.append(checked("local", probes.reach(host, "local"), t))
+        jobs["local"] = probes.reach(host, "local")
     if h.ssh is not None:
-        jobs.append(checked("ssh", probes.reach(host, "ssh"), t))
+        jobs["ssh"] = probes.reach(host, "ssh")
     if h.node is not None:
-        jobs.append(checked("gateway", probes.gateway(h.node.gateway), t))
-        jobs.append(checked("node", probes.node(host), t))
-    return list(await asyncio.gather(*jobs))
+        jobs["gateway"] = probes.gateway(h.node.gateway)
+        jobs["node"] = probes.node(host)
+    return list(
+        await asyncio.gather(*(checked(what, job, timeout=probes.timeout) for what, job in jobs.items()))
+    )
 
 
 async def survey(

@@ -54,12 +54,12 @@ def _show(targets: list[TargetStatus], hosts: list[HostStatus]) -> None:
         seen = f"last delivered via {last['via']} {ago(int(last['at_ms']))}" if last else "never delivered"
         waiting = ", ".join(f"{n} {k}" for k, n in t.waiting.items() if n) or "nothing"
         typer.echo(f"{t.target:<{width}}  now: {ways}  ·  {seen}  ·  outbox: {waiting}")
-        for p in t.steps:
-            if not p.ok:
-                typer.echo(scrub(f"{'':<{width}}    ✗ {p.step} {p.what}: {p.detail} ({p.reason})"))
+        for c in t.steps:
+            if not c.ok:
+                typer.echo(scrub(f"{'':<{width}}    ✗ {c.step} {c.transport}: {c.detail} ({c.reason})"))
     for h in hosts:
-        parts = [f"{c.what} {'up' if c.ok else 'DOWN'}" for c in h.checks]
+        parts = [f"{c.subject} {'up' if c.ok else 'DOWN'}" for c in h.checks]
         typer.echo(f"host {h.host}: {', '.join(parts) or 'no carrier'}")
         for c in h.checks:
             if not c.ok:
-                typer.echo(scrub(f"    ✗ {c.what}: {c.detail} ({c.reason})"))
+                typer.echo(scrub(f"    ✗ {c.subject}: {c.detail} ({c.reason})"))

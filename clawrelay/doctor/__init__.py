@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from clawrelay.doctor.report import Broken, Check
-from clawrelay.errors import ClawrelayError
+from clawrelay.doctor.report import Check, checked
 
 if TYPE_CHECKING:
     from clawrelay.config.routes import Routes
@@ -41,11 +40,6 @@ async def diagnose(routes: Routes, targets: list[str], timeout: float) -> list[C
         probes = Probes(routes, carriers, timeout)
         for name in targets:
             for step in routes.plan(name):
-                try:
-                    detail = await probes.step(name, step)
-                    checks.append(Check(name, True, detail, step.index, step.transport))
-                except Broken as e:
-                    checks.append(Check(name, False, e.detail, step.index, step.transport, e.reason, e.fix))
-                except ClawrelayError as e:  # a probe's own failure without a known fix
-                    checks.append(Check(name, False, e.message, step.index, step.transport, e.reason))
+                checks.append(await checked(name, probes.step(name, step), step=step.index,
+                                            transport=step.transport))
     return checks

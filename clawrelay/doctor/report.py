@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
+
+from clawrelay.errors import ClawrelayError
 
 
 @dataclass(frozen=True)
@@ -34,3 +38,18 @@ class Broken(Exception):
     def __init__(self, detail: str, reason: str, fix: str | None = None) -> None:
         super().__init__(detail)
         self.detail, self.reason, self.fix = detail, reason, fix
+
+
+async def checked(subject: str, probe: Awaitable[str], *, step: int | None = None,
+                  transport: str | None = None, timeout: float | None = None) -> Check:
+    """One probe's answer as a Check: ok with its detail, or what is wrong and the fix; with a
+    `timeout`, "no answer" once it has passed (status waits for nobody)."""
+    try:
+        async with asyncio.timeout(timeout):
+            return Check(subject, True, await probe, step, transport)
+    except TimeoutError:
+        return Check(subject, False, f"no answer within {timeout:g}s", step, transport, "timeout")
+    except Broken as e:
+        return Check(subject, False, e.detail, step, transport, e.reason, e.fix)
+    except ClawrelayError as e:  # a probe's own failure without a known fix
+        return Check(subject, False, e.message, step, transport, e.reason)
