@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from clawrelay.claims import Claim, in_flight
 from clawrelay.envelope import Envelope
@@ -69,6 +70,16 @@ _MIGRATIONS = {  # from user_version N to N + 1
 QUEUEABLE = "message"  # the one kind the outbox holds
 
 
+class Batch(NamedTuple):
+    """The messages of one group send: a shared id, and what was typed ("@all", "a,b")."""
+
+    id: str
+    to: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"id": self.id, "to": self.to}
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -105,7 +116,7 @@ class MessageRecord:
         out["status"] = str(self.status)
         out.update(sender=self.sender, kind=self.kind, created_ms=self.created_ms, runs=self.runs,
                    body=self.body, next_attempt_ms=self.next_attempt_ms, expires_ms=self.expires_ms,
-                   batch={"id": self.batch, "to": self.batch_to} if self.batch else None)
+                   batch=Batch(self.batch, self.batch_to or "").to_json() if self.batch else None)
         return out
 
 
@@ -166,10 +177,9 @@ class Journal:
     # -- writes ----------------------------------------------------------------------------
 
     def add_message(self, env: Envelope, *, expires_in_s: float, status: Status = Status.QUEUED,
-                    batch: tuple[str, str] | None = None) -> None:
+                    batch: Batch | None = None) -> None:
         """Record a new message as queued (an event or a command as failed until it says otherwise),
-        before any attempt. A message is added with its claim held. `batch`: (id, what was typed)
-        shared by the messages of one group send."""
+        before any attempt. A message is added with its claim held."""
         t = now_ms()
         batch_id, batch_to = batch or (None, None)
         with self._write() as db:

@@ -23,7 +23,7 @@ from clawrelay.claims import Claim
 from clawrelay.config.routes import PlannedStep, Routes
 from clawrelay.envelope import Envelope
 from clawrelay.errors import LOST_IN_FLIGHT, ClawrelayError, HopLimit, TransportError
-from clawrelay.journal import QUEUEABLE, Journal, MessageRecord, now_ms
+from clawrelay.journal import QUEUEABLE, Batch, Journal, MessageRecord, now_ms
 from clawrelay.outcome import Attempt, Delivery, Outcome, Status, StepResult
 from clawrelay.secrets import scrub
 from clawrelay.transports import AttemptContext, Transport, get_transport
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 GROUP_CONCURRENCY = 4
 AttemptHook = Callable[[Envelope, Attempt], None]
-Batch = tuple[str, str]  # (batch id, what was typed: "@all", "a,b")
 
 
 class _Stopped(Exception):

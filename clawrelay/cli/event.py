@@ -11,6 +11,7 @@ from clawrelay.cli.common import ConfigOpt, JsonOpt, duration_option, load, repo
 
 if TYPE_CHECKING:
     from clawrelay.envelope import Envelope
+    from clawrelay.journal import Batch
     from clawrelay.outcome import Delivery
     from clawrelay.router import Router
 
@@ -35,10 +36,9 @@ def event(
     system event` on its host through the host's carriers. Journaled like a message, never
     queued. Exit 0 delivered, 1 not, 2 usage, 3 unknown target, 4 ambiguous or partly delivered."""
     from clawrelay import events
-    from clawrelay.cli.send import deliver, is_group
+    from clawrelay.cli.send import deliver
     from clawrelay.envelope import inherited_hops
     from clawrelay.errors import UsageError
-    from clawrelay.ids import new_id
 
     with reported(as_json):
         if mode not in ("now", "next-heartbeat"):
@@ -49,26 +49,12 @@ def event(
         routes = load(config)
         targets = routes.expand(target)
         plans = [events.plan(routes, name, mode, via) for name in targets]  # type: ignore[arg-type]
-        group = is_group(target, targets)
-        batch = (new_id(), target.strip()) if group else None
 
-        def start(router: Router, envelopes: list[Envelope]) -> Awaitable[list[Delivery]]:
-            return router.run(
-                envelopes, {e.id: p for e, p in zip(envelopes, plans, strict=True)}, batch=batch, queue=False
-            )
+        def start(
+            router: Router, envelopes: list[Envelope], batch: Batch | None
+        ) -> Awaitable[list[Delivery]]:
+            by_id = {e.id: p for e, p in zip(envelopes, plans, strict=True)}
+            return router.run(envelopes, by_id, batch=batch, queue=False)
 
-        raise typer.Exit(
-            deliver(
-                routes,
-                targets,
-                text,
-                inherited_hops(),
-                start,
-                kind="event",
-                override=override,
-                as_json=as_json,
-                explain=explain,
-                group=group,
-                batch=batch,
-            )
-        )
+        raise typer.Exit(deliver(routes, target, targets, text, inherited_hops(), start, kind="event",
+                                 override=override, as_json=as_json, explain=explain))

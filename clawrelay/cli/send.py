@@ -22,8 +22,9 @@ from clawrelay.cli.common import (
 if TYPE_CHECKING:
     from clawrelay.config.routes import Routes
     from clawrelay.envelope import Envelope
+    from clawrelay.journal import Batch
     from clawrelay.outcome import Attempt, Delivery
-    from clawrelay.router import Batch, Router
+    from clawrelay.router import Router
 
 
 def _read_message(message: str | None) -> str:
@@ -66,7 +67,7 @@ def send(
             _dry_run(routes, targets, via, override, as_json, group)
             return
         text = _read_message(message)
-        raise typer.Exit(_send(routes, targets, spec, text, via, override, as_json, explain, group))
+        raise typer.Exit(_send(routes, targets, spec, text, via, override, as_json, explain))
 
 
 def _targets_and_message(target: str | None, message: str | None, to: str | None) -> tuple[str, str | None]:
@@ -102,32 +103,36 @@ def _dry_run(routes: Routes, targets: list[str], via: str | None, override: floa
 
 
 def _send(routes: Routes, targets: list[str], spec: str, text: str, via: str | None, override: float | None,
-          as_json: bool, explain: bool, group: bool) -> int:
+          as_json: bool, explain: bool) -> int:
     from clawrelay.envelope import inherited_hops
-    from clawrelay.ids import new_id
 
     for name in targets:
         routes.plan(name, via)  # a --via the chain lacks is a usage error before anything is journaled
-    batch = (new_id(), spec.strip()) if group else None
 
-    def start(router: Router, envelopes: list[Envelope]) -> Awaitable[list[Delivery]]:
+    def start(router: Router, envelopes: list[Envelope], batch: Batch | None) -> Awaitable[list[Delivery]]:
         return router.send(envelopes, via, batch=batch)
 
-    return deliver(routes, targets, text, inherited_hops(), start, override=override, as_json=as_json,
-                   explain=explain, group=group, batch=batch)
+    return deliver(routes, spec, targets, text, inherited_hops(), start, override=override, as_json=as_json,
+                   explain=explain)
 
 
-def deliver(routes: Routes, targets: list[str], text: str, hops: int,
-            start: Callable[[Router, list[Envelope]], Awaitable[list[Delivery]]], *, kind: str = "message",
-            override: float | None, as_json: bool, explain: bool, group: bool,
-            batch: Batch | None = None) -> int:
-    """Journal and deliver one text to each target, showing progress; the exit code of it all.
+Start = Callable[["Router", "list[Envelope]", "Batch | None"], Awaitable["list[Delivery]"]]
 
-    Shared by `send` and `event`: only how each envelope is delivered (`start`) differs."""
+
+def deliver(routes: Routes, spec: str, targets: list[str], text: str, hops: int, start: Start, *,
+            kind: str = "message", override: float | None, as_json: bool, explain: bool) -> int:
+    """Journal and deliver one text to each target (one batch when SPEC names a group), showing
+    progress; the exit code of it all. Shared by `send` and `event`: only `start`, how the
+    envelopes are delivered, differs."""
     import asyncio
 
     from clawrelay.cli.render import attempt_line, verdict
+    from clawrelay.ids import new_id
+    from clawrelay.journal import Batch
     from clawrelay.router import Router
+
+    group = is_group(spec, targets)
+    batch = Batch(new_id(), spec.strip()) if group else None
 
     journal = open_journal()
 
@@ -143,7 +148,7 @@ def deliver(routes: Routes, targets: list[str], text: str, hops: int,
 
     async def go() -> list[Delivery]:
         try:
-            return await start(router, envelopes)
+            return await start(router, envelopes, batch)
         finally:
             await router.aclose()
 
@@ -151,7 +156,7 @@ def deliver(routes: Routes, targets: list[str], text: str, hops: int,
     if as_json:
         docs = [d.to_json() for d in deliveries]
         if batch is not None:  # the same as `clawrelay log --json` gives each record of the group
-            docs = [{**doc, "batch": {"id": batch[0], "to": batch[1]}} for doc in docs]
+            docs = [{**doc, "batch": batch.to_json()} for doc in docs]
         emit_json(docs if group else docs[0])
     else:
         for d in deliveries:
