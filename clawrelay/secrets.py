@@ -75,6 +75,16 @@ def remember(value: str | None) -> None:
         _REVEALED.add(value)
 
 
+def url_password(url: str) -> str | None:
+    """The password in a URL's userinfo (`http://user:PASSWORD@host`), if it has one."""
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
 def scrub(text: str | None) -> str | None:
     """Replace every secret revealed so far with `***`."""
     if not text or not _REVEALED:

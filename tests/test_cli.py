@@ -70,6 +70,30 @@ targets:
     assert "gateways.literal.token is a literal in the file" in check.err
 
 
+def test_a_literal_proxy_password_is_masked_everywhere_the_url_is_shown(env: Env) -> None:
+    password = "LiteralPw99x"
+    env.routes(header(env.workspace) + f"""
+telegram: {{token: "${{BOT}}", proxy: "http://relay:{password}@127.0.0.1:3128"}}
+targets:
+  xiaom: {{chain: [telegram: {{chat_id: 42}}]}}
+""")
+    for args in (["routes", "show", "--json"], ["routes", "show"], ["routes", "check", "--json"]):
+        r = env.run(*args)
+        assert r.code == 0, r.err
+        assert password not in r.out + r.err
+    assert "relay:***@127.0.0.1:3128" in env.run("routes", "show").out  # the rest of the URL stays readable
+    check = env.run("routes", "check")
+    assert "telegram.proxy holds a literal password" in check.err and password not in check.out + check.err
+
+    env.routes(header(env.workspace) + f"""
+telegram: {{token: "${{BOT}}", proxy: "relay:{password}@127.0.0.1:3128"}}
+targets:
+  xiaom: {{chain: [telegram: {{chat_id: 42}}]}}
+""")
+    bad = env.run("routes", "check", "--json")
+    assert bad.code == 2 and "not a proxy URL" in bad.out and password not in bad.out + bad.err
+
+
 def test_routes_check_lists_every_error(env: Env) -> None:
     env.routes(header(env.workspace) + """
 targets:

@@ -196,3 +196,25 @@ def test_node_not_connected_is_retryable_and_clear(env: Env, gateway: Gateway, n
     env.routes((env.tmp / "routes.yaml").read_text().replace("id: xiaom", "id: nobody"))
     r = env.run("exec", "xiaom", "--", "true", **{GW_TOKEN_ENV: gateway.token})
     assert r.code == 255 and "no such node" in r.err and "xiaom" in r.err
+
+
+def test_a_token_typed_into_the_command_line_is_masked_in_its_record(env: Env) -> None:
+    """The gateway token in an argv (a user's `curl -H …`) never lands in the journal, even though
+    nothing in this command needed it."""
+    token = "typed-gateway-token-5f3e"
+    env.routes(f"""
+    version: 1
+    self: tester
+    gateways:
+      gw: {{url: "ws://127.0.0.1:{free_port()}", token: "${{{GW_TOKEN_ENV}}}"}}
+    hosts:
+      here: {{local: true, workspace: "{env.workspace}"}}
+    targets:
+      t: {{host: here, chain: [memory_file]}}
+    """)
+    r = env.run("exec", "here", "--json", "--", "echo", f"Authorization: {token}", **{GW_TOKEN_ENV: token})
+    assert r.code == 0, r.err
+    assert r.json()["stdout"] == "Authorization: ***\n" and token not in r.out  # --json masks it too
+    (record,) = env.run("log", "--json").json()
+    assert token not in json.dumps(record) and "Authorization: ***" in record["body"]
+    assert all(token.encode() not in p.read_bytes() for p in env.home.rglob("*") if p.is_file())

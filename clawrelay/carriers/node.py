@@ -27,6 +27,7 @@ from clawrelay.carriers.result import TIMEOUT_EXIT, RunResult
 from clawrelay.config.model import Gateway, NodeRef
 from clawrelay.errors import TransportError
 from clawrelay.ids import new_id
+from clawrelay.secrets import scrub
 
 if TYPE_CHECKING:
     from clawrelay.openclaw import GatewayClient, GatewayError, GatewayPool
@@ -214,10 +215,9 @@ class NodeCarrier:
                         timeout=max(0.1, end - time.monotonic()),
                     )
                 else:
-                    self.notice(
-                        f"{self.label} asks for approval of `{plan.get('commandText')}`; on the gateway's "
-                        f"machine run: openclaw approvals resolve {approval_id} allow-once"
-                    )
+                    asks = f"{self.label} asks for approval of `{plan.get('commandText')}`"
+                    self.notice(f"{scrub(asks)}; on the gateway's machine run: "
+                                f"openclaw approvals resolve {approval_id} allow-once")
                 decision = (await pending.final).get("decision")
         except TimeoutError:
             raise TransportError(

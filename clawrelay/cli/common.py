@@ -76,6 +76,7 @@ def remote_command(config: str | None, host: str, via: str | None,
     carrier_option(via)
     seconds = duration_option(timeout, "--timeout")
     routes = load(config)
+    routes.reveal_secrets()  # a token typed into the command line is masked in its record too
     return routes, host_name(routes, host), seconds, open_journal()
 
 

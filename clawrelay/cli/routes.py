@@ -19,6 +19,8 @@ def _warnings(routes: Routes) -> list[str]:
     if routes.config.telegram is not None:
         tokens["telegram.token"] = routes.config.telegram.token
     out = []
+    if routes.config.telegram is not None and routes.config.telegram.literal_proxy_password:
+        out.append("telegram.proxy holds a literal password; use http://user:${VAR}@host:port")
     for where, token in tokens.items():
         if token is None:
             continue
@@ -66,4 +68,6 @@ def show(config: str | None = ConfigOpt, as_json: bool = JsonOpt) -> None:
         import yaml
 
         typer.echo(f"# source: {routes.source}")
-        typer.echo(yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=110).rstrip())
+        from clawrelay.secrets import scrub
+
+        typer.echo(scrub(yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=110).rstrip()))

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from clawrelay.config.durations import format_duration, parse_duration
-from clawrelay.secrets import TOKEN_ENV, Secret
+from clawrelay.secrets import REF, TOKEN_ENV, Secret, remember, url_password
 
 Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
 OnAmbiguous = Literal["continue", "stop"]
@@ -94,9 +94,20 @@ class TelegramBot(Model):
     @field_validator("proxy")
     @classmethod
     def _proxy_url(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith(("http://", "https://", "socks5://", "socks5h://")):
-            raise ValueError(f"{v!r} is not a proxy URL; use http://host:port or socks5://host:port")
+        if v is None:
+            return v
+        if not v.startswith(("http://", "https://", "socks5://", "socks5h://")):
+            # the value is not echoed: it may hold a password
+            raise ValueError("not a proxy URL; use http://host:port or socks5://host:port")
+        password = url_password(v)
+        if password and not REF.fullmatch(password):
+            remember(password)  # a literal password: masked wherever the URL is printed
         return v
+
+    @property
+    def literal_proxy_password(self) -> bool:
+        password = url_password(self.proxy or "")
+        return bool(password) and not REF.fullmatch(password or "")
 
 
 class NodeRef(Model):

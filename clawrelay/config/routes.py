@@ -81,6 +81,20 @@ class Routes:
         host = self.config.targets[name].host
         return self.config.hosts[host] if host else None
 
+    def reveal_secrets(self) -> None:
+        """Read every configured secret that is set (and OpenClaw's token variable) so `scrub`
+        masks them from the start, before anything uses them: a command line or a label that
+        happens to hold one is recorded masked."""
+        import os
+
+        from clawrelay.secrets import TOKEN_ENV, remember
+
+        remember(os.environ.get(TOKEN_ENV))
+        bot = self.config.telegram
+        for secret in [gw.token for gw in self.config.gateways.values()] + [bot.token if bot else None]:
+            if secret is not None and secret.available():
+                secret.reveal()
+
     def session_step(self, name: str) -> SessionsSendStep | None:
         """The target's sessions_send step: where its session lives (events and wakes go there)."""
         return next((s for s in self.config.targets[name].chain if isinstance(s, SessionsSendStep)), None)
