@@ -134,3 +134,13 @@ def test_retry_after_is_read_without_a_deprecation_warning() -> None:
 
 def test_a_token_in_an_exception_text_does_not_reach_the_detail() -> None:
     assert "1:x" not in classify(tg.InvalidToken("The token `1:x` was rejected by the server.")).detail
+
+
+def test_an_answer_the_library_cannot_read_is_bad_response_and_a_config_problem_stays_one() -> None:
+    from clawrelay.errors import ConfigError
+
+    f = classify(TypeError("ChatFullInfo.__init__() missing 1 required argument"))
+    assert (f.reason, f.retryable, f.maybe_sent) == ("bad_response", False, True)
+    assert f.detail.startswith("TypeError: ")
+    with pytest.raises(ConfigError, match="telegram.proxy"):
+        classify(ConfigError("telegram.proxy: environment variable PW is not set (secret reference)"))

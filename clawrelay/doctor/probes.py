@@ -249,9 +249,12 @@ class Probes:
         try:
             return await probe(bot, chat_id, self.timeout)
         except ConfigError as e:
-            raise Broken(
-                e.message, "config", f"export {bot.token.ref or 'VAR'}=<the token from @BotFather>"
-            ) from None
+            fix = (
+                "set the variables telegram.proxy refers to, or remove `proxy:`"
+                if e.message.startswith("telegram.proxy")
+                else f"export {bot.token.ref or 'VAR'}=<the token from @BotFather>"
+            )
+            raise Broken(e.message, "config", fix) from None
         except TransportError as e:
             raise Broken(e.message, e.reason, _telegram_fix(e.reason, bot.token.ref)) from None
 

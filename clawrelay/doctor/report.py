@@ -53,3 +53,5 @@ async def checked(subject: str, probe: Awaitable[str], *, step: int | None = Non
         return Check(subject, False, e.detail, step, transport, e.reason, e.fix)
     except ClawrelayError as e:  # a probe's own failure without a known fix
         return Check(subject, False, e.message, step, transport, e.reason)
+    except Exception as e:  # a bug in a probe must not hide every other line
+        return Check(subject, False, f"{e.__class__.__name__}: {e}", step, transport, "internal_error")

@@ -12,6 +12,8 @@ import warnings
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from clawrelay.errors import ClawrelayError
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -90,7 +92,10 @@ def classify(exc: Exception) -> Failure:
         return Failure("server_error", text, retryable=True)  # Telegram answered 5xx (or 409)
     if isinstance(exc, tg.TelegramError):  # an answer that is not the Bot API's JSON
         return Failure("bad_response", text, retryable=True, maybe_sent=True)
-    raise exc
+    if isinstance(exc, ClawrelayError):  # the routes' own problem (an unset secret): not Telegram's
+        raise exc
+    # an answer of a shape this python-telegram-bot cannot read (another Bot API server version)
+    return Failure("bad_response", f"{exc.__class__.__name__}: {text}", maybe_sent=True)
 
 
 def _match(text: str, table: tuple[tuple[str, str], ...], default: str) -> str:

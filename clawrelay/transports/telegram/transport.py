@@ -209,8 +209,8 @@ def _open_bot(config: TelegramBot, remaining: float) -> AbstractAsyncContextMana
     proxy = expand(config.proxy, "telegram.proxy") if config.proxy else None
     budget = max(MIN_REQUEST_S, request_budget(remaining))
 
-    def request() -> HTTPXRequest:
-        return HTTPXRequest(
+    try:
+        request = HTTPXRequest(
             connection_pool_size=2,
             read_timeout=budget,
             write_timeout=budget,
@@ -219,9 +219,8 @@ def _open_bot(config: TelegramBot, remaining: float) -> AbstractAsyncContextMana
             proxy=proxy,
             httpx_kwargs={"trust_env": False},
         )
-
-    try:
-        return Bot(token, base_url=config.base_url, request=request(), get_updates_request=request())
+        # getUpdates is never called: the one client serves both slots (no second TLS context)
+        return Bot(token, base_url=config.base_url, request=request, get_updates_request=request)
     except RuntimeError as e:  # a socks proxy without python-telegram-bot[socks]
         raise ConfigError(f"telegram.proxy: {e}") from None
 
