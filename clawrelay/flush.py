@@ -38,12 +38,6 @@ class Pass:
     errors: list[dict[str, object]] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)
 
-    def add(self, other: Pass) -> None:
-        self.retried += other.retried
-        self.skipped += other.skipped
-        self.errors += other.errors
-        self.expired += other.expired
-
     def to_json(self) -> dict[str, object]:
         return {"retried": [d.to_json() for d in self.retried], "skipped": self.skipped,
                 "errors": self.errors, "expired": self.expired}

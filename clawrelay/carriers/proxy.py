@@ -10,25 +10,19 @@ really need the proxy.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
-def wrap(argv: Sequence[str], *, strip: bool = True, setenv: Mapping[str, str] | None = None) -> list[str]:
-    """argv run through `env`, without the proxy variables and with `setenv` added."""
-    unset = [arg for var in PROXY_VARS for arg in ("-u", var)] if strip else []
-    assign = [f"{k}={v}" for k, v in (setenv or {}).items()]
-    if not unset and not assign:
+def wrap(argv: Sequence[str], *, strip: bool = True) -> list[str]:
+    """argv run through `env`, without the proxy variables."""
+    if not strip:
         return list(argv)
-    return ["env", *unset, "--", *assign, *argv]  # `--`: an argv[0] starting with "-" stays the program
+    unset = [arg for var in PROXY_VARS for arg in ("-u", var)]
+    return ["env", *unset, "--", *argv]  # `--`: an argv[0] starting with "-" stays the program
 
 
-def local_env(*, strip: bool = True, base: Mapping[str, str] | None = None,
-              extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ if base is None else base)
-    if strip:
-        for var in PROXY_VARS:
-            env.pop(var, None)
-    env.update(extra or {})
-    return env
+def local_env(*, strip: bool = True) -> dict[str, str]:
+    """This process's environment, without the proxy variables unless the host keeps them."""
+    return {k: v for k, v in os.environ.items() if not (strip and k in PROXY_VARS)}

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
 if TYPE_CHECKING:
+    from clawrelay.carriers.hosts import HostCarriers
     from clawrelay.config import Routes
     from clawrelay.journal import Journal
 
+T = TypeVar("T")
 ConfigOpt = typer.Option(None, "--config", "-c", help="routes.yaml to use (else $CLAWRELAY_CONFIG, "
                          "./routes.yaml, the user config dir, the embedded demo); `builtin`: the embedded "
                          "demo routes.", show_default=False)
@@ -78,6 +80,19 @@ def remote_command(config: str | None, host: str, via: str | None,
     routes = load(config)
     routes.reveal_secrets()  # a token typed into the command line is masked in its record too
     return routes, host_name(routes, host), seconds, open_journal()
+
+
+def on_carriers(routes: Routes, journal: Journal, job: Callable[[HostCarriers], Awaitable[T]]) -> T:
+    """Run one remote job (exec, sync) with the command's carriers opened, and closed after it."""
+    import asyncio
+
+    from clawrelay.carriers.hosts import opened
+
+    async def go() -> T:
+        async with opened(routes, journal.home) as carriers:
+            return await job(carriers)
+
+    return asyncio.run(go())
 
 
 def load(config: str | None) -> Routes:

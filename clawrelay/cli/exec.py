@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from clawrelay.cli.common import ConfigOpt, JsonOpt, emit_json, remote_command, reported
+from clawrelay.cli.common import ConfigOpt, JsonOpt, emit_json, on_carriers, remote_command, reported
 
 UNREACHABLE_EXIT = 255  # as ssh(1) says "could not run it there"
 
@@ -25,15 +25,17 @@ def exec_(
     config: str | None = ConfigOpt,
 ) -> None:
     """Run a command on a host: argv verbatim, proxies stripped, killed at the time limit, journaled."""
-    import asyncio
     import sys
 
     from clawrelay.errors import TransportError
+    from clawrelay.remote.exec import run_exec
 
     with reported(as_json):
         routes, name, seconds, journal = remote_command(config, host, via, timeout)
         try:
-            result = asyncio.run(_run(routes, journal, name, argv, via, cwd, seconds, shell, detach))
+            result = on_carriers(routes, journal, lambda carriers: run_exec(
+                routes, journal, carriers, name, argv, via=via, cwd=cwd, timeout=seconds, shell=shell,
+                detach=detach))
         except TransportError as e:
             e.exit_code = UNREACHABLE_EXIT
             raise
@@ -50,22 +52,3 @@ def exec_(
                     f"clawrelay: killed on {result.host} at the {seconds:g}s limit (exit 124)", err=True
                 )
         raise typer.Exit(result.exit_code if result.pid is None else 0)
-
-
-async def _run(routes, journal, host, argv, via, cwd, timeout, shell, detach):  # type: ignore[no-untyped-def]
-    from clawrelay.carriers.hosts import opened
-    from clawrelay.remote.exec import run_exec
-
-    async with opened(routes, journal.home) as carriers:
-        return await run_exec(
-            routes,
-            journal,
-            carriers,
-            host,
-            argv,
-            via=via,
-            cwd=cwd,
-            timeout=timeout,
-            shell=shell,
-            detach=detach,
-        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from clawrelay.cli.common import ConfigOpt, JsonOpt, emit_json, remote_command, reported
+from clawrelay.cli.common import ConfigOpt, JsonOpt, emit_json, on_carriers, remote_command, reported
 
 
 def sync(
@@ -23,31 +23,14 @@ def sync(
     config: str | None = ConfigOpt,
 ) -> None:
     """Clone REPO on a host or fast-forward it; a dirty or diverged checkout is reported, not overwritten."""
-    import asyncio
+    from clawrelay.remote.sync import run_sync
 
     with reported(as_json):
         routes, host, seconds, journal = remote_command(config, to, via, timeout)
-        result = asyncio.run(_run(routes, journal, repo, host, dest, branch, link, via, seconds))
+        result = on_carriers(routes, journal, lambda carriers: run_sync(
+            routes, journal, carriers, repo, host, dest=dest, branch=branch, link=link, via=via,
+            timeout=seconds))
         if as_json:
             emit_json(result.to_json())
         else:
             typer.echo(result.summary())
-
-
-async def _run(routes, journal, repo, host, dest, branch, link, via, timeout):  # type: ignore[no-untyped-def]
-    from clawrelay.carriers.hosts import opened
-    from clawrelay.remote.sync import run_sync
-
-    async with opened(routes, journal.home) as carriers:
-        return await run_sync(
-            routes,
-            journal,
-            carriers,
-            repo,
-            host,
-            dest=dest,
-            branch=branch,
-            link=link,
-            via=via,
-            timeout=timeout,
-        )

@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from clawrelay.carriers.proxy import PROXY_VARS
 from clawrelay.doctor.report import Check, checked
 
 if TYPE_CHECKING:
     from clawrelay.config.routes import Routes
 
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
 def proxies() -> Check:
