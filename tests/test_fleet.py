@@ -12,8 +12,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import Env, wait_for
-from peer import Gateway, free_port, running_gateway
+from conftest import Env, Result, wait_for
+from peer import TOKEN, Gateway, free_port, running_gateway
 
 TOKEN_ENV = "TEST_GW_TOKEN"
 
@@ -55,8 +55,8 @@ def fleet_routes(env: Env, a: Gateway, b: Gateway, c: Gateway, *, extra_targets:
     """)
 
 
-def run(env: Env, *args: str, timeout: float = 120) -> object:
-    return env.run(*args, timeout=timeout, **{TOKEN_ENV: "clawrelay-test-token-5b1e"})
+def run(env: Env, *args: str, timeout: float = 120) -> Result:
+    return env.run(*args, timeout=timeout, **{TOKEN_ENV: TOKEN})
 
 
 def by_target(docs: list[dict]) -> dict[str, dict]:
@@ -168,7 +168,7 @@ def test_flush_watch_delivers_to_a_gateway_that_comes_back_exactly_once_with_two
     message = r.json()["id"]
     (waiting,) = run(env, "outbox", "list", "--json").json()
     assert waiting["next_attempt_ms"] > time.time() * 1000 + 5 * 60_000
-    extra = {TOKEN_ENV: "clawrelay-test-token-5b1e"}
+    extra = {TOKEN_ENV: TOKEN}
     flushers = [env.spawn("outbox", "flush", "--watch", "--interval", "1s", "--json", **extra) for _ in range(2)]
     try:
         time.sleep(3)  # both have looked at c and found it down

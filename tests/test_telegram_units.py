@@ -142,5 +142,5 @@ def test_an_answer_the_library_cannot_read_is_bad_response_and_a_config_problem_
     f = classify(TypeError("ChatFullInfo.__init__() missing 1 required argument"))
     assert (f.reason, f.retryable, f.maybe_sent) == ("bad_response", False, True)
     assert f.detail.startswith("TypeError: ")
-    with pytest.raises(ConfigError, match="telegram.proxy"):
+    with pytest.raises(ConfigError, match=r"telegram\.proxy"):
         classify(ConfigError("telegram.proxy: environment variable PW is not set (secret reference)"))
