@@ -49,3 +49,42 @@ def test_the_cli_json_is_found_after_log_lines() -> None:
     text = "[plugins] loaded 3\nwarning: something\n" + json.dumps({"runId": "r", "status": "ok"}, indent=2)
     assert last_json(text) == {"runId": "r", "status": "ok"}
     assert last_json("no json here") is None
+
+
+class _Carrier:
+    """A carrier that fails to start (`spawn_first=False`) or fails after its command left."""
+
+    def __init__(self, name: str, *, fails: bool, spawn_first: bool = False) -> None:
+        self.name = self.label = name
+        self.fails, self.spawn_first, self.ran = fails, spawn_first, False
+
+    async def run(self, argv, *, timeout, cwd=None, stdin=None, on_spawn=None):  # type: ignore[no-untyped-def]
+        from clawrelay.carriers.result import RunResult
+        from clawrelay.errors import TransportError
+
+        if self.spawn_first and on_spawn is not None:
+            on_spawn()
+        if self.fails:
+            raise TransportError(f"{self.name}: connection refused", reason="connection_refused")
+        self.ran = True
+        return RunResult(0, False, b"ok", b"", 1)
+
+
+def test_run_first_moves_on_only_while_nothing_has_left_and_says_what_failed_before() -> None:
+    import asyncio
+
+    from clawrelay.carriers.hosts import run_first
+    from clawrelay.errors import TransportError
+
+    down, local = _Carrier("ssh", fails=True), _Carrier("local", fails=False)
+    res = asyncio.run(run_first([down, local], ["true"], timeout=lambda: 5))
+    assert res.exit_code == 0 and local.ran
+
+    lost, spare = _Carrier("ssh", fails=True, spawn_first=True), _Carrier("local", fails=False)
+    with pytest.raises(TransportError, match="ssh: connection refused"):
+        asyncio.run(run_first([lost, spare], ["true"], timeout=lambda: 5))
+    assert not spare.ran  # it may have run over ssh: never a second time elsewhere
+
+    first, second = _Carrier("node", fails=True), _Carrier("ssh", fails=True)
+    with pytest.raises(TransportError, match=r"ssh: connection refused \(before that, node: node: connection"):
+        asyncio.run(run_first([first, second], ["true"], timeout=lambda: 5))

@@ -135,6 +135,19 @@ def test_unreachable_ssh_falls_to_the_next_carrier_before_anything_ran(env: Env,
     """)
     r = env.run("exec", "both", "--json", "--", "echo", "hi")  # local first (the default order)
     assert r.code == 0 and r.json()["carrier"] == "local"
+    env.routes(f"""
+    version: 1
+    self: tester
+    hosts:
+      both: {{ssh: {{host: 127.0.0.1, port: {port}, known_hosts: "{sshd.known_hosts}"}}, local: true,
+              workspace: "{env.workspace}"}}
+    targets:
+      t: {{host: both, chain: [memory_file: {{via: [ssh, local]}}]}}
+    """)
+    r = env.run("send", "t", "ssh is down", "--json")  # ssh first: refused, so the same attempt goes local
+    assert r.code == 0, r.err
+    (attempt,) = r.json()["attempts"]
+    assert attempt["carrier"] == "local" and "ssh is down" in env.note()
     r = env.run("exec", "both", "--via", "ssh", "--", "echo", "hi")
     assert r.code == 255 and "connection refused" in r.err
 
