@@ -146,6 +146,7 @@ class Probes:
         """The id of this node's pairing request, when the gateway lets this device see them."""
         from clawrelay.openclaw import GatewayError
         from clawrelay.openclaw.client import PAIRING, READ
+        from clawrelay.openclaw.nodes import matching
 
         gw = self.routes.config.gateways[gateway]
         try:
@@ -154,10 +155,8 @@ class Probes:
             doc = await client.request("node.pair.list", {}, timeout=self.timeout)
         except GatewayError:
             return None
-        for p in doc.get("pending") or []:
-            if node in (p.get("nodeId"), p.get("displayName")):
-                return str(p.get("requestId"))
-        return None
+        waiting = matching(doc.get("pending") or [], node)  # a request names its node like node.list does
+        return str(waiting[0].get("requestId")) if waiting else None
 
     # -- hosts ----------------------------------------------------------------------------------
 
