@@ -17,7 +17,7 @@ from pathlib import Path
 from clawrelay import paths
 from clawrelay.config import default
 from clawrelay.config.routes import Routes
-from clawrelay.config.yamlsrc import Document, SourceError, dotted
+from clawrelay.config.yamlsrc import MAX_BYTES, Document, Refused, SourceError, dotted
 from clawrelay.errors import ConfigError
 
 _MESSAGES = {
@@ -47,20 +47,29 @@ def find_config(explicit: str | None = None) -> Path | None:
     return None
 
 
-def _read(explicit: str | None) -> tuple[str, str, Path | None]:
+def _read(explicit: str | None) -> tuple[str | bytes, str, Path | None]:
+    """The routes text (a file's bytes, decoded by `parse_routes`), its source and path.
+
+    At most MAX_BYTES + 1 bytes are read: a larger file is refused by `parse_routes` with the rest.
+    """
     path = find_config(explicit)
     if path is None:
         state = paths.state_dir()
         default.demo_workspace(state).mkdir(parents=True, exist_ok=True)
         return default.default_routes_text(state), default.SOURCE, None
     try:
-        return path.read_text(encoding="utf-8"), str(path), path
-    except (OSError, UnicodeDecodeError) as e:
+        with path.open("rb") as f:
+            return f.read(MAX_BYTES + 1), str(path), path
+    except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.__class__.__name__}: {e}") from e
 
 
-def parse_routes(text: str, source: str, path: Path | None = None) -> tuple[Routes | None, list[str]]:
-    """Parse and check; returns the routes (None when unusable) and every error as a line."""
+def parse_routes(text: str | bytes, source: str, path: Path | None = None) -> tuple[Routes | None, list[str]]:
+    """Parse and check; returns the routes (None when unusable) and every error as a line.
+
+    `text` may be a file's bytes: they must be UTF-8. YAML that cannot be read, or is refused by
+    the loader's limits (yamlsrc), is one error: `file:line: what is wrong`.
+    """
     import yaml
     from pydantic import ValidationError
 
@@ -69,14 +78,17 @@ def parse_routes(text: str, source: str, path: Path | None = None) -> tuple[Rout
 
     try:
         doc = Document(text)
+    except Refused as e:
+        return None, [f"{source}:{e.line}: {e.message}"]
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = f":{mark.line + 1}" if mark else ""
-        return None, [f"{source}{line}: not valid YAML: {e.problem or e.context}"]
+        return None, [f"{source}{line}: not valid YAML: {_one_line(e.problem or e.context)}"]
     except yaml.YAMLError as e:
-        return None, [f"{source}: not valid YAML: {e}"]
+        return None, [f"{source}: not valid YAML: {_one_line(e)}"]
     if not isinstance(doc.data, dict):
-        return None, [f"{source}: expected a mapping with `version: 1`, `self`, `targets`"]
+        line = doc.root.start_mark.line + 1 if doc.root is not None else 1
+        return None, [f"{source}:{line}: expected a mapping with `version: 1`, `self`, `targets`"]
 
     errors = list(doc.errors)
     config = None
@@ -111,6 +123,10 @@ def parse_routes(text: str, source: str, path: Path | None = None) -> tuple[Rout
     if errors:
         return None, lines
     return Routes(config, source, path), []  # type: ignore[arg-type]
+
+
+def _one_line(message: object) -> str:
+    return " ".join(str(message).split())
 
 
 def load_routes(explicit: str | None = None) -> Routes:
