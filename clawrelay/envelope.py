@@ -15,6 +15,21 @@ from clawrelay.ids import new_id
 HOPS_ENV = "CLAWRELAY_HOPS"
 
 
+def check_text(text: str, what: str = "the message") -> str:
+    """A message is text that every transport can carry: valid UTF-8 (an argument that was not
+    arrives as lone surrogates) and no NUL, which no argv, note or shell variable can hold."""
+    from clawrelay.errors import UsageError
+
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise UsageError(f"{what} is not valid UTF-8 (at character {e.start + 1})") from None
+    if "\x00" in text:
+        raise UsageError(f"{what} holds a NUL character (at character {text.index(chr(0)) + 1}): "
+                         "only text can be sent") from None
+    return text
+
+
 def inherited_hops() -> int:
     """Hops of the message that caused this process, when a relay runs clawrelay again."""
     try:

@@ -7,9 +7,14 @@ secret: callers pass them through `secrets.scrub` before they are built.
 
 from __future__ import annotations
 
+from clawrelay.reasons import Reason
+
+__all__ = ["LOST_IN_FLIGHT", "ClawrelayError", "ConfigError", "HopLimit", "Reason", "StateError",
+           "TransportError", "UnknownTarget", "UsageError"]
+
 
 class ClawrelayError(Exception):
-    reason: str = "error"
+    reason: str = Reason.ERROR
     exit_code: int = 1
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
@@ -23,38 +28,38 @@ class ClawrelayError(Exception):
 
 
 class UsageError(ClawrelayError):
-    reason = "usage"
+    reason = Reason.USAGE
     exit_code = 2
 
 
 class ConfigError(ClawrelayError):
     """A routes.yaml that cannot be used. `where` is `file:line` when the line is known."""
 
-    reason = "config"
+    reason = Reason.CONFIG
     exit_code = 2
 
 
 class StateError(ClawrelayError):
     """The journal or state dir cannot be used: nothing was accepted, so nothing is lost."""
 
-    reason = "state_unavailable"
+    reason = Reason.STATE_UNAVAILABLE
     exit_code = 2
 
 
 class UnknownTarget(ClawrelayError):
-    reason = "unknown_target"
+    reason = Reason.UNKNOWN_TARGET
     exit_code = 3
 
 
 class HopLimit(ClawrelayError):
     """A message relayed more times than `defaults.max_hops` allows: refused, never journaled."""
 
-    reason = "hop_limit"
+    reason = Reason.HOP_LIMIT
     exit_code = 2
 
 
 # A request that had left when these happened may have been carried out: ambiguous, not failed.
-LOST_IN_FLIGHT = frozenset({"connection_lost", "gateway_restarting"})
+LOST_IN_FLIGHT = frozenset({Reason.CONNECTION_LOST, Reason.GATEWAY_RESTARTING})
 
 
 class TransportError(ClawrelayError):

@@ -3,7 +3,8 @@
 An event is not a message down the target's chain: it only makes sense where OpenClaw's system
 events exist, so its plan is built here from what the routes say about the target (the gateway
 its sessions_send step uses, the carriers of its host). It is journaled like a message (kind
-`event`) and never queued: an event is about now.
+`event`) and never queued: an event is about now. Each rung waits for the heartbeat turn the
+event starts (see `transports.system_event`), so it gets at least `TURN_WAIT_S`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from clawrelay.errors import UsageError
 from clawrelay.transports.system_event import Mode, SystemEventStep, WakeStep
 
 RUNGS = ("wake", "system_event")
+TURN_WAIT_S = 30.0  # the least an event's rung is given: it waits for the agent's turn to end
 
 
 def plan(routes: Routes, target: str, mode: Mode, via: str | None = None) -> list[PlannedStep]:
@@ -27,7 +29,7 @@ def plan(routes: Routes, target: str, mode: Mode, via: str | None = None) -> lis
                 index=len(steps) + 1,
                 transport="wake",
                 options=WakeStep(gateway=session_step.gateway, mode=mode),
-                timeout=session_step.timeout or defaults.timeout,
+                timeout=max(session_step.timeout or defaults.timeout, TURN_WAIT_S),
                 retries=defaults.retries if session_step.retries is None else session_step.retries,
                 on_ambiguous="stop",
                 carriers=(),
@@ -40,7 +42,7 @@ def plan(routes: Routes, target: str, mode: Mode, via: str | None = None) -> lis
                 index=len(steps) + 1,
                 transport="system_event",
                 options=SystemEventStep(mode=mode),
-                timeout=max(defaults.timeout, 30.0),
+                timeout=max(defaults.timeout, TURN_WAIT_S),
                 retries=defaults.retries,
                 on_ambiguous="stop",
                 carriers=tuple(host.carriers()),

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from clawrelay.errors import ClawrelayError
+from clawrelay.errors import ClawrelayError, Reason
 from clawrelay.journal import now_ms
 from clawrelay.outcome import Delivery, Status
 
@@ -73,11 +73,13 @@ class Flusher:
         due = {}
         for target, rs in self.waiting().items():
             if target not in known:  # removed from the routes: it waits for them, or for a purge
-                result.skipped += [{"id": r.id, "reason": "unknown_target", "target": target} for r in rs]
+                result.skipped += [{"id": r.id, "reason": Reason.UNKNOWN_TARGET, "target": target}
+                                   for r in rs]
             elif now or _due(rs[0]):
                 due[target] = rs
             else:
-                result.skipped += [{"id": r.id, "reason": "backoff", "next_attempt_ms": r.next_attempt_ms}
+                result.skipped += [{"id": r.id, "reason": Reason.BACKOFF,
+                                    "next_attempt_ms": r.next_attempt_ms}
                                    for r in rs]
         await self._drain_all(due, result)
         return result
@@ -89,7 +91,8 @@ class Flusher:
             result = await self.once()
             # waiting out a backoff (or for a target to be put back) is the normal state of a
             # watched outbox: not worth a report every interval
-            result.skipped = [s for s in result.skipped if s["reason"] not in ("backoff", "unknown_target")]
+            result.skipped = [s for s in result.skipped
+                              if s["reason"] not in (Reason.BACKOFF, Reason.UNKNOWN_TARGET)]
             tried = {d.target for d in result.retried}
             came_back = await self._came_back(set(self.waiting()), tried)
             if came_back and not self.router.stopping:
@@ -140,8 +143,12 @@ class Flusher:
             except ClawrelayError as e:
                 result.errors.append({"id": r.id, "reason": e.reason, "message": e.message})
                 return
-            if d == "no_longer_queued":
-                continue  # another flusher delivered it; the next one is ours to try
+            if d in (Reason.NO_LONGER_QUEUED, Reason.AMBIGUOUS):
+                # another flusher delivered it, or its sender died mid-attempt and resending it
+                # is a person's decision: the next one is ours to try
+                if d is Reason.AMBIGUOUS:
+                    result.skipped.append({"id": r.id, "reason": d})
+                continue
             if isinstance(d, str):  # in flight: another flusher has this target's queue right now
                 result.skipped.append({"id": r.id, "reason": d})
                 return
@@ -149,7 +156,7 @@ class Flusher:
             if self.on_done is not None:
                 self.on_done(d)
             if d.status is not Status.DELIVERED:
-                result.skipped += [{"id": later.id, "reason": "behind_undelivered", "behind": r.id}
+                result.skipped += [{"id": later.id, "reason": Reason.BEHIND_UNDELIVERED, "behind": r.id}
                                    for later in records[i + 1:]]
                 return
 

@@ -1,73 +1,44 @@
 """The journal: every message and every attempt, in SQLite, written before anything leaves.
 
 The outbox is not a separate store: it is the messages whose status is `queued` (or
-`ambiguous`, waiting for a person's decision). A message is inserted before its first attempt
-and each attempt is committed as it ends, so a `kill -9` at any point leaves a true record and
-a message that `outbox retry` will pick up. Events and commands are journaled the same way but
-never queued: they are about now, and running one again is the user's call.
+`ambiguous`, waiting for a person's decision). A message is inserted before its first attempt,
+each attempt is inserted as `started` before it can leave the machine and completed the moment it
+ends, so a `kill -9` at any point leaves a true record: a message that `outbox retry` will pick
+up, and, where the sender died mid-attempt, an attempt that `recovery` turns into what it was
+(interrupted: it may have arrived). Events and commands are journaled the same way but never
+queued: they are about now, and running one again is the user's call.
 
 Messages sent together (`send @group`, `--to a,b`) share a batch id and what was typed, so the
-log can show them as one send.
+log can show them as one send. A message sent with `--via T` keeps that restriction for every
+later retry (`only_via`).
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 import random
-import sqlite3
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from clawrelay.claims import Claim, in_flight
 from clawrelay.envelope import Envelope
 from clawrelay.outcome import Attempt, Delivery, Outcome, Status
+from clawrelay.reasons import Reason
+from clawrelay.store import Db, open_db
 
-SCHEMA_VERSION = 2
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
-  id TEXT PRIMARY KEY,
-  kind TEXT NOT NULL,
-  sender TEXT NOT NULL,
-  target TEXT NOT NULL,
-  body TEXT NOT NULL,
-  hops INTEGER NOT NULL,
-  created_ms INTEGER NOT NULL,
-  status TEXT NOT NULL,
-  via TEXT,
-  reply TEXT,
-  runs INTEGER NOT NULL DEFAULT 0,
-  updated_ms INTEGER NOT NULL,
-  next_attempt_ms INTEGER,
-  expires_ms INTEGER NOT NULL,
-  batch TEXT,
-  batch_to TEXT
-);
-CREATE INDEX IF NOT EXISTS messages_status ON messages(status, next_attempt_ms);
-CREATE INDEX IF NOT EXISTS messages_target ON messages(target, created_ms);
-CREATE TABLE IF NOT EXISTS attempts (
-  message_id TEXT NOT NULL REFERENCES messages(id),
-  run INTEGER NOT NULL,
-  step INTEGER NOT NULL,
-  transport TEXT NOT NULL,
-  carrier TEXT,
-  outcome TEXT NOT NULL,
-  reason TEXT,
-  retryable INTEGER NOT NULL,
-  detail TEXT,
-  started_ms INTEGER NOT NULL,
-  elapsed_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS attempts_message ON attempts(message_id, run, started_ms);
-"""
-_MIGRATIONS = {  # from user_version N to N + 1
-    1: "ALTER TABLE messages ADD COLUMN batch TEXT; ALTER TABLE messages ADD COLUMN batch_to TEXT;",
-}
+# (transport, started_ms) → may an attempt of that transport, interrupted, be resent now?
+ResendPolicy = Callable[[str, int], bool]
+
 QUEUEABLE = "message"  # the one kind the outbox holds
+SHORT_ID = 8  # the last hex digits of an id: random bits, unique in practice
+
+
+def short_id(message_id: str) -> str:
+    """What to type for one message: the end of its id (a UUIDv7 starts with the time, so its
+    first digits are shared by every message of the same minute)."""
+    return message_id[-SHORT_ID:]
 
 
 class Batch(NamedTuple):
@@ -102,6 +73,7 @@ class MessageRecord:
     expires_ms: int
     batch: str | None
     batch_to: str | None
+    only_via: str | None
     attempts: list[Attempt]
 
     def envelope(self) -> Envelope:
@@ -116,7 +88,8 @@ class MessageRecord:
         out["status"] = str(self.status)
         out.update(sender=self.sender, kind=self.kind, created_ms=self.created_ms, runs=self.runs,
                    body=self.body, next_attempt_ms=self.next_attempt_ms, expires_ms=self.expires_ms,
-                   batch=Batch(self.batch, self.batch_to or "").to_json() if self.batch else None)
+                   batch=Batch(self.batch, self.batch_to or "").to_json() if self.batch else None,
+                   only_via=self.only_via)
         return out
 
 
@@ -126,44 +99,14 @@ class Journal:
         self.path = home / "journal.db"
         self.lock_dir = home / "locks"
         self.lock_dir.mkdir(mode=0o700, exist_ok=True)
-        if not self.path.exists():
-            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
-        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self.db.execute("PRAGMA busy_timeout=30000")
-        self._init_schema()
-        self.db.execute("PRAGMA synchronous=FULL")
-
-    def _init_schema(self) -> None:
-        if self.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
-            return
-        # Many first-time processes at once (a group send, a test) would race on the switch to
-        # WAL; an flock around the one-time setup makes it happen exactly once.
-        fd = os.open(self.home / "journal.init.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.executescript(_SCHEMA)
-            else:
-                for v in range(version, SCHEMA_VERSION):
-                    self.db.executescript(f"BEGIN IMMEDIATE; {_MIGRATIONS[v]} COMMIT;")
-            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        finally:
-            os.close(fd)
+        self.notices: list[str] = []  # what the user should hear about this journal (it was lost)
+        self.db: Db = open_db(home, self.notices)
 
     def close(self) -> None:
         self.db.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def _write(self) -> Any:
+        return self.db.write()
 
     # -- ownership -------------------------------------------------------------------------
 
@@ -177,7 +120,7 @@ class Journal:
     # -- writes ----------------------------------------------------------------------------
 
     def add_message(self, env: Envelope, *, expires_in_s: float, status: Status = Status.QUEUED,
-                    batch: Batch | None = None) -> None:
+                    batch: Batch | None = None, only_via: str | None = None) -> None:
         """Record a new message as queued (an event or a command as failed until it says otherwise),
         before any attempt. A message is added with its claim held."""
         t = now_ms()
@@ -185,16 +128,35 @@ class Journal:
         with self._write() as db:
             db.execute(
                 "INSERT INTO messages (id, kind, sender, target, body, hops, created_ms, status,"
-                " runs, updated_ms, expires_ms, batch, batch_to) VALUES (?,?,?,?,?,?,?,?,0,?,?,?,?)",
+                " runs, updated_ms, expires_ms, batch, batch_to, only_via)"
+                " VALUES (?,?,?,?,?,?,?,?,0,?,?,?,?,?)",
                 (env.id, env.kind, env.sender, env.target, env.body, env.hops, env.created_ms,
-                 status.value, t, env.created_ms + int(expires_in_s * 1000), batch_id, batch_to),
+                 status.value, t, env.created_ms + int(expires_in_s * 1000), batch_id, batch_to, only_via),
             )
 
     def begin_run(self, message_id: str) -> int:
         with self._write() as db:
             db.execute("UPDATE messages SET runs = runs + 1, updated_ms = ? WHERE id = ?",
                        (now_ms(), message_id))
-            return int(db.execute("SELECT runs FROM messages WHERE id = ?", (message_id,)).fetchone()[0])
+            row = db.execute("SELECT runs FROM messages WHERE id = ?", (message_id,)).fetchone()
+            return int(row[0]) if row else 1
+
+    def start_attempt(self, message_id: str, a: Attempt) -> int:
+        """Record an attempt as `started` before it can leave the machine; its row id, for
+        `end_attempt`. A sender that dies before ending it leaves the row for `recovery`."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO attempts (message_id, run, step, transport, carrier, outcome, reason,"
+                " retryable, detail, started_ms, elapsed_ms) VALUES (?,?,?,?,?,?,NULL,0,NULL,?,0)",
+                (message_id, a.run, a.step, a.transport, a.carrier, Outcome.STARTED.value, a.started_ms),
+            )
+            return int(db.execute("SELECT last_insert_rowid()").fetchone()[0])  # type: ignore[index]
+
+    def end_attempt(self, row: int, a: Attempt) -> None:
+        with self._write() as db:
+            db.execute("UPDATE attempts SET carrier = ?, outcome = ?, reason = ?, retryable = ?, detail = ?,"
+                       " elapsed_ms = ? WHERE rowid = ?",
+                       (a.carrier, a.outcome.value, a.reason, int(a.retryable), a.detail, a.elapsed_ms, row))
 
     def add_attempt(self, message_id: str, a: Attempt) -> None:
         with self._write() as db:
@@ -211,7 +173,8 @@ class Journal:
         with self._write() as db:
             next_ms = None
             if delivery.status is Status.QUEUED:
-                runs = db.execute("SELECT runs FROM messages WHERE id = ?", (delivery.id,)).fetchone()[0]
+                row = db.execute("SELECT runs FROM messages WHERE id = ?", (delivery.id,)).fetchone()
+                runs = int(row[0]) if row else 1
                 wait = min(max_backoff_s, backoff_s * 2 ** max(0, runs - 1)) * random.uniform(0.8, 1.2)
                 next_ms = t + int(wait * 1000)
             db.execute("UPDATE messages SET status = ?, via = ?, reply = ?, updated_ms = ?,"
@@ -223,12 +186,62 @@ class Journal:
             db.execute("UPDATE messages SET status = ?, updated_ms = ?, next_attempt_ms = NULL"
                        " WHERE id = ?", (status.value, now_ms(), message_id))
 
+    # -- interrupted attempts (see recovery) ------------------------------------------------
+
+    def open_attempts(self) -> list[str]:
+        """Messages with an attempt that started and has not ended: in flight, or orphaned."""
+        return [r[0] for r in self.db.execute(
+            "SELECT DISTINCT message_id FROM attempts WHERE outcome = ?", (Outcome.STARTED.value,))]
+
+    def close_interrupted(self, message_id: str, resend_safe: ResendPolicy) -> Status | None:
+        """With the message's claim held (its sender is gone): each attempt it left `started`
+        becomes `ambiguous`, reason `interrupted`, retryable where resending it is harmless. The
+        message stays queued only if every such attempt may be resent; else it is ambiguous (a
+        person decides). Returns the message's status, or None when nothing was open."""
+        query = "SELECT rowid, transport, started_ms FROM attempts WHERE message_id = ? AND outcome = ?"
+        if not self.db.execute(query, (message_id, Outcome.STARTED.value)).fetchall():
+            return None  # the common case, without a write: nothing was left open
+        with self._write() as db:
+            rows = db.execute(query, (message_id, Outcome.STARTED.value)).fetchall()
+            if not rows:
+                return None
+            every_safe = True
+            for row, transport, started in rows:
+                safe = resend_safe(transport, started)
+                every_safe &= safe
+                what = ("resending it is harmless, so it stays queued" if safe else
+                        "it may have arrived: not resent automatically (outbox retry ID sends it again)")
+                db.execute("UPDATE attempts SET outcome = ?, reason = ?, retryable = ?, detail = ?"
+                           " WHERE rowid = ?",
+                           (Outcome.AMBIGUOUS.value, Reason.INTERRUPTED.value, int(safe),
+                            f"interrupted: the sender died while {transport} ran; {what}", row))
+            found = db.execute("SELECT kind, status FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if found is None:
+                return None
+            kind, status = found[0], Status(found[1])
+            if status in (Status.QUEUED, Status.FAILED) and not (kind == QUEUEABLE and every_safe):
+                status = Status.AMBIGUOUS  # it may have happened: a person decides
+            db.execute("UPDATE messages SET status = ?, next_attempt_ms = NULL, updated_ms = ? WHERE id = ?",
+                       (status.value, now_ms(), message_id))
+            return status
+
+    def settle_interrupted(self, message_id: str) -> None:
+        """An interrupted attempt whose resend was harmless then is not any more (the gateway's
+        idempotency window passed before a retry came): the message becomes ambiguous."""
+        with self._write() as db:
+            db.execute("UPDATE attempts SET retryable = 0, detail = detail || ?"
+                       " WHERE message_id = ? AND reason = ? AND retryable = 1",
+                       ("; by the next retry resending was no longer harmless", message_id,
+                        Reason.INTERRUPTED.value))
+            db.execute("UPDATE messages SET status = ?, next_attempt_ms = NULL, updated_ms = ? WHERE id = ?",
+                       (Status.AMBIGUOUS.value, now_ms(), message_id))
+
     # -- reads -----------------------------------------------------------------------------
 
     _COLS = ("id, kind, sender, target, body, hops, created_ms, status, via, reply, runs,"
-             " updated_ms, next_attempt_ms, expires_ms, batch, batch_to")
+             " updated_ms, next_attempt_ms, expires_ms, batch, batch_to, only_via")
 
-    def _records(self, rows: Iterable[tuple]) -> list[MessageRecord]:
+    def _records(self, rows: Iterable[tuple[Any, ...]]) -> list[MessageRecord]:
         rows = list(rows)
         attempts: dict[str, list[Attempt]] = {r[0]: [] for r in rows}
         ids = list(attempts)
@@ -245,13 +258,23 @@ class Journal:
                     elapsed_ms=row[10]))
         return [MessageRecord(*r[:7], Status(r[7]), *r[8:], attempts=attempts[r[0]]) for r in rows]
 
-    def get(self, id_or_prefix: str) -> MessageRecord | None:
-        """A message by its id or a unique prefix of it. Raises LookupError when ambiguous."""
-        rows = self.db.execute(f"SELECT {self._COLS} FROM messages WHERE substr(id, 1, ?) = ?"
-                               " ORDER BY id LIMIT 2", (len(id_or_prefix), id_or_prefix)).fetchall()
-        if len(rows) > 1 and rows[0][0] != id_or_prefix:
-            raise LookupError(f"{id_or_prefix!r} matches more than one message; give more of the id")
-        return self._records(rows[:1])[0] if rows else None
+    def get(self, given: str) -> MessageRecord | None:
+        """A message by its id, or by a part of it that only one message has: its start or its end
+        (`short_id`). Raises LookupError when more than one message has it."""
+        given = given.strip().lower()
+        if not given:
+            return None
+        rows = self.db.execute(f"SELECT {self._COLS} FROM messages WHERE id = ?", (given,)).fetchall()
+        if not rows:
+            n = len(given)
+            rows = self.db.execute(f"SELECT {self._COLS} FROM messages WHERE substr(id, 1, ?) = ?"
+                                   " OR substr(id, -?) = ? ORDER BY id LIMIT 2",
+                                   (n, given, n, given)).fetchall()
+        if len(rows) > 1:
+            shown = given if len(given) <= 40 else given[:37] + "…"
+            raise LookupError(f"{shown!r} matches more than one message; give more of the id "
+                              f"(its last {SHORT_ID} characters are unique in practice)")
+        return self._records(rows)[0] if rows else None
 
     def recent(self, *, target: str | None = None, last: int = 20) -> list[MessageRecord]:
         where, args = ("WHERE target = ?", [target]) if target else ("", [])

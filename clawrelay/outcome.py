@@ -14,6 +14,7 @@ class Outcome(StrEnum):
     DELIVERED = "delivered"
     FAILED = "failed"
     AMBIGUOUS = "ambiguous"  # the request left and no answer came: it may have arrived
+    STARTED = "started"  # begun and not ended yet: in flight (a dead sender's is turned into ambiguous)
 
 
 class Status(StrEnum):

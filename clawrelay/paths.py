@@ -27,7 +27,13 @@ def state_dir() -> Path:
     else:
         base = os.environ.get("XDG_STATE_HOME") or str(_home() / ".local" / "state")
         path = Path(base) / APP
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as e:
+        from clawrelay.errors import StateError
+
+        raise StateError(f"cannot use {path} as clawrelay's state dir: {e.strerror or e} "
+                         "(set CLAWRELAY_HOME to a writable folder)") from None
     return path
 
 

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 from clawrelay.claims import Claim
 from clawrelay.config.routes import PlannedStep, Routes
-from clawrelay.envelope import Envelope
-from clawrelay.errors import LOST_IN_FLIGHT, ClawrelayError, HopLimit, TransportError
+from clawrelay.envelope import Envelope, check_text
+from clawrelay.errors import LOST_IN_FLIGHT, ClawrelayError, HopLimit, Reason, TransportError
 from clawrelay.journal import QUEUEABLE, Batch, Journal, MessageRecord, now_ms
 from clawrelay.outcome import Attempt, Delivery, Outcome, Status, StepResult
 from clawrelay.secrets import scrub
@@ -106,6 +106,7 @@ class Router:
     # -- entry points ----------------------------------------------------------------------
 
     def envelopes(self, targets: list[str], body: str, hops: int, *, kind: str = "message") -> list[Envelope]:
+        check_text(body, f"the {kind}")
         limit = self.routes.config.defaults.max_hops
         if hops >= limit:
             raise HopLimit(f"{kind} refused: it has been relayed {hops} times (max_hops is {limit})")
@@ -114,12 +115,14 @@ class Router:
 
     async def send(self, envelopes: list[Envelope], via: str | None = None, *,
                    batch: Batch | None = None) -> list[Delivery]:
-        """Journal every message first, then deliver them (a group concurrently, with a bound)."""
+        """Journal every message first, then deliver them (a group concurrently, with a bound).
+        `via` restricts the chain to one transport, for this send and every retry of it."""
         plans = {e.id: self.routes.plan(e.target, via) for e in envelopes}
-        return await self.run(envelopes, plans, batch=batch)
+        return await self.run(envelopes, plans, batch=batch, only_via=via)
 
     async def run(self, envelopes: list[Envelope], plans: dict[str, list[PlannedStep]], *,
-                  batch: Batch | None = None, queue: bool = True) -> list[Delivery]:
+                  batch: Batch | None = None, queue: bool = True,
+                  only_via: str | None = None) -> list[Delivery]:
         """Deliver each envelope down its own plan. `queue=False` (an event): what no step
         delivered ends `failed` instead of waiting in the outbox."""
         expire = self.routes.config.outbox.expire
@@ -127,7 +130,7 @@ class Router:
         for env in envelopes:
             claims[env.id] = self.journal.claim(env.id)
             self.journal.add_message(env, expires_in_s=expire if queue else 0, batch=batch,
-                                     status=Status.QUEUED if queue else Status.FAILED)
+                                     status=Status.QUEUED if queue else Status.FAILED, only_via=only_via)
         bound = asyncio.Semaphore(GROUP_CONCURRENCY)
 
         async def one(env: Envelope) -> Delivery:
@@ -136,21 +139,45 @@ class Router:
 
         return list(await asyncio.gather(*(one(e) for e in envelopes)))
 
-    async def retry(self, record: MessageRecord) -> Delivery | str:
+    async def retry(self, record: MessageRecord, *, manual: bool = False) -> Delivery | Reason:
         """Deliver an outbox message again, or say why not: `in_flight` (another process holds
-        it right now) or `no_longer_queued` (delivered or purged since it was listed)."""
+        it right now), `no_longer_queued` (delivered or purged since it was listed) or, unless a
+        person asked for this one message (`manual`), `ambiguous` (it may have arrived: an
+        interrupted attempt whose resend would not be harmless). The retry keeps the `--via` the
+        message was sent with."""
         claim = self.journal.claim(record.id)
         if claim is None:
-            return "in_flight"
-        fresh = self.journal.get(record.id)
+            return Reason.IN_FLIGHT
+        try:
+            fresh, why_not = self._retryable(record.id, manual)
+        except BaseException:
+            claim.release()
+            raise
+        if why_not is not None:
+            claim.release(finished=why_not is Reason.NO_LONGER_QUEUED)
+            return why_not
+        assert fresh is not None
+        plan = self.routes.plan(fresh.target, fresh.only_via)
+        return await self._deliver_claimed(fresh.envelope(), plan, claim)
+
+    def _retryable(self, message_id: str, manual: bool) -> tuple[MessageRecord | None, Reason | None]:
+        """With the claim held: the message as it is now, or why it is not to be sent."""
+        from clawrelay import recovery
+
+        # Holding its claim, we know any attempt it left open was its dead sender's.
+        self.journal.close_interrupted(message_id, recovery.resend_safe)
+        fresh = self.journal.get(message_id)
         if fresh is None or fresh.kind != QUEUEABLE or fresh.status not in (Status.QUEUED, Status.AMBIGUOUS):
-            claim.release()
-            return "no_longer_queued"
+            return fresh, Reason.NO_LONGER_QUEUED
+        if not manual and fresh.status is Status.QUEUED and not recovery.still_resendable(fresh):
+            self.journal.settle_interrupted(fresh.id)
+            fresh.status = Status.AMBIGUOUS
+        if not manual and fresh.status is Status.AMBIGUOUS:
+            return fresh, Reason.AMBIGUOUS
         if fresh.target not in self.routes.config.targets:
-            claim.release()
-            raise TransportError(f"{record.id}: target {fresh.target!r} is no longer in the routes",
-                                 reason="unknown_target")
-        return await self._deliver_claimed(fresh.envelope(), self.routes.plan(fresh.target), claim)
+            raise TransportError(f"{message_id}: target {fresh.target!r} is no longer in the routes",
+                                 reason=Reason.UNKNOWN_TARGET)
+        return fresh, None
 
     # -- one message -----------------------------------------------------------------------
 
@@ -179,7 +206,7 @@ class Router:
                 break  # the message keeps its place; the next flush starts its chain again
             if time.monotonic() >= deadline:
                 self._record(env, delivery, Attempt(
-                    step=step.index, transport=step.transport, outcome=Outcome.FAILED, reason="deadline",
+                    step=step.index, transport=step.transport, outcome=Outcome.FAILED, reason=Reason.DEADLINE,
                     retryable=True, detail=f"not tried: the {budget:g}s deadline ran out",
                     started_ms=now_ms(), run=run))
                 continue
@@ -230,13 +257,22 @@ class Router:
                              host_carriers=self.carriers, earlier=tuple(delivery.attempts),
                              deadline=min(deadline, time.monotonic() + step.timeout))
         started, t0 = now_ms(), time.monotonic()
+        # In the journal before anything can leave: a sender that dies in there leaves a record
+        # that recovery can tell for what it is.
+        row = self.journal.start_attempt(env.id, Attempt(
+            step=step.index, transport=step.transport, outcome=Outcome.STARTED, started_ms=started, run=run))
         try:
             async with asyncio.timeout(ctx.remaining()):
                 result = await transport.deliver(env, ctx)
         except TimeoutError:
             waited = f"no answer within {time.monotonic() - t0:.1f}s"
-            result = (StepResult.ambiguous("timeout", f"{waited} after sending") if ctx.sent
-                      else StepResult.failed("timeout", waited, retryable=True))
+            if ctx.sent:
+                result = StepResult.ambiguous(Reason.TIMEOUT, f"{waited} after sending")
+            elif ctx.connecting:  # the gateway's handshake never completed: nothing was sent
+                result = StepResult.failed(Reason.HANDSHAKE_TIMEOUT, f"{waited}: {ctx.connecting} did not "
+                                           "complete the handshake", retryable=True)
+            else:
+                result = StepResult.failed(Reason.TIMEOUT, waited, retryable=True)
         except ClawrelayError as e:  # TransportError, or a ConfigError such as an unset secret
             if ctx.sent and e.reason in LOST_IN_FLIGHT:  # it left; the answer went with the connection
                 result = StepResult.ambiguous(e.reason, str(e))
@@ -244,15 +280,20 @@ class Router:
                 result = StepResult.failed(e.reason, str(e), retryable=getattr(e, "retryable", False),
                                            retry_after=getattr(e, "retry_after", None))
         except Exception as e:  # a bug in a transport must not lose the message or the record
-            result = StepResult.failed("internal_error", f"{e.__class__.__name__}: {e}")
-        self._record(env, delivery, Attempt(
+            result = StepResult.failed(Reason.INTERNAL_ERROR, f"{e.__class__.__name__}: {e}")
+        attempt = Attempt(
             step=step.index, transport=step.transport, outcome=result.outcome,
             carrier=result.carrier or ctx.carrier, reason=result.reason, retryable=result.retryable,
             detail=scrub(result.detail), started_ms=started,
-            elapsed_ms=int((time.monotonic() - t0) * 1000), run=run))
+            elapsed_ms=int((time.monotonic() - t0) * 1000), run=run)
+        delivery.attempts.append(attempt)
+        self.journal.end_attempt(row, attempt)
+        if self.on_attempt is not None:
+            self.on_attempt(env, attempt)
         return result
 
     def _record(self, env: Envelope, delivery: Delivery, attempt: Attempt) -> None:
+        """An attempt that was never started (the deadline had passed)."""
         delivery.attempts.append(attempt)
         self.journal.add_attempt(env.id, attempt)
         if self.on_attempt is not None:

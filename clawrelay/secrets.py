@@ -85,11 +85,76 @@ def url_password(url: str) -> str | None:
         return None
 
 
-def scrub(text: str | None) -> str | None:
-    """Replace every secret revealed so far with `***`."""
+FRAGMENT = 8  # a run of this many characters of a secret is masked wherever it appears
+_STEP = 4  # the text is probed every _STEP characters with the secrets' (FRAGMENT - _STEP + 1)-grams
+_GRAM = FRAGMENT - _STEP + 1
+_index: tuple[frozenset[str], dict[str, list[tuple[str, int]]]] = (frozenset(), {})
+
+
+def _grams() -> dict[str, list[tuple[str, int]]]:
+    """Every _GRAM-character piece of every secret of FRAGMENT or more characters → (secret, offset)."""
+    global _index
+    key = frozenset(_REVEALED)
+    if key != _index[0]:
+        grams: dict[str, list[tuple[str, int]]] = {}
+        for value in key:
+            if len(value) >= FRAGMENT:
+                for i in range(len(value) - _GRAM + 1):
+                    grams.setdefault(value[i:i + _GRAM], []).append((value, i))
+        _index = (key, grams)
+    return _index[1]
+
+
+def _fragments(text: str) -> list[tuple[int, int]]:
+    """Where `text` shares a run of FRAGMENT or more characters with a secret: merged [start, end).
+
+    Any such run covers a position that is a multiple of _STEP followed by _GRAM characters of
+    the run, so probing those positions finds every run; each hit is then grown both ways to the
+    longest run it belongs to."""
+    grams = _grams()
+    spans: list[tuple[int, int]] = []
+    if not grams:
+        return spans
+    grown: dict[tuple[str, int], int] = {}  # (secret, text position - secret offset) → end of its run
+    for i in range(0, len(text) - _GRAM + 1, _STEP):
+        for value, at in grams.get(text[i:i + _GRAM], ()):
+            if grown.get((value, i - at), -1) > i:
+                continue  # the same run as an earlier hit
+            left = 0
+            while i - left > 0 and at - left > 0 and text[i - left - 1] == value[at - left - 1]:
+                left += 1
+            right = _GRAM
+            while i + right < len(text) and at + right < len(value) and text[i + right] == value[at + right]:
+                right += 1
+            grown[(value, i - at)] = i + right
+            if left + right >= FRAGMENT:
+                spans.append((i - left, i + right))
+    spans.sort()
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def scrub(text: str | None, *, fragments: bool = False) -> str | None:
+    """Replace every secret revealed so far with `***`; with `fragments` (log records), also every
+    run of FRAGMENT or more characters of one, since a library that shortens a line in the middle
+    keeps a token's tail. Secrets shorter than FRAGMENT are masked only whole.
+
+    Fragments only for logs: everywhere else (--json, the journal, a command's output) the text is
+    the user's data, and a message or a program's output that happens to share eight characters
+    with a token is not to be altered."""
     if not text or not _REVEALED:
         return text
     for value in sorted(_REVEALED, key=len, reverse=True):
         if value in text:
             text = text.replace(value, MASK)
+    if not fragments or len(text) < FRAGMENT:
+        return text
+    spans = _fragments(text)
+    for start, end in reversed(spans):
+        text = text[:start] + MASK + text[end:]
     return text

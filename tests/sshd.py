@@ -32,8 +32,9 @@ def _keygen(path: Path) -> None:
 
 
 class Sshd:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, sftp: bool = True) -> None:
         self.dir = folder
+        self.sftp = sftp  # False: a server without the sftp subsystem (some minimal or hardened hosts)
         self.port = free_port()
         self.host = "127.0.0.1"
         self.user = getpass.getuser()
@@ -55,7 +56,8 @@ class Sshd:
             f"PidFile {self.dir / 'sshd.pid'}", f"AuthorizedKeysFile {self.dir / 'authorized_keys'}",
             "StrictModes no", "UsePAM no", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
             "PermitRootLogin prohibit-password", "PubkeyAuthentication yes", f"AllowUsers {self.user}",
-            "Subsystem sftp internal-sftp", "LogLevel ERROR", "MaxStartups 50:30:100", "MaxSessions 50", "",
+            *(["Subsystem sftp internal-sftp"] if self.sftp else []),
+            "LogLevel ERROR", "MaxStartups 50:30:100", "MaxSessions 50", "",
         ]))
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation folder

@@ -42,3 +42,43 @@ def test_the_routes_reference_names_every_key_of_the_config_model() -> None:
                 if not re.search(rf"`{key}`|(?<![\w.]){key}:", reference):
                     missing.append(f"{obj.__name__}.{key}")
     assert not missing, f"docs/configuration.md does not describe: {', '.join(missing)}"
+
+
+def test_the_reason_table_lists_exactly_the_reasons_the_code_has() -> None:
+    from clawrelay.reasons import Reason
+
+    text = ROOT.joinpath("docs", "delivery.md").read_text()
+    table = text.split("| reason | retried | from |", 1)[1].split("\n\n", 1)[0]
+    documented = {code for row in table.splitlines()[2:] for code in re.findall(r"`([a-z_]+)`", row.split("|")[1])}
+    assert documented == {r.value for r in Reason}
+
+
+def test_every_reason_the_code_gives_is_a_member_of_the_enumeration() -> None:
+    """No bare string where a reason is given: `reason=`, a result's or failure's first argument,
+    a doctor check's reason, a comparison with `.reason`."""
+    import ast
+
+    from clawrelay.reasons import Reason
+
+    known = {r.value for r in Reason}
+    bare = []
+    for path in sorted((ROOT / "clawrelay").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            found: list[ast.expr] = []
+            if isinstance(node, ast.Call):
+                found += [k.value for k in node.keywords if k.arg == "reason"]
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if name in ("failed", "ambiguous", "Failure", "err", "_fail") and node.args:
+                    found.append(node.args[0])
+                if name in ("Broken",) and len(node.args) > 1:
+                    found.append(node.args[1])
+            elif isinstance(node, ast.Compare) and isinstance(node.left, ast.Attribute) and node.left.attr == "reason":
+                found += node.comparators
+            elif isinstance(node, ast.Dict):
+                found += [v for k, v in zip(node.keys, node.values, strict=True)
+                          if isinstance(k, ast.Constant) and k.value == "reason"]
+            for expr in found:
+                for const in ast.walk(expr):
+                    if isinstance(const, ast.Constant) and isinstance(const.value, str) and const.value in known:
+                        bare.append(f"{path.relative_to(ROOT)}:{const.lineno}: {const.value!r}")
+    assert bare == []

@@ -124,7 +124,9 @@ def test_an_event_wakes_the_target_session_over_its_gateway(
     r = run(env, "event", "b", "backup finished on the VPS", "--json")
     assert r.code == 0, r.err
     doc = r.json()
-    assert doc["via"] == "wake" and doc["attempts"][0]["detail"] == "gw-b: wake now into agent:main:main"
+    detail = doc["attempts"][0]["detail"]
+    assert doc["via"] == "wake" and detail.startswith("gw-b: wake now into agent:main:main; heartbeat turn ")
+    assert detail.endswith(" ended ok")  # delivered once the turn that took it ended well
     # the heartbeat turn that saw the event is in the target session's history
     wait_for(lambda: any(doc["id"] in m and "backup finished on the VPS" in m
                          for m in second.history() if m.startswith("assistant:")), 60)
@@ -137,13 +139,26 @@ def test_an_event_goes_over_the_node_when_the_targets_gateway_is_down(
         env: Env, gateway: Gateway, second: Gateway, third: Gateway, node: str) -> None:
     fleet_routes(env, gateway, second, third, extra_targets="""
         x: {host: xiaom, chain: [sessions_send: {gateway: gw-c}]}
+        y: {host: xiaom, chain: [sessions_send: {gateway: gw-a}]}
     """)
     r = run(env, "event", "x", "disk almost full", "--mode", "now", "--json", "--deadline", "100s")
-    assert r.code == 0, r.err
+    # the host's gateway queued it, and its turn cannot be watched from here: not "delivered"
+    assert r.code == 4, r.err
     doc = r.json()
-    assert [(a["transport"], a["outcome"]) for a in doc["attempts"]][-1] == ("system_event", "delivered")
-    assert doc["attempts"][0]["reason"] == "connection_refused" and doc["attempts"][-1]["carrier"] == "node"
-    wait_for(lambda: any(doc["id"] in m and "disk almost full" in m for m in gateway.history()), 60)
+    last = doc["attempts"][-1]
+    assert (last["transport"], last["outcome"], last["reason"]) == ("system_event", "ambiguous", "unconfirmed")
+    assert doc["attempts"][0]["reason"] == "connection_refused" and last["carrier"] == "node"
+    assert "no connection to gw-c from here (connection_refused)" in last["detail"]
+    # it did reach the model (the prompt log: a reply quoting it may be cut short by other events)
+    wait_for(lambda: any("disk almost full" in p for p in gateway.prompts_containing(doc["id"])), 60)
+
+    # where the target's gateway answers, the turn is watched there and the event confirmed
+    r = run(env, "event", "y", "disk cleaned up", "--via", "system_event", "--json", "--deadline", "100s")
+    assert r.code == 0, r.out + r.err
+    (attempt,) = r.json()["attempts"]
+    assert (attempt["transport"], attempt["carrier"]) == ("system_event", "node")
+    assert "watched on gw-a; heartbeat turn " in attempt["detail"] and attempt["detail"].endswith(" ended ok")
+    assert gateway.prompts_containing(r.json()["id"])
 
 
 def test_events_are_never_queued_and_bad_input_is_refused(env: Env, gateway: Gateway, second: Gateway,

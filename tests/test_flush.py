@@ -188,3 +188,44 @@ def test_the_shipped_systemd_unit_starts_a_watcher_that_delivers_and_stops_on_it
     assert proc.returncode == 0, err
     assert f"delivered to s via command (id {message})" in out and out.rstrip().endswith("stopped")
     assert delivered_lines(env) == ["delivered by the service"]
+
+
+def test_a_retry_keeps_the_via_the_message_was_sent_with(env: Env) -> None:
+    """Sent with `--via command`, it waits for that rung: a flush never takes it down the chain."""
+    argv = program("when_file.py", env.tmp / "up", env.tmp / "out.txt")
+    env.routes(header(env.workspace) + textwrap.dedent(f"""
+    targets:
+      s: {{host: here, chain: [command: {{argv: {json.dumps(argv)}, retries: 0}}, memory_file: {{wake: false}}]}}
+    """))
+    sent = env.run("send", "s", "only by command", "--via", "command", "--json")
+    assert sent.code == 1 and sent.json()["status"] == "failed"
+    for flush in (["outbox", "flush", "--now"], ["outbox", "retry", "--now"],
+                  ["outbox", "retry", sent.json()["id"]]):
+        r = env.run(*flush, "--json")
+        assert r.code == 1, r.out
+        assert [a["transport"] for d in r.json()["retried"] for a in d["attempts"]] == ["command"], flush
+    assert not (env.workspace / "memory").exists()  # the rung the sender excluded was never tried
+    (listed,) = env.run("outbox", "list", "--json").json()
+    assert listed["only_via"] == "command"
+    assert "only via command" in env.run("outbox", "list").out
+
+    (env.tmp / "up").touch()
+    r = env.run("outbox", "flush", "--now", "--json")
+    assert r.code == 0 and [d["via"] for d in r.json()["retried"]] == ["command"]
+    assert delivered_lines(env) == ["only by command"]
+
+
+def test_short_ids_are_the_end_of_the_id_and_unique_in_practice(env: Env) -> None:
+    """A UUIDv7 starts with the time: messages of one minute share their first eight digits."""
+    outbox_routes(env)
+    sent = [env.run("send", "s", f"m{i}", "--json").json()["id"] for i in range(3)]
+    assert len({i[:8] for i in sent}) == 1  # what the README used to show as a short id
+    r = env.run("outbox", "retry", sent[1][:8])
+    assert r.code == 2 and "matches more than one message" in r.err
+    last = env.run("send", "s", "m3")
+    short = sent[1][-8:]
+    assert f"clawrelay outbox retry {env.run('outbox', 'list', '--json').json()[3]['id'][-8:]}" in last.out
+    (env.tmp / "up").touch()
+    r = env.run("outbox", "retry", short, "--json")
+    assert r.code == 0 and [d["id"] for d in r.json()["retried"]] == [sent[1]]
+    assert env.run("outbox", "purge", sent[2][-8:]).code == 0

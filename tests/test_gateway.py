@@ -125,7 +125,7 @@ def test_a_memory_entry_is_followed_by_a_wake_that_names_it(env: Env, gateway: G
     assert r.code == 0, r.err
     doc = r.json()
     assert doc["via"] == "memory_file" and doc["id"] in env.note()
-    assert doc["attempts"][0]["detail"].endswith(f"; then gw: wake now into {session}")
+    assert f"; then gw: wake now into {session}, " in doc["attempts"][0]["detail"]  # and what its turn came to
     # the agent got a turn at once, told where the entry is; the message itself went to the file only
     wait_for(lambda: any(doc["id"] in m and "memory/" in m for m in gateway.history(session)), 60)
     assert not gateway.user_messages(session, doc["id"])

@@ -67,7 +67,7 @@ def test_entries_are_separated_and_earlier_content_is_kept(tmp_path: Path) -> No
     deliver(ctx, two)
     text = note.read_text()
     assert text.startswith("# today\nthe agent's own line, no newline at the end\n\n### ")
-    assert "\n\nfirst\n\n### " in text and text.endswith("\n\nsecond\n")
+    assert "\n\n> first\n\n### " in text and text.endswith("\n\n> second\n")
     assert has_entry(text, one.id) and has_entry(text, two.id)
     assert not has_entry(text, one.id[:-1])  # ids match whole, not by prefix
 

@@ -100,6 +100,27 @@ def test_an_unreachable_origin_goes_as_a_bundle_over_ssh(env: Env, repo: Path) -
     assert not list(Path.home().glob(".clawrelay-sync-*.bundle"))  # no bundle left on the host
 
 
+def test_a_host_without_sftp_gets_the_bundle_another_way(env: Env, repo: Path,
+                                                        tmp_path_factory: pytest.TempPathFactory) -> None:
+    from sshd import sshd_bin
+
+    bare = Sshd(tmp_path_factory.mktemp("sshd-no-sftp"), sftp=False)
+    try:
+        bare.start(sshd_bin())
+        remote_routes(env, sshd=bare)
+        git(repo, "remote", "set-url", "origin", "https://127.0.0.1:9/private.git")
+        head = commit(repo, "only here\n")
+        dest = env.tmp / "remote" / "r"
+        r = env.run("sync", str(repo), "--to", "box", "--dest", str(dest), "--json")
+        assert "Traceback" not in r.err
+        assert r.code == 0, r.err
+        assert (r.json()["method"], r.json()["action"]) == ("bundle", "cloned")
+        assert git(dest, "rev-parse", "HEAD") == head
+        assert not list(Path.home().glob(".clawrelay-sync-*.bundle"))
+    finally:
+        bare.stop()
+
+
 def test_link_points_at_the_checkout_and_never_replaces_a_folder(env: Env, repo: Path) -> None:
     dest = env.tmp / "remote" / "r"
     link = env.tmp / "remote-workspace" / "skills"

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from clawrelay.carriers.result import RunResult
 from clawrelay.errors import TransportError
+from clawrelay.reasons import Reason
 
 GRACE_S = 3.0  # beyond a remote command's own limit: the round trip and the remote kill
 
@@ -47,5 +48,6 @@ async def ask_home(carrier: Carrier) -> str:
     res = await carrier.run(["printenv", "HOME"], timeout=10)
     home = res.stdout.decode().strip()
     if res.exit_code != 0 or not home:
-        raise TransportError(f"{carrier.label}: cannot tell the home folder there", reason="remote_error")
+        raise TransportError(f"{carrier.label}: cannot tell the home folder there",
+                             reason=Reason.REMOTE_ERROR)
     return home

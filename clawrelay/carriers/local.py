@@ -3,6 +3,13 @@
 A program that forks (a shell, a notifier that spawns a helper) must not outlive the deadline,
 so the child leads a new session and the whole group gets SIGKILL. The same happens when the
 caller is cancelled (the router's own timeout), so no attempt leaves work running behind it.
+
+Nor may it outlive clawrelay itself: a sender killed with `kill -9` runs no cleanup, and a
+program in its own session would run on with nobody to record what it did. So the program runs
+under a tiny `sh` (LIFELINE) that also starts a watcher on a pipe whose only writer is this
+process: when this process dies, however it dies, the kernel closes the pipe, the watcher reads
+end-of-file and kills the whole group. When the program ends by itself the watcher is stopped and
+nothing else in the group is touched, as before.
 """
 
 from __future__ import annotations
@@ -16,9 +23,40 @@ from collections.abc import Callable, Mapping, Sequence
 
 from clawrelay.carriers.proxy import local_env
 from clawrelay.carriers.result import TIMEOUT_EXIT, RunResult
-from clawrelay.errors import TransportError
+from clawrelay.errors import Reason, TransportError
 
 _DRAIN_S = 1.0  # after a kill, how long to wait for the pipes to close
+
+# $1: the number of the pipe's read end; then the program's argv. The watcher reads the pipe (as
+# /dev/fd/N: a shell cannot redirect from a variable fd number past 9) and, at end-of-file
+# (clawrelay is gone), kills the process group it shares with the program. The program keeps
+# the read end open, which holds nothing up: only a writer keeps a pipe from its end.
+LIFELINE = r"""
+case $1 in ''|*[!0-9]*) exit 70 ;; esac
+{ read -r _ </dev/fd/$1; kill -KILL 0; } </dev/null &
+watcher=$!
+shift
+"$@"
+status=$?
+kill -KILL $watcher 2>/dev/null
+exit $status
+"""
+
+
+def _check_program(argv0: str, env: Mapping[str, str] | None, cwd: str | None) -> None:
+    """Say a program is missing or not runnable before the lifeline's shell would."""
+    import shutil
+
+    if "/" in argv0:
+        argv0 = os.path.join(cwd or "", argv0)
+        if not os.path.exists(argv0):
+            raise TransportError(f"{argv0}: command not found", reason=Reason.NOT_FOUND)
+        if os.path.isdir(argv0) or not os.access(argv0, os.X_OK):
+            raise TransportError(f"{argv0}: permission denied", reason=Reason.FORBIDDEN)
+        return
+    path = (env if env is not None else os.environ).get("PATH", os.defpath)
+    if shutil.which(argv0, path=path) is None:
+        raise TransportError(f"{argv0}: command not found", reason=Reason.NOT_FOUND)
 
 
 def _kill_group(proc: asyncio.subprocess.Process) -> None:
@@ -36,20 +74,29 @@ async def run(
     on_spawn: Callable[[], None] | None = None,
 ) -> RunResult:
     t0 = time.monotonic()
+    if cwd is None or os.path.isdir(cwd):
+        _check_program(argv[0], env, cwd)
+    lifeline, keep = os.pipe()  # the child gets the read end; this process alone holds the other
+    os.set_inheritable(keep, False)
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv,
+            "/bin/sh", "-c", LIFELINE, "clawrelay-lifeline", str(lifeline), *argv,
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=True,
+            pass_fds=(lifeline,),
         )
     except FileNotFoundError as e:
-        raise TransportError(f"{argv[0]}: command not found", reason="not_found") from e
+        os.close(keep)
+        raise TransportError(f"{cwd or argv[0]}: not found", reason=Reason.NOT_FOUND) from e
     except PermissionError as e:
-        raise TransportError(f"{argv[0]}: permission denied", reason="forbidden") from e
+        os.close(keep)
+        raise TransportError(f"{argv[0]}: permission denied", reason=Reason.FORBIDDEN) from e
+    finally:
+        os.close(lifeline)
     if on_spawn is not None:
         on_spawn()
     talk = asyncio.ensure_future(proc.communicate(stdin))
@@ -65,6 +112,8 @@ async def run(
         _kill_group(proc)
         talk.cancel()
         raise
+    finally:
+        os.close(keep)
     assert proc.returncode is not None
     return RunResult(proc.returncode, False, out, err, int((time.monotonic() - t0) * 1000))
 
@@ -83,7 +132,7 @@ class LocalCarrier:
         if cwd is not None:
             cwd = os.path.expanduser(cwd)
             if not os.path.isdir(cwd):
-                raise TransportError(f"{cwd}: no such folder", reason="not_found")
+                raise TransportError(f"{cwd}: no such folder", reason=Reason.NOT_FOUND)
         return await run(argv, timeout=timeout, stdin=stdin, cwd=cwd, on_spawn=on_spawn,
                          env=local_env(strip=self.strip_proxy))
 

@@ -27,6 +27,7 @@ from clawrelay.carriers.result import TIMEOUT_EXIT, RunResult
 from clawrelay.config.model import Gateway, NodeRef
 from clawrelay.errors import TransportError
 from clawrelay.ids import new_id
+from clawrelay.reasons import Reason
 from clawrelay.secrets import scrub
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ class NodeCarrier:
                 if not found:
                     raise TransportError(
                         f"{self.label}: no such node on the gateway (known: {known(nodes)})",
-                        reason="not_found",
+                        reason=Reason.NOT_FOUND,
                     )
                 self._node_id = str(found[0]["nodeId"])
         return self._node_id
@@ -113,12 +114,15 @@ class NodeCarrier:
         from clawrelay.openclaw import GatewayError
 
         if stdin is not None:
-            raise TransportError(f"{self.label}: a node run takes no stdin", reason="not_supported")
+            raise TransportError(f"{self.label}: a node run takes no stdin", reason=Reason.NOT_SUPPORTED)
         t0 = time.monotonic()
         end = t0 + timeout
         client = await self._client(timeout)
         node_id = await self.node_id(client, end - time.monotonic())
-        params: dict[str, Any] = {"command": wrap(argv, strip=self.strip_proxy), "agentId": self.ref.agent}
+        # suppressNotifyOnExit: the node host would otherwise queue an "exec completion" event and
+        # wake its agent for a turn (a model call) after each of our runs
+        params: dict[str, Any] = {"command": wrap(argv, strip=self.strip_proxy), "agentId": self.ref.agent,
+                                  "suppressNotifyOnExit": True}
         if cwd:
             params["cwd"] = under_home(cwd, await self.home()) if cwd.startswith("~") else cwd
         try:
@@ -224,21 +228,21 @@ class NodeCarrier:
                 f"{self.label}: the node asks for approval and none came in time (allow the "
                 "command on the node: openclaw approvals allowlist add --node "
                 f"{self.ref.id} <program>, or set `approve: allow-once` on this host's node)",
-                reason="approval_timeout",
+                reason=Reason.APPROVAL_TIMEOUT,
             ) from None
         except GatewayError as e:
-            if e.reason in ("missing_scope", "pairing_required"):
+            if e.reason in (Reason.MISSING_SCOPE, Reason.PAIRING_REQUIRED):
                 raise TransportError(
                     f"{self.label}: the node asks for approval and clawrelay may not approve "
                     f"({e}); allow the program on the node: openclaw approvals allowlist add "
                     f"--node {self.ref.id} <program>",
-                    reason="denied",
+                    reason=Reason.DENIED,
                 ) from e
             raise self._translate(e) from e
         if decision not in ("allow-once", "allow-always"):
             raise TransportError(
                 f"{self.label}: approval {decision or 'not given'} for `{plan.get('commandText')}`",
-                reason="denied",
+                reason=Reason.DENIED,
             )
         params = {
             **params,
@@ -264,12 +268,12 @@ class NodeCarrier:
                 f"{self.label} refused the command ({why}); allow it on the node: "
                 f"openclaw approvals allowlist add --node {self.ref.id} <program> "
                 "(or `openclaw approvals get --node …` to see its policy)",
-                reason="denied",
+                reason=Reason.DENIED,
             )
-        if err.reason == "unavailable" and "not connected" in str(err).lower():
+        if err.reason == Reason.UNAVAILABLE and "not connected" in str(err).lower():
             return TransportError(
                 f"{self.label}: the node is not connected to its gateway",
-                reason="node_offline",
+                reason=Reason.NODE_OFFLINE,
                 retryable=True,
             )
         return err
@@ -285,8 +289,8 @@ class NodeCarrier:
         if code is None:
             error = str(out.get("error") or "no exit code")
             if "ENOENT" in error:
-                raise TransportError(f"{self.label}: {argv[0]}: command not found", reason="not_found")
-            raise TransportError(f"{self.label}: {error}", reason="remote_error")
+                raise TransportError(f"{self.label}: {argv[0]}: command not found", reason=Reason.NOT_FOUND)
+            raise TransportError(f"{self.label}: {error}", reason=Reason.REMOTE_ERROR)
         return RunResult(int(code), False, stdout, stderr, elapsed)
 
     async def home(self) -> str:

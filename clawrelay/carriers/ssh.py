@@ -22,7 +22,7 @@ from clawrelay.carriers.base import GRACE_S, ask_home
 from clawrelay.carriers.proxy import wrap
 from clawrelay.carriers.result import TIMEOUT_EXIT, RunResult
 from clawrelay.config.model import SshRef
-from clawrelay.errors import ConfigError, TransportError
+from clawrelay.errors import ConfigError, Reason, TransportError
 
 SIGKILL_EXIT = 128 + 9
 
@@ -45,6 +45,13 @@ def command_line(argv: Sequence[str], *, timeout: float, cwd: str | None, strip_
     """The one line the remote shell parses: cd, the kill timer, the proxy-free env, the argv."""
     line = shlex.join(["timeout", "-s", "KILL", f"{max(timeout, 0.1):.1f}", *wrap(argv, strip=strip_proxy)])
     return f"cd -- {remote_path(cwd)} && exec {line}" if cwd else f"exec {line}"
+
+
+# Constant; the destination arrives as $1. Written private, and whole or not at all.
+PUT_SCRIPT = r"""
+umask 077
+cat > "$1.part" && mv -f "$1.part" "$1" || { rm -f "$1.part"; exit 74; }
+"""
 
 
 class SshCarrier:
@@ -89,32 +96,32 @@ class SshCarrier:
             raise TransportError(
                 f"ssh {where}: the host key is not in {known}; check it is really that host, then add it: "
                 f"ssh-keyscan {port}{ref.host} >> {known}",
-                reason="host_key_unknown",
+                reason=Reason.HOST_KEY_UNKNOWN,
             ) from e
         except asyncssh.PermissionDenied as e:
             raise TransportError(
                 f"ssh {where}: permission denied (key not accepted; check `key:` and the "
                 "remote authorized_keys)",
-                reason="auth",
+                reason=Reason.AUTH,
             ) from e
         except TimeoutError as e:
             raise TransportError(
                 f"ssh {where}: no connection within {opts['connect_timeout']:g}s",
-                reason="unreachable",
+                reason=Reason.UNREACHABLE,
                 retryable=True,
             ) from e
         except ConnectionRefusedError as e:
             raise TransportError(
-                f"ssh {where}: connection refused", reason="connection_refused", retryable=True
+                f"ssh {where}: connection refused", reason=Reason.CONNECTION_REFUSED, retryable=True
             ) from e
         except FileNotFoundError as e:  # a key or known_hosts file named in routes.yaml, not the network
             raise ConfigError(f"ssh {where}: {e.filename or e}: no such file (its key or known_hosts)") from e
         except OSError as e:
             raise TransportError(
-                f"ssh {where}: {e.strerror or e}", reason="unreachable", retryable=True
+                f"ssh {where}: {e.strerror or e}", reason=Reason.UNREACHABLE, retryable=True
             ) from e
         except asyncssh.Error as e:
-            raise TransportError(f"ssh {where}: {e.reason}", reason="ssh_error", retryable=True) from e
+            raise TransportError(f"ssh {where}: {e.reason}", reason=Reason.SSH_ERROR, retryable=True) from e
 
     async def run(
         self,
@@ -135,7 +142,8 @@ class SshCarrier:
             proc = await conn.create_process(line, encoding=None)
         except (asyncssh.Error, OSError) as e:
             raise TransportError(
-                f"{self.label}: could not start the command: {e}", reason="connection_lost", retryable=True
+                f"{self.label}: could not start the command: {e}", reason=Reason.CONNECTION_LOST,
+                retryable=True
             ) from e
         if on_spawn is not None:
             on_spawn()
@@ -155,7 +163,7 @@ class SshCarrier:
             )
         except (asyncssh.Error, OSError) as e:
             raise TransportError(
-                f"{self.label}: connection lost while the command ran", reason="connection_lost"
+                f"{self.label}: connection lost while the command ran", reason=Reason.CONNECTION_LOST
             ) from e
         except BaseException:
             proc.close()
@@ -163,7 +171,7 @@ class SshCarrier:
         elapsed = int((time.monotonic() - t0) * 1000)
         if done.returncode is None:  # no exit status or signal: the session died under the command
             raise TransportError(
-                f"{self.label}: connection lost while the command ran", reason="connection_lost"
+                f"{self.label}: connection lost while the command ran", reason=Reason.CONNECTION_LOST
             )
         code = done.returncode
         killed = code in (-9, SIGKILL_EXIT)
@@ -179,10 +187,26 @@ class SshCarrier:
         return self._home
 
     async def put(self, local: Path, remote: str, *, timeout: float) -> None:
-        """One file to the host over SFTP (git bundles for `sync`)."""
+        """One file to the host (git bundles for `sync`): over SFTP, or, where the server has no
+        sftp subsystem (minimal and hardened hosts), through `cat` on the command channel."""
+        import asyncssh
+
+        end = time.monotonic() + timeout
         conn = await self._connection(timeout)
-        async with asyncio.timeout(timeout), conn.start_sftp_client() as sftp:
-            await sftp.put(str(local), remote)
+        try:
+            async with asyncio.timeout(timeout), conn.start_sftp_client() as sftp:
+                await sftp.put(str(local), remote)
+            return
+        except (asyncssh.ChannelOpenError, asyncssh.SFTPError) as e:
+            why = str(e) or e.__class__.__name__
+        except (asyncssh.Error, OSError) as e:
+            raise TransportError(f"{self.label}: copying {local.name} failed: {e}",
+                                 reason=Reason.SSH_ERROR) from e
+        res = await self.run(["sh", "-c", PUT_SCRIPT, "clawrelay-put", remote],
+                             timeout=max(1.0, end - time.monotonic()), stdin=local.read_bytes())
+        if res.timed_out or res.exit_code != 0:
+            raise TransportError(f"{self.label}: no SFTP ({why}), and writing {remote} with cat failed: "
+                                 f"{res.stderr_tail() or f'exit {res.exit_code}'}", reason=Reason.SSH_ERROR)
 
     async def aclose(self) -> None:
         conn, self._conn = self._conn, None

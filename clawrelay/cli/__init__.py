@@ -52,5 +52,26 @@ app.command("doctor")(doctor.doctor)
 
 
 def main() -> int:
-    app()
-    return 0
+    """Run the command; a usage mistake is one line on stderr and exit 2, like every other error."""
+    import click
+
+    try:
+        code = app(standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:
+        e.show()
+        return 2
+    except click.UsageError as e:
+        from clawrelay.cli.common import one_line
+
+        where = e.ctx.command_path if e.ctx is not None else "clawrelay"
+        typer.echo(f"clawrelay: {one_line(e.format_message())} (see: {where} --help)", err=True)
+        return 2
+    except click.ClickException as e:
+        from clawrelay.cli.common import one_line
+
+        typer.echo(f"clawrelay: {one_line(e.format_message())}", err=True)
+        return e.exit_code
+    except click.Abort:
+        typer.echo("clawrelay: interrupted", err=True)
+        return 130
+    return code if isinstance(code, int) else 0

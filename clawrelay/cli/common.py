@@ -29,25 +29,53 @@ def emit_json(data: Any) -> None:
     typer.echo(scrub(json.dumps(data, ensure_ascii=False, indent=None)))
 
 
+MAX_ERROR = 400  # characters of an error line: a hostile argument is not echoed whole
+
+
+def one_line(text: str, limit: int = MAX_ERROR) -> str:
+    """Text for one line of stderr: no line breaks or control characters, at most `limit` long."""
+    flat = "".join(" " if ch < " " or ch in "\x7f\x85\u2028\u2029" else ch for ch in text)
+    flat = " ".join(flat.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 @contextmanager
 def reported(as_json: bool) -> Iterator[None]:
-    """Turn a clawrelay error into one line on stderr (and a JSON error object) and its exit code.
+    """Turn any failure into one line on stderr (and a JSON error object) and its exit code.
 
     Every command runs inside it, so it is also where library logging gets its scrubbing handler:
-    once a command starts, not for `--help`."""
-    from clawrelay.errors import ClawrelayError
-    from clawrelay.logs import configure
+    once a command starts, not for `--help`. A failure that is not a clawrelay error is a bug:
+    still one line (exit 1), and its traceback only with CLAWRELAY_LOG=debug."""
+    import os
+
+    import click
+
+    from clawrelay.errors import ClawrelayError, Reason
+    from clawrelay.logs import LEVEL_ENV, configure
     from clawrelay.secrets import scrub
 
     configure()
     try:
         yield
     except ClawrelayError as e:
-        message = scrub(e.message) or e.reason
-        if as_json:
-            emit_json({"error": {"reason": e.reason, "message": message}})
-        typer.echo(f"clawrelay: {message}", err=True)
-        raise typer.Exit(e.exit_code) from None
+        _fail(e.reason, one_line(scrub(e.message) or e.reason), e.exit_code, as_json)
+    except KeyboardInterrupt:
+        _fail(Reason.INTERRUPTED, "interrupted", 130, as_json)
+    except (typer.Exit, typer.Abort, click.ClickException):
+        raise
+    except Exception as e:
+        if os.environ.get(LEVEL_ENV, "").lower() == "debug":
+            raise
+        text = one_line(scrub(f"{e.__class__.__name__}: {e}") or "")
+        _fail(Reason.INTERNAL_ERROR, f"internal error (a bug in clawrelay): {text}; CLAWRELAY_LOG=debug "
+              "shows where", 1, as_json)
+
+
+def _fail(reason: str, message: str, code: int, as_json: bool) -> None:
+    if as_json:
+        emit_json({"error": {"reason": reason, "message": message}})
+    typer.echo(f"clawrelay: {message}", err=True)
+    raise typer.Exit(code) from None
 
 
 def duration_option(value: str, flag: str) -> float:
@@ -110,11 +138,32 @@ def open_journal() -> Journal:
 
     try:
         home = paths.state_dir()
-        return Journal(home)
+        journal = Journal(home)
     except (OSError, sqlite3.Error) as e:
         where = getattr(e, "filename", None) or "the clawrelay state dir"
         raise StateError(f"cannot use {where}: {e.__class__.__name__}: {getattr(e, 'strerror', None) or e}"
                          " (set CLAWRELAY_HOME to a writable folder)") from None
+    for notice in journal.notices:
+        typer.echo(f"clawrelay: warning: {notice}", err=True)
+    if journal.open_attempts():  # a sender may have died mid-attempt: settle that before anything reads it
+        from clawrelay.recovery import recover
+
+        recover(journal)
+    return journal
+
+
+def read_stdin_text(limit: int = 16 * 2**20) -> str:
+    """All of stdin as UTF-8 text; anything else is one usage error, not a traceback."""
+    from clawrelay.errors import UsageError
+
+    data = sys.stdin.buffer.read(limit + 1)
+    if len(data) > limit:
+        raise UsageError(f"stdin holds more than {limit // 2**20} MiB: too long for a message")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"stdin is not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start})"
+                         ) from None
 
 
 def isatty_stdin() -> bool:

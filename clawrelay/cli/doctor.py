@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from clawrelay.cli.common import ConfigOpt, JsonOpt, duration_option, emit_json, reported
+from clawrelay.reasons import Reason
 
 
 def doctor(
@@ -27,7 +28,7 @@ def doctor(
         seconds = duration_option(timeout, "--timeout")
         source, routes, errors = check_routes(config)
         if routes is None or errors:
-            checks = [Check("config", False, e, reason="config") for e in errors]
+            checks = [Check("config", False, e, reason=Reason.CONFIG) for e in errors]
         else:
             c = routes.config
             names = routes.expand(target) if target else list(c.targets)

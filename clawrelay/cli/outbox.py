@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from clawrelay.cli.common import ConfigOpt, JsonOpt, duration_option, emit_json, load, open_journal, reported
+from clawrelay.reasons import Reason
 
 if TYPE_CHECKING:
     from clawrelay.envelope import Envelope
@@ -40,6 +41,8 @@ def list_(
                 state += ", in flight"
             elif r.status.value == "queued" and r.next_attempt_ms:
                 state += f", next retry {when(r.next_attempt_ms)}"
+            if r.only_via:
+                state += f", only via {r.only_via}"
             last = r.attempts[-1] if r.attempts else None
             why = f"  last: {last.transport} {last.outcome} ({last.reason})" if last else ""
             typer.echo(f"{r.id}  {when(r.created_ms)}  → {r.target}  {state}, {r.runs} runs{why}")
@@ -77,9 +80,10 @@ def retry(
             t, candidates, skipped = now_ms(), [], []
             for r in journal.outbox():
                 if r.status is Status.AMBIGUOUS:
-                    skipped.append({"id": r.id, "reason": "ambiguous"})
+                    skipped.append({"id": r.id, "reason": Reason.AMBIGUOUS})
                 elif not now and (r.next_attempt_ms or 0) > t:
-                    skipped.append({"id": r.id, "reason": "backoff", "next_attempt_ms": r.next_attempt_ms})
+                    skipped.append({"id": r.id, "reason": Reason.BACKOFF,
+                                    "next_attempt_ms": r.next_attempt_ms})
                 else:
                     candidates.append(r)
 
@@ -104,7 +108,7 @@ def retry(
                 if not as_json:
                     typer.echo(f"→ {r.target} (id {r.id}, run {r.runs + 1})")
                 try:
-                    d = await router.retry(r)
+                    d = await router.retry(r, manual=message_id is not None)
                 except ClawrelayError as e:
                     errors.append({"id": r.id, "reason": e.reason, "message": e.message})
                     continue
@@ -243,7 +247,7 @@ def purge(
         claim = journal.claim(record.id)
         if claim is None:
             raise ClawrelayError(f"{record.id} is being sent right now; try again when it ends",
-                                 reason="in_flight")
+                                 reason=Reason.IN_FLIGHT)
         try:
             journal.set_status(record.id, Status.PURGED)
         finally:
@@ -263,7 +267,7 @@ def _find(journal: Journal, message_id: str) -> MessageRecord:
     except LookupError as e:
         raise UsageError(str(e)) from None
     if record is None:
-        raise ClawrelayError(f"no message {message_id!r} in the journal", reason="not_found")
+        raise ClawrelayError(f"no message {message_id!r} in the journal", reason=Reason.NOT_FOUND)
     if record.kind != QUEUEABLE:
         raise UsageError(f"{record.id} is not a message but {record.kind!r}: those are never in the outbox")
     return record

@@ -6,9 +6,10 @@ from datetime import datetime
 
 from clawrelay.config.durations import format_duration
 from clawrelay.config.routes import PlannedStep
+from clawrelay.journal import short_id
 from clawrelay.outcome import Attempt, Delivery, Outcome, Status
 
-MARK = {Outcome.DELIVERED: "✓", Outcome.FAILED: "✗", Outcome.AMBIGUOUS: "?"}
+MARK = {Outcome.DELIVERED: "✓", Outcome.FAILED: "✗", Outcome.AMBIGUOUS: "?", Outcome.STARTED: "…"}
 
 
 def attempt_line(a: Attempt, *, explain: bool, prefix: str = "") -> str:
@@ -30,7 +31,7 @@ def verdict(d: Delivery, kind: str = "message") -> str:
         return (f"ambiguous: {d.target} may have it (id {d.id}); not retried automatically, "
                 f"see clawrelay log --target {d.target}")
     if d.status is Status.QUEUED:
-        return f"not delivered to {d.target}: kept in the outbox (clawrelay outbox retry {d.id})"
+        return f"not delivered to {d.target}: kept in the outbox (clawrelay outbox retry {short_id(d.id)})"
     return f"not delivered to {d.target} (id {d.id}): no way took the {kind}; it is not queued"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -16,6 +15,7 @@ from clawrelay.cli.common import (
     isatty_stdin,
     load,
     open_journal,
+    read_stdin_text,
     reported,
 )
 
@@ -33,7 +33,7 @@ def _read_message(message: str | None) -> str:
     if message is None:
         if isatty_stdin():
             raise UsageError("no message: give MESSAGE or pipe it on stdin")
-        message = sys.stdin.read()
+        message = read_stdin_text()
     if not message.strip():
         raise UsageError("empty message: nothing to send")
     return message

@@ -202,6 +202,17 @@ class TelegramStep(StepBase):
 class CommandStep(StepBase):
     transport: Literal["command"]
     argv: list[str] = Field(min_length=1)
+    # variables routes.yaml treats as secrets (and OPENCLAW_GATEWAY_TOKEN) that the program may
+    # still inherit; every other variable it inherits anyway, so naming one here is harmless
+    env: list[str] = []
+
+    @field_validator("env")
+    @classmethod
+    def _variable_names(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not REF.fullmatch(f"${{{name}}}"):
+                raise ValueError(f"{name!r} is not an environment variable name")
+        return v
 
 
 STEP_TYPES: dict[str, type[StepBase]] = {

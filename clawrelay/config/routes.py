@@ -52,7 +52,8 @@ class Routes:
         found = self._names.get(name.strip().casefold())
         if found is None:
             known = ", ".join(sorted(self.config.targets)) or "none"
-            raise UnknownTarget(f"unknown target {name!r} (known: {known}; groups start with @)")
+            shown = name if len(name) <= 60 else name[:57] + "…"
+            raise UnknownTarget(f"unknown target {shown!r} (known: {known}; groups start with @)")
         return found
 
     def expand(self, spec: str) -> list[str]:
@@ -65,7 +66,8 @@ class Routes:
                 members = self.config.groups.get(part[1:])
                 if members is None:
                     known = ", ".join("@" + g for g in sorted(self.config.groups)) or "none"
-                    raise UnknownTarget(f"unknown group {part!r} (known: {known})")
+                    shown = part if len(part) <= 60 else part[:57] + "…"
+                    raise UnknownTarget(f"unknown group {shown!r} (known: {known})")
                 names = [self.resolve(m) for m in members]
             else:
                 names = [self.resolve(part)]
@@ -94,6 +96,19 @@ class Routes:
         for secret in [gw.token for gw in self.config.gateways.values()] + [bot.token if bot else None]:
             if secret is not None and secret.available():
                 secret.reveal()
+
+    def secret_vars(self) -> set[str]:
+        """The environment variables holding secrets: every `${VAR}` of a gateway's or the bot's
+        `token` and of the bot's `proxy`, and OpenClaw's token variable. A program clawrelay runs
+        for a `command` step gets none of them unless its step names them in `env:`."""
+        from clawrelay.secrets import REF, TOKEN_ENV
+
+        bot = self.config.telegram
+        refs = {gw.token.ref for gw in self.config.gateways.values() if gw.token is not None}
+        if bot is not None:
+            refs.add(bot.token.ref)
+            refs.update(REF.findall(bot.proxy or ""))
+        return {TOKEN_ENV} | {r for r in refs if r}
 
     def session_step(self, name: str) -> SessionsSendStep | None:
         """The target's sessions_send step: where its session lives (events and wakes go there)."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from clawrelay.doctor.report import Broken
 from clawrelay.errors import ClawrelayError, ConfigError, TransportError
+from clawrelay.reasons import Reason
 
 if TYPE_CHECKING:
     from clawrelay.carriers.base import Carrier
@@ -76,7 +77,7 @@ class Probes:
             token = gw.resolve_token()
         except ConfigError as e:
             ref = gw.token.ref if gw.token else "VAR"
-            raise Broken(e.message, "config", f"export {ref}=<the gateway's token>") from None
+            raise Broken(e.message, Reason.CONFIG, f"export {ref}=<the gateway's token>") from None
         try:
             client = await self.pool.get(name, gw.url, token, scopes=(READ, WRITE), timeout=self.timeout)
             client.require(READ, WRITE, method="sending")
@@ -111,12 +112,12 @@ class Probes:
             if pending:
                 raise Broken(
                     f"node {ref.id} on {ref.gateway} is waiting for approval",
-                    "pairing_required",
+                    Reason.PAIRING_REQUIRED,
                     f"openclaw nodes approve {pending}",
                 )
             raise Broken(
                 f"no node {ref.id} on gateway {ref.gateway} (known: {known(nodes)})",
-                "not_found",
+                Reason.NOT_FOUND,
                 f"on {host_name}: openclaw node run --host <gateway host> --display-name {ref.id}",
             )
         n = found[0]
@@ -125,19 +126,19 @@ class Probes:
             rid = await self._pending(ref.gateway, ref.id)
             raise Broken(
                 f"{label} is not approved",
-                "pairing_required",
+                Reason.PAIRING_REQUIRED,
                 f"openclaw nodes approve {rid or '<requestId from: openclaw nodes pending>'}",
             )
         if not n.get("connected"):
             raise Broken(
                 f"{label} is not connected",
-                "node_offline",
+                Reason.NODE_OFFLINE,
                 f"on {host_name}: start the node host (openclaw node run …, or its service)",
             )
         if "system.run" not in (n.get("commands") or []):
             raise Broken(
                 f"{label} does not offer system.run",
-                "denied",
+                Reason.DENIED,
                 f"on {host_name}: enable exec for the node host (openclaw approvals; see docs)",
             )
         return f"{label}: connected, approved, system.run offered"
@@ -175,14 +176,14 @@ class Probes:
         if res.exit_code == 127 or (res.exit_code != 0 and b"not found" in res.stderr.lower()):
             raise Broken(
                 f"{c.label}: `{' '.join(prefix)}` is not found there",
-                "not_found",
+                Reason.NOT_FOUND,
                 f"set hosts.{host_name}.openclaw to its full path there (`command -v openclaw` "
                 "in a login shell on that host)",
             )
         if res.exit_code != 0:
             raise Broken(
                 f"{c.label}: `{' '.join(prefix)} --version` exited {res.exit_code}: {res.stderr_tail()}",
-                "remote_error",
+                Reason.REMOTE_ERROR,
             )
         version = res.stdout.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
         return f"{version[0]} via {c.label}"
@@ -207,18 +208,20 @@ class Probes:
         memory = f"{path.rstrip('/')}/memory"
         if (await self._run(c, ["test", "-d", path])).exit_code != 0:
             raise Broken(
-                f"{c.label}: workspace {path} does not exist", "not_found", f"on {host_name}: mkdir -p {path}"
+                f"{c.label}: workspace {path} does not exist", Reason.NOT_FOUND,
+                f"on {host_name}: mkdir -p {path}",
             )
         if (await self._run(c, ["test", "-d", memory])).exit_code == 0:
             if (await self._run(c, ["test", "-w", memory])).exit_code != 0:
                 raise Broken(
-                    f"{c.label}: {memory} is not writable", "io_error", f"on {host_name}: chmod u+w {memory}"
+                    f"{c.label}: {memory} is not writable", Reason.IO_ERROR,
+                    f"on {host_name}: chmod u+w {memory}",
                 )
             return f"{memory} writable via {c.label}"
         if (await self._run(c, ["test", "-w", path])).exit_code != 0:
             raise Broken(
                 f"{c.label}: workspace {path} is not writable",
-                "io_error",
+                Reason.IO_ERROR,
                 f"on {host_name}: chmod u+w {path}",
             )
         return f"{path} writable (memory/ is created with the first entry) via {c.label}"
@@ -253,7 +256,7 @@ class Probes:
                 if e.message.startswith("telegram.proxy")
                 else f"export {bot.token.ref or 'VAR'}=<the token from @BotFather>"
             )
-            raise Broken(e.message, "config", fix) from None
+            raise Broken(e.message, Reason.CONFIG, fix) from None
         except TransportError as e:
             raise Broken(e.message, e.reason, _telegram_fix(e.reason, bot.token.ref)) from None
 
@@ -271,23 +274,24 @@ def command(argv0: str) -> str:
     if found is None:
         raise Broken(
             f"{argv0} is not found (PATH, or that path)",
-            "not_found",
+            Reason.NOT_FOUND,
             "install it, or give its full path as argv[0]",
         )
     return f"{found} found"
 
 
 def _gateway_fix(e: GatewayError, name: str, ref: str | None) -> str | None:
-    if e.reason in ("connection_refused", "unreachable", "handshake_timeout", "unavailable"):
+    if e.reason in (Reason.CONNECTION_REFUSED, Reason.UNREACHABLE, Reason.HANDSHAKE_TIMEOUT,
+                    Reason.UNAVAILABLE):
         return f"start the gateway (on its machine: openclaw gateway status), or correct gateways.{name}.url"
-    if e.reason == "auth":
+    if e.reason == Reason.AUTH:
         return (
             f"export {ref or 'OPENCLAW_GATEWAY_TOKEN'}=<gateway.auth.token from that gateway's openclaw.json>"
         )
-    if e.reason == "pairing_required":
+    if e.reason == Reason.PAIRING_REQUIRED:
         rid = e.details.get("requestId")
         return f"on the gateway's machine: openclaw devices approve {rid or '<id: openclaw devices list>'}"
-    if e.reason == "missing_scope":
+    if e.reason == Reason.MISSING_SCOPE:
         return "on the gateway's machine: openclaw devices list; approve this device with operator.write"
     return None
 
@@ -296,7 +300,7 @@ def _carrier_fix(e: ClawrelayError) -> str | None:
     m = re.search(r"ssh-keyscan [^\n]*", e.message)
     if m:
         return m.group(0).rstrip(".")
-    if e.reason == "denied":
+    if e.reason == Reason.DENIED:
         m = re.search(r"openclaw approvals [^\n;)]*", e.message)
         return m.group(0) if m else None
     return None
@@ -304,8 +308,9 @@ def _carrier_fix(e: ClawrelayError) -> str | None:
 
 def _telegram_fix(reason: str, ref: str | None) -> str | None:
     return {
-        "auth": f"export {ref or 'TELEGRAM_BOT_TOKEN'}=<the token from @BotFather>",
-        "chat_not_found": "the person opens the bot in Telegram and sends /start; chat_id is their user id",
-        "bot_chat": "set chat_id to a person's chat or a group, never a bot",
-        "blocked": "the person unblocks the bot in Telegram",
+        Reason.AUTH: f"export {ref or 'TELEGRAM_BOT_TOKEN'}=<the token from @BotFather>",
+        Reason.CHAT_NOT_FOUND: "the person opens the bot in Telegram and sends /start; chat_id is their "
+                               "user id",
+        Reason.BOT_CHAT: "set chat_id to a person's chat or a group, never a bot",
+        Reason.BLOCKED: "the person unblocks the bot in Telegram",
     }.get(reason)

@@ -7,6 +7,7 @@ from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
 
 from clawrelay.errors import ClawrelayError
+from clawrelay.reasons import Reason
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,10 @@ async def checked(subject: str, probe: Awaitable[str], *, step: int | None = Non
         async with asyncio.timeout(timeout):
             return Check(subject, True, await probe, step, transport)
     except TimeoutError:
-        return Check(subject, False, f"no answer within {timeout:g}s", step, transport, "timeout")
+        return Check(subject, False, f"no answer within {timeout:g}s", step, transport, Reason.TIMEOUT)
     except Broken as e:
         return Check(subject, False, e.detail, step, transport, e.reason, e.fix)
     except ClawrelayError as e:  # a probe's own failure without a known fix
         return Check(subject, False, e.message, step, transport, e.reason)
     except Exception as e:  # a bug in a probe must not hide every other line
-        return Check(subject, False, f"{e.__class__.__name__}: {e}", step, transport, "internal_error")
+        return Check(subject, False, f"{e.__class__.__name__}: {e}", step, transport, Reason.INTERNAL_ERROR)

@@ -16,12 +16,14 @@ import contextlib
 import json
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from clawrelay import __version__
 from clawrelay.openclaw.errors import GatewayError, from_close, from_frame
+from clawrelay.reasons import Reason
 
 if TYPE_CHECKING:
     from clawrelay.openclaw.device import DeviceIdentity
@@ -62,6 +64,42 @@ class Call:
                 fut.exception()
 
 
+def _frame(raw: str | bytes, label: str) -> dict[str, Any]:
+    """One handshake frame: a JSON object, or the gateway is not speaking the protocol."""
+    try:
+        frame = json.loads(raw)
+    except ValueError:
+        frame = None
+    if not isinstance(frame, dict):
+        shown = raw[:60] if isinstance(raw, str) else repr(raw[:60])
+        raise GatewayError(f"{label}: the gateway answered with something that is not JSON: {shown!r}",
+                           reason=Reason.BAD_RESPONSE)
+    return frame
+
+
+class Listener:
+    """Events of one connection, as they arrive (see `GatewayClient.listen`).
+
+    Only events that arrive while it is registered are seen: register before sending the request
+    whose consequences you want to watch.
+    """
+
+    def __init__(self, names: frozenset[str] | None) -> None:
+        self.names = names
+        self._queue: asyncio.Queue[dict[str, Any] | GatewayError] = asyncio.Queue()
+
+    def _put(self, item: dict[str, Any] | GatewayError) -> None:
+        self._queue.put_nowait(item)
+
+    async def next(self) -> dict[str, Any]:
+        """The next event frame (`{"event", "payload", …}`); the connection's error once it closed."""
+        item = await self._queue.get()
+        if isinstance(item, GatewayError):
+            self._queue.put_nowait(item)  # every later call raises it too
+            raise item
+        return item
+
+
 class GatewayClient:
     """A connected, authenticated operator session on one gateway."""
 
@@ -74,6 +112,7 @@ class GatewayClient:
         self.scopes: frozenset[str] = frozenset((hello.get("auth") or {}).get("scopes") or ())
         self._pending: dict[str, Call] = {}
         self._closed: GatewayError | None = None
+        self._listeners: list[Listener] = []
         self._reader = asyncio.ensure_future(self._read())
 
     # -- connecting ------------------------------------------------------------------------
@@ -103,19 +142,25 @@ class GatewayClient:
                                        open_timeout=None, user_agent_header=f"clawrelay/{__version__}")
                 except ConnectionRefusedError as e:
                     raise GatewayError(f"{label}: connection refused ({url}): is the gateway running?",
-                                       reason="connection_refused") from e
+                                       reason=Reason.CONNECTION_REFUSED) from e
                 except websockets.InvalidStatus as e:
                     status = e.response.status_code
-                    reason = "unavailable" if status >= 500 else "rejected"
+                    reason = Reason.UNAVAILABLE if status >= 500 else Reason.REJECTED
                     raise GatewayError(f"{label}: HTTP {status} instead of a WebSocket upgrade ({url})",
                                        reason=reason) from e
+                except websockets.InvalidMessage as e:
+                    if isinstance(e.__cause__, EOFError | ConnectionError):  # hung up mid-upgrade: try again
+                        raise GatewayError(f"{label}: the connection closed during the WebSocket upgrade "
+                                           f"({url})", reason=Reason.CONNECTION_LOST) from e
+                    raise GatewayError(f"{label}: not an OpenClaw gateway at {url}: {e}",
+                                       reason=Reason.BAD_RESPONSE) from e
                 except (websockets.InvalidURI, websockets.InvalidHandshake) as e:
                     raise GatewayError(f"{label}: not an OpenClaw gateway at {url}: {e}",
-                                       reason="rejected") from e
+                                       reason=Reason.REJECTED) from e
                 except OSError as e:
                     ssl = e.__class__.__name__.startswith("SSL")
                     raise GatewayError(f"{label}: cannot reach {url}: {e.strerror or e}",
-                                       reason="tls" if ssl else "unreachable") from e
+                                       reason=Reason.TLS if ssl else Reason.UNREACHABLE) from e
                 try:
                     hello = await cls._handshake(ws, label, url, token, device_token, device, signature,
                                                  scopes)
@@ -124,7 +169,7 @@ class GatewayClient:
                     raise
         except TimeoutError as e:
             raise GatewayError(f"{label}: no handshake within {timeout:g}s ({url})",
-                               reason="handshake_timeout") from e
+                               reason=Reason.HANDSHAKE_TIMEOUT) from e
         return cls(ws, hello, url, label)
 
     @staticmethod
@@ -134,10 +179,10 @@ class GatewayClient:
         import websockets
 
         try:
-            first = json.loads(await ws.recv())
+            first = _frame(await ws.recv(), label)
             if first.get("type") != "event" or first.get("event") != "connect.challenge":
                 raise GatewayError(f"{label}: expected connect.challenge, got {str(first)[:120]}",
-                                   reason="protocol_mismatch")
+                                   reason=Reason.PROTOCOL_MISMATCH)
             nonce = str((first.get("payload") or {}).get("nonce") or "")
             client = {"id": "cli", "version": __version__, "platform": sys.platform, "mode": "cli"}
             auth = {"token": token} if token else ({"deviceToken": device_token} if device_token else {})
@@ -151,7 +196,7 @@ class GatewayClient:
             rid = str(uuid.uuid4())
             await ws.send(json.dumps({"type": "req", "id": rid, "method": "connect", "params": params}))
             while True:
-                frame = json.loads(await ws.recv())
+                frame = _frame(await ws.recv(), label)
                 if frame.get("type") == "res" and frame.get("id") == rid:
                     break
         except websockets.ConnectionClosed as e:
@@ -165,7 +210,7 @@ class GatewayClient:
         if hello.get("type") != "hello-ok" or not isinstance(protocol, int) \
                 or not PROTOCOL_MIN <= protocol <= PROTOCOL_MAX:
             raise GatewayError(f"{label}: gateway answered protocol {protocol!r}; clawrelay speaks "
-                               f"{PROTOCOL_MIN}..{PROTOCOL_MAX}", reason="protocol_mismatch")
+                               f"{PROTOCOL_MIN}..{PROTOCOL_MAX}", reason=Reason.PROTOCOL_MISMATCH)
         return hello
 
     # -- requests --------------------------------------------------------------------------
@@ -185,7 +230,7 @@ class GatewayClient:
             granted = ", ".join(sorted(self.scopes)) or "none"
             raise GatewayError(f"{self.name}: {method} needs {', '.join(missing)}; the gateway granted "
                                f"{granted} (pair this device, or use a token with more scopes)",
-                               reason="missing_scope")
+                               reason=Reason.MISSING_SCOPE)
 
     async def start(self, method: str, params: dict[str, Any] | None = None) -> Call:
         """Send one request; the returned Call resolves as its answers arrive.
@@ -203,7 +248,7 @@ class GatewayClient:
         except Exception as e:
             self._pending.pop(call.id, None)
             raise self._closed or GatewayError(f"{self.name}: connection lost before {method} was sent",
-                                               reason="connection_lost") from e
+                                               reason=Reason.CONNECTION_LOST) from e
         return call
 
     def forget(self, call: Call) -> None:
@@ -220,11 +265,28 @@ class GatewayClient:
         except TimeoutError:
             self.forget(call)
             raise GatewayError(f"{self.name}: no answer to {method} within {timeout:g}s",
-                               reason="timeout") from None
+                               reason=Reason.TIMEOUT) from None
+
+    @contextlib.contextmanager
+    def listen(self, *names: str) -> Iterator[Listener]:
+        """Receive this connection's events (only those named, or all) while the block runs.
+
+        A gateway sends some events to every operator connection (`agent`, `chat` of runs users
+        started, `tick`) and others only after a subscription (`sessions.messages.subscribe`).
+        """
+        listener = Listener(frozenset(names) if names else None)
+        if self._closed is not None:
+            listener._put(self._closed)
+        self._listeners.append(listener)
+        try:
+            yield listener
+        finally:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
 
     async def close(self) -> None:
         self._closed = self._closed or GatewayError(f"{self.name}: connection closed by clawrelay",
-                                                    reason="connection_lost")
+                                                    reason=Reason.CONNECTION_LOST)
         await self.ws.close()
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -242,21 +304,29 @@ class GatewayClient:
                     frame = json.loads(raw)
                 except ValueError:
                     continue
+                if not isinstance(frame, dict):  # not a frame of the protocol: nothing to route
+                    continue
                 if frame.get("type") == "res":
                     self._on_res(frame)
-                # Events (tick, agent, chat, task…) go to every operator connection; clawrelay needs
-                # none of them yet. Liveness is the WebSocket ping the library answers.
+                elif frame.get("type") == "event":
+                    # Liveness is the WebSocket ping the library answers; events go to listeners only.
+                    for listener in self._listeners:
+                        if listener.names is None or frame.get("event") in listener.names:
+                            listener._put(frame)
             closed = from_close(self.ws.close_code, self.ws.close_reason or "", self.name, during="a request")
         except websockets.ConnectionClosed as e:
             rcvd = e.rcvd
             closed = from_close(rcvd.code if rcvd else None, rcvd.reason if rcvd else "", self.name,
                                 during="a request")
         except asyncio.CancelledError:
-            closed = GatewayError(f"{self.name}: connection closed by clawrelay", reason="connection_lost")
+            closed = GatewayError(f"{self.name}: connection closed by clawrelay",
+                                  reason=Reason.CONNECTION_LOST)
         self._closed = self._closed or closed
         for call in self._pending.values():
             call.fail(self._closed)
         self._pending.clear()
+        for listener in self._listeners:
+            listener._put(self._closed)
 
     def _on_res(self, frame: dict[str, Any]) -> None:
         call = self._pending.get(str(frame.get("id")))

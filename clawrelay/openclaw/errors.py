@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from clawrelay.errors import TransportError
+from clawrelay.reasons import Reason
 
-RETRYABLE = frozenset({"connection_refused", "unreachable", "handshake_timeout", "unavailable",
-                       "gateway_restarting", "connection_lost"})
+RETRYABLE = frozenset({Reason.CONNECTION_REFUSED, Reason.UNREACHABLE, Reason.HANDSHAKE_TIMEOUT,
+                       Reason.UNAVAILABLE, Reason.GATEWAY_RESTARTING, Reason.CONNECTION_LOST})
 
 
 class GatewayError(TransportError):
@@ -34,8 +35,10 @@ class GatewayError(TransportError):
         return out
 
 
-def from_frame(error: dict[str, Any], gateway: str) -> GatewayError:
+def from_frame(error: object, gateway: str) -> GatewayError:
     """A `res` frame's `error` object → a GatewayError with the right reason and advice."""
+    if not isinstance(error, dict):  # not the protocol's shape: keep what it said, as text
+        error = {"message": str(error)[:200]}
     code = str(error.get("code") or "")
     message = str(error.get("message") or code or "gateway error")
     details = error.get("details") if isinstance(error.get("details"), dict) else {}
@@ -49,43 +52,43 @@ def from_frame(error: dict[str, Any], gateway: str) -> GatewayError:
                             details=details)
 
     if detail_code.startswith("AUTH_") or lower.startswith("unauthorized"):
-        return err("auth", f"{message} — check the gateway token (routes.yaml `token:` or "
+        return err(Reason.AUTH, f"{message} — check the gateway token (routes.yaml `token:` or "
                            "OPENCLAW_GATEWAY_TOKEN)")
     if detail_code == "PAIRING_REQUIRED" or (code == "NOT_PAIRED" and details.get("requestId")):
         rid = details.get("requestId", "<requestId>")
-        return err("pairing_required", f"this clawrelay device is not paired yet; on the gateway's "
+        return err(Reason.PAIRING_REQUIRED, f"this clawrelay device is not paired yet; on the gateway's "
                                        f"machine run: openclaw devices approve {rid}")
     if code == "NOT_PAIRED":
-        return err("pairing_required", message)
+        return err(Reason.PAIRING_REQUIRED, message)
     if detail_code.startswith("DEVICE_AUTH"):
-        return err("auth", f"device identity refused: {message}")
+        return err(Reason.AUTH, f"device identity refused: {message}")
     if detail_code == "PROTOCOL_MISMATCH":
-        return err("protocol_mismatch", f"{message}: the gateway speaks protocol "
+        return err(Reason.PROTOCOL_MISMATCH, f"{message}: the gateway speaks protocol "
                                         f"{details.get('expectedProtocol')}, clawrelay 3..4")
     if detail_code == "MISSING_SCOPE" or "missing scope" in lower:
-        return err("missing_scope", message)
+        return err(Reason.MISSING_SCOPE, message)
     if lower.startswith("unknown method"):
-        return err("unknown_method", message)
+        return err(Reason.UNKNOWN_METHOD, message)
     if code == "UNAVAILABLE":
-        return err("unavailable", message)
+        return err(Reason.UNAVAILABLE, message)
     if "not found" in lower or "no longer exists" in lower or "unknown session" in lower:
-        return err("not_found", message)
+        return err(Reason.NOT_FOUND, message)
     if code == "FORBIDDEN":
-        return err("forbidden", message)
-    return err("rejected", message)
+        return err(Reason.FORBIDDEN, message)
+    return err(Reason.REJECTED, message)
 
 
 def from_close(code: int | None, reason: str, gateway: str, *, during: str) -> GatewayError:
     """The socket closed under us. 1012 is a restart; 1013 a gateway still starting."""
     text = f"{gateway}: connection closed{' ' + str(code) if code else ''}{': ' + reason if reason else ''}"
     if code == 1012:
-        return GatewayError(f"{text} (gateway restarting) during {during}", reason="gateway_restarting",
+        return GatewayError(f"{text} (gateway restarting) during {during}", reason=Reason.GATEWAY_RESTARTING,
                             retry_after=1.0)
     if code == 1013:
-        return GatewayError(f"{text} (gateway starting) during {during}", reason="unavailable",
+        return GatewayError(f"{text} (gateway starting) during {during}", reason=Reason.UNAVAILABLE,
                             retry_after=1.0)
     if code == 1008 and reason.lower().startswith("unauthorized"):
-        return GatewayError(text, reason="auth")
+        return GatewayError(text, reason=Reason.AUTH)
     if code == 1002:
-        return GatewayError(text, reason="protocol_mismatch")
-    return GatewayError(f"{text} during {during}", reason="connection_lost")
+        return GatewayError(text, reason=Reason.PROTOCOL_MISMATCH)
+    return GatewayError(f"{text} during {during}", reason=Reason.CONNECTION_LOST)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from clawrelay.openclaw.client import READ, WRITE, GatewayClient, is_loopback
 from clawrelay.openclaw.errors import GatewayError
+from clawrelay.reasons import Reason
 from clawrelay.secrets import remember
 
 
@@ -41,7 +42,7 @@ async def open_gateway(url: str, *, name: str, token: str | None, home: Path,
                 url, name=name, token=token, device_token=device_token, device=identity,
                 signature=signature, scopes=scopes, timeout=max(0.1, deadline - time.monotonic()))
         except GatewayError as e:
-            if identity is None and e.reason == "pairing_required":
+            if identity is None and e.reason == Reason.PAIRING_REQUIRED:
                 use_device = True  # "device identity required": this gateway wants the key
                 continue
             if identity is not None and e.details.get("code") == "DEVICE_AUTH_SIGNATURE_INVALID" \
@@ -57,7 +58,7 @@ async def open_gateway(url: str, *, name: str, token: str | None, home: Path,
             remember(client.device_token)
             identity.remember(url, deviceToken=client.device_token, signature=signature)
         return client
-    raise GatewayError(f"{name}: could not agree on credentials with {url}", reason="auth")
+    raise GatewayError(f"{name}: could not agree on credentials with {url}", reason=Reason.AUTH)
 
 
 class GatewayPool:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from clawrelay.errors import TransportError
+from clawrelay.errors import Reason, TransportError
 from clawrelay.outcome import Outcome
 from clawrelay.remote.record import recorded
 
@@ -127,7 +127,7 @@ async def run_exec(
             carrier,
             Outcome.DELIVERED if ok else Outcome.FAILED,
             detail=detail,
-            reason=None if ok else ("timeout" if res.timed_out else "exit_status"),
+            reason=None if ok else (Reason.TIMEOUT if res.timed_out else Reason.EXIT_STATUS),
         )
         rec.finish(ok, via=carrier if ok else None)
         return result

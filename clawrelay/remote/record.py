@@ -1,8 +1,10 @@
 """Commands in the journal: every `exec` and `sync` is a record with its attempts, like a message.
 
-A command is inserted as `failed` before it starts and set to `delivered` only when it succeeds,
-so a clawrelay killed halfway leaves a true record ("never confirmed") and never an outbox entry:
-running a command again is the user's decision, not a retry policy's.
+A command is inserted as `failed`, with its attempt `started` and its claim held, before it
+starts, and set to `delivered` only when it succeeds. So a clawrelay killed halfway leaves a true
+record, never an outbox entry: the next command that opens the journal finds the attempt open
+and its claim free, and records it `ambiguous` (interrupted: it may have run). Running a command
+again is the user's decision, not a retry policy's.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class CommandRecord:
     attempts: list[Attempt] = field(default_factory=list)
     step: int = 0
     watch: Stopwatch = field(default_factory=Stopwatch)
+    open_row: int | None = None  # the attempt journaled as started, until it ends
 
     def attempt(
         self,
@@ -59,7 +62,11 @@ class CommandRecord:
             elapsed_ms=self.watch.elapsed_ms,
         )
         self.attempts.append(a)
-        self.journal.add_attempt(self.env.id, a)
+        if self.open_row is not None:
+            self.journal.end_attempt(self.open_row, a)
+            self.open_row = None
+        else:
+            self.journal.add_attempt(self.env.id, a)
 
     def failed(self, what: str, carrier: str | None, err: ClawrelayError) -> None:
         self.attempt(what, carrier, Outcome.FAILED, reason=err.reason, detail=str(err))
@@ -73,6 +80,14 @@ class CommandRecord:
 @contextmanager
 def recorded(journal: Journal, kind: str, sender: str, host: str, text: str) -> Iterator[CommandRecord]:
     env = Envelope(sender=sender, target=host, body=scrub(text) or "", kind=kind)
-    journal.add_message(env, expires_in_s=0, status=Status.FAILED)
-    journal.begin_run(env.id)
-    yield CommandRecord(journal, env)
+    claim = journal.claim(env.id)
+    try:
+        journal.add_message(env, expires_in_s=0, status=Status.FAILED)
+        run = journal.begin_run(env.id)
+        record = CommandRecord(journal, env)
+        record.open_row = journal.start_attempt(env.id, Attempt(
+            step=1, transport=kind, outcome=Outcome.STARTED, started_ms=record.watch.started_ms, run=run))
+        yield record
+    finally:
+        if claim is not None:
+            claim.release(finished=True)

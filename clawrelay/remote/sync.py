@@ -23,6 +23,7 @@ from clawrelay.carriers.base import Carrier, under_home
 from clawrelay.carriers.result import RunResult
 from clawrelay.errors import ClawrelayError, TransportError, UsageError
 from clawrelay.outcome import Outcome
+from clawrelay.reasons import Reason
 from clawrelay.remote.record import recorded
 
 if TYPE_CHECKING:
@@ -84,10 +85,11 @@ class _Host:
     async def run(self, argv: Sequence[str]) -> RunResult:
         left = self.end - time.monotonic()
         if left <= 0:
-            raise TransportError("sync: out of time", reason="timeout")
+            raise TransportError("sync: out of time", reason=Reason.TIMEOUT)
         res = await self.carrier.run(argv, timeout=left)
         if res.timed_out:
-            raise TransportError(f"sync: `{shlex.join(argv[:4])}…` did not finish in time", reason="timeout")
+            raise TransportError(f"sync: `{shlex.join(argv[:4])}…` did not finish in time",
+                                 reason=Reason.TIMEOUT)
         return res
 
     async def git(self, *args: str, check: bool = True) -> RunResult:
@@ -96,7 +98,7 @@ class _Host:
             raise TransportError(
                 f"git {args[0] if args[0] != '-C' else args[2]} on {self.carrier.label} failed: "
                 f"{res.stderr_tail()}",
-                reason="git_error",
+                reason=Reason.GIT_ERROR,
             )
         return res
 
@@ -191,7 +193,7 @@ async def _sync(
     else:
         if (await remote.git("-C", path, "rev-parse", "--is-inside-work-tree", check=False)).exit_code != 0:
             raise SyncRefused(
-                f"{path} on {host} exists and is not a git checkout; left as it is", reason="not_a_repo"
+                f"{path} on {host} exists and is not a git checkout; left as it is", reason=Reason.NOT_A_REPO
             )
         dirty = (
             await remote.git("-C", path, "status", "--porcelain", "--untracked-files=no")
@@ -201,12 +203,13 @@ async def _sync(
             raise SyncRefused(
                 f"{path} on {host} has local changes ({files}); not touched — commit or stash "
                 "them there first",
-                reason="dirty",
+                reason=Reason.DIRTY,
             )
         current = await remote.out("-C", path, "rev-parse", "--abbrev-ref", "HEAD")
         if branch is not None and current != branch:
             raise SyncRefused(
-                f"{path} on {host} is on branch {current}, not {branch}; not switched", reason="other_branch"
+                f"{path} on {host} is on branch {current}, not {branch}; not switched",
+                reason=Reason.OTHER_BRANCH,
             )
         branch = current
         method = await _git_from(
@@ -225,18 +228,18 @@ async def _sync(
             raise SyncRefused(
                 f"{path} on {host} has commits that {repo} does not ({old[:12]} vs {new[:12]}); "
                 "diverged, not touched",
-                reason="diverged",
+                reason=Reason.DIVERGED,
             )
     head = await remote.out("-C", path, "rev-parse", "HEAD")
     branch = branch or await remote.out("-C", path, "rev-parse", "--abbrev-ref", "HEAD")
     if link_path:
         made = await remote.run(["sh", "-c", LINK_SCRIPT, "clawrelay-link", path, link_path])
         if made.exit_code != 0:
-            raise SyncRefused(f"--link: {made.stderr_tail()}", reason="link_exists")
+            raise SyncRefused(f"--link: {made.stderr_tail()}", reason=Reason.LINK_EXISTS)
         if made.stdout.decode().strip() != path:
             raise TransportError(
                 f"--link: {link_path} points at {made.stdout.decode().strip()!r}, not {path}",
-                reason="io_error",
+                reason=Reason.IO_ERROR,
             )
     if method == "origin" and is_local and carrier.name == "local":
         method = "path"  # this machine read the checkout itself
@@ -271,12 +274,12 @@ async def _bundle_path(carrier: Carrier, repo: Path, is_local: bool, home: str, 
     put = getattr(carrier, "put", None)
     if not is_local or put is None:
         hint = "" if is_local else " (a bundle needs REPO to be a local checkout)"
-        raise TransportError(f"the host cannot fetch the repository: {why}{hint}", reason="unreachable")
+        raise TransportError(f"the host cannot fetch the repository: {why}{hint}", reason=Reason.UNREACHABLE)
     with tempfile.TemporaryDirectory(prefix="clawrelay-sync-") as tmp:
         bundle = Path(tmp) / "repo.bundle"
         made = await _local_git(repo, "bundle", "create", str(bundle), "--branches")
         if made.exit_code != 0:
-            raise TransportError(f"git bundle failed: {made.stderr_tail()}", reason="git_error")
+            raise TransportError(f"git bundle failed: {made.stderr_tail()}", reason=Reason.GIT_ERROR)
         remote_path = f"{home}/.clawrelay-sync-{run_id}.bundle"
         await put(bundle, remote_path, timeout=120)
     return remote_path

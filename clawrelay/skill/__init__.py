@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clawrelay.errors import ClawrelayError
+from clawrelay.reasons import Reason
 
 if TYPE_CHECKING:
     from clawrelay.config.routes import Routes
@@ -23,7 +24,7 @@ _SEAL = "<!-- written by `clawrelay skill install`; sha256 "
 
 
 class SkillEdited(ClawrelayError):
-    reason = "skill_edited"
+    reason = Reason.SKILL_EDITED
     exit_code = 1
 
 

@@ -19,9 +19,19 @@ _BUILT = {  # name → module:class
 }
 
 
-def get_transport(name: str) -> Transport:
+def _class(name: str) -> type[Transport]:
     module, cls = _BUILT[name].split(":")  # the routes schema and events admit only these
-    return getattr(import_module(module), cls)()
+    return getattr(import_module(module), cls)  # type: ignore[no-any-return]
 
 
-__all__ = ["AttemptContext", "Transport", "get_transport"]
+def get_transport(name: str) -> Transport:
+    return _class(name)()
+
+
+def resend_window(name: str) -> float:
+    """How long after an attempt of this transport started a resend is still harmless, should
+    the attempt be interrupted (its sender died): 0 for never. Commands (`exec`, `sync`) never."""
+    return float(getattr(_class(name), "resend_window", 0.0)) if name in _BUILT else 0.0
+
+
+__all__ = ["AttemptContext", "Transport", "get_transport", "resend_window"]

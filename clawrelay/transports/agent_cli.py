@@ -16,6 +16,7 @@ from typing import Any
 from clawrelay.carriers.base import GRACE_S
 from clawrelay.envelope import Envelope
 from clawrelay.outcome import StepResult
+from clawrelay.reasons import Reason
 from clawrelay.transports.base import AttemptContext
 from clawrelay.transports.remote_cli import run_openclaw
 
@@ -42,18 +43,18 @@ def last_json(text: str) -> dict[str, Any] | None:
 def judge(result: dict[str, Any] | None, stderr: str) -> StepResult:
     """What the CLI's JSON (and what it said on stderr) really means."""
     if result is None:
-        return StepResult.failed("bad_output", "openclaw agent printed no JSON result", retryable=True)
+        return StepResult.failed(Reason.BAD_OUTPUT, "openclaw agent printed no JSON result", retryable=True)
     if result.get("ok") is False or "error" in result:
         err = result.get("error") or {}
         msg = err.get("message") if isinstance(err, dict) else str(err)
         return StepResult.failed(
-            "remote_error", " ".join(str(msg or "openclaw agent failed").split()), retryable=True
+            Reason.REMOTE_ERROR, " ".join(str(msg or "openclaw agent failed").split()), retryable=True
         )
     gateway_run = bool(result.get("runId")) and result.get("status") == "ok"
     if not gateway_run or _EMBEDDED.search(stderr):
         why = "its result has no gateway runId" if not gateway_run else "it said so on stderr"
         return StepResult.failed(
-            "embedded_fallback",
+            Reason.EMBEDDED_FALLBACK,
             f"openclaw agent ran an embedded local agent instead of "
             f"the gateway's session ({why}); the target never saw it",
         )
@@ -64,6 +65,7 @@ def judge(result: dict[str, Any] | None, stderr: str) -> StepResult:
 
 class AgentCli:
     name = "agent_cli"
+    resend_window = 0.0  # `openclaw agent` takes no idempotency key: a resend is a second turn
 
     async def deliver(self, env: Envelope, ctx: AttemptContext) -> StepResult:
         session = ctx.session
@@ -80,11 +82,11 @@ class AgentCli:
                     f"{verdict.detail} (printed its result, then did not exit: killed)", reply=verdict.reply
                 )
             return StepResult.ambiguous(
-                "timeout", f"openclaw agent still running after {res.elapsed_ms} ms: killed"
+                Reason.TIMEOUT, f"openclaw agent still running after {res.elapsed_ms} ms: killed"
             )
-        if res.exit_code in (126, 127) and verdict.reason == "bad_output":
+        if res.exit_code in (126, 127) and verdict.reason == Reason.BAD_OUTPUT:
             return StepResult.failed(
-                "not_found",
+                Reason.NOT_FOUND,
                 f"openclaw not found on the host (exit {res.exit_code}); "
                 "set the host's `openclaw:` to the CLI's path",
             )

@@ -36,6 +36,7 @@ class AttemptContext:
     earlier: tuple[Attempt, ...] = ()  # this run's attempts so far: what a human is told failed
     sent: bool = False
     carrier: str | None = None
+    connecting: str | None = None  # the gateway whose handshake is under way, if one is
 
     def mark_sent(self) -> None:
         self.sent = True
@@ -75,7 +76,9 @@ class AttemptContext:
         from clawrelay.openclaw.client import WRITE
 
         gateway, name = self.gateway(named)
+        self.connecting = name
         client = await self.gateways.get(name, gateway.url, gateway.resolve_token(), timeout=self.remaining())
+        self.connecting = None
         client.require(WRITE, method=method)
         return client, name
 
@@ -87,5 +90,8 @@ class AttemptContext:
 
 class Transport(Protocol):
     name: ClassVar[str]
+    # Seconds after an attempt started within which resending it, should its sender die
+    # mid-attempt, cannot show the message twice (0: never; see clawrelay.recovery).
+    resend_window: ClassVar[float]
 
     async def deliver(self, env: Envelope, ctx: AttemptContext) -> StepResult: ...

@@ -13,6 +13,7 @@ from clawrelay.carriers import local
 from clawrelay.config.model import CommandStep
 from clawrelay.envelope import Envelope
 from clawrelay.outcome import StepResult
+from clawrelay.reasons import Reason
 from clawrelay.transports.base import AttemptContext
 
 EX_TEMPFAIL = 75
@@ -25,19 +26,21 @@ class Command:
         opts = ctx.step.options
         assert isinstance(opts, CommandStep)
         ctx.carrier = "local"
+        hidden = ctx.routes.secret_vars() - set(opts.env)  # the secrets it did not ask for
         res = await local.run(
             [os.path.expanduser(a) if a.startswith("~") else a for a in opts.argv],
             timeout=ctx.remaining(),
             stdin=env.body.encode("utf-8"),
-            env={**os.environ, **env.env()},
+            env={**{k: v for k, v in os.environ.items() if k not in hidden}, **env.env()},
             on_spawn=ctx.mark_sent,
         )
         if res.timed_out:
             return StepResult.ambiguous(
-                "timeout", f"{opts.argv[0]} still running after {res.elapsed_ms} ms: killed with its group")
+                Reason.TIMEOUT,
+                f"{opts.argv[0]} still running after {res.elapsed_ms} ms: killed with its group")
         if res.exit_code == 0:
             return StepResult.delivered(f"{opts.argv[0]} exited 0")
         detail = f"{opts.argv[0]} exited {res.exit_code}" + (f": {t}" if (t := res.stderr_tail()) else "")
         if res.exit_code == EX_TEMPFAIL:
-            return StepResult.failed("tempfail", detail, retryable=True)
-        return StepResult.failed("exit_status", detail)
+            return StepResult.failed(Reason.TEMPFAIL, detail, retryable=True)
+        return StepResult.failed(Reason.EXIT_STATUS, detail)

@@ -1,10 +1,12 @@
 """A mailbox that survives everything: one entry appended to the target's daily memory note.
 
-`<workspace>/memory/YYYY-MM-DD.md`, dated in the host's timezone. Each entry is one header line
-(local time, sender, id) and the body, written with one `write` under an flock and fsynced, so
-concurrent senders never interleave; an id already in the file is not written twice, so a retry
-after a crash cannot duplicate it. Files and the memory folder are created as needed, but never
-outside the workspace, and a missing workspace is an error, not something to invent.
+`<workspace>/memory/YYYY-MM-DD.md`, dated in the host's timezone, in the format of
+`memory_note` (a header line, then the body with every line quoted, so no body can forge or hide
+an entry). The entry is written with one `write` under an flock and fsynced, so concurrent senders
+never interleave; an id already in this note or an earlier one since the message was created is
+not written again, so a retry after a crash, even past midnight, cannot duplicate it. Files and
+the memory folder are created as needed (0600 and 0700), but never outside the workspace, and a
+missing workspace is an error, not something to invent.
 
 On 2026.9 gateways a daily note does not reach the model by itself, so once the entry is written
 the step wakes the target's session (`wake`, on the gateway of its sessions_send step) with a
@@ -18,7 +20,6 @@ import asyncio
 import errno
 import fcntl
 import os
-import re
 from datetime import datetime, tzinfo
 from pathlib import Path
 
@@ -26,23 +27,15 @@ from clawrelay.config.model import MemoryFileStep
 from clawrelay.envelope import Envelope
 from clawrelay.errors import ClawrelayError, TransportError
 from clawrelay.outcome import Outcome, StepResult
+from clawrelay.reasons import Reason
+from clawrelay.transports import memory_note
 from clawrelay.transports.base import AttemptContext
+from clawrelay.transports.memory_note import has_entry
+
+__all__ = ["MemoryFile", "has_entry", "note_path"]
 
 _LOCK_POLL_S = 0.005
 WAKE_WAIT_S = 3.0  # the most a wake may add to a delivered memory entry
-
-
-def entry_header(env: Envelope, when: datetime) -> str:
-    return f"### {when:%H:%M:%S %z}{entry_tail(env)}"
-
-
-def entry_tail(env: Envelope) -> str:
-    """The header after its time: what the remote writer puts after the host's own clock."""
-    return f" · clawrelay message from {env.sender} · id {env.id}"
-
-
-def has_entry(text: str, message_id: str) -> bool:
-    return re.search(rf"^### .* · id {re.escape(message_id)}$", text, re.M) is not None
 
 
 def note_path(workspace: Path, when: datetime) -> Path:
@@ -63,6 +56,7 @@ def _within(path: Path, root: Path) -> bool:
 
 class MemoryFile:
     name = "memory_file"
+    resend_window = memory_note.MAX_DAYS * 86400.0  # a resend finds its id in the notes and writes nothing
 
     async def deliver(self, env: Envelope, ctx: AttemptContext) -> StepResult:
         opts = ctx.step.options
@@ -83,31 +77,38 @@ class MemoryFile:
         when = datetime.now(zone) if zone else datetime.now().astimezone()
         workspace = Path(host.workspace).expanduser()
         path = self._prepare(workspace, when)
+        earlier = [note_path(workspace, datetime.combine(day, when.timetz()))
+                   for day in memory_note.days_to_check(env.created_ms, when, when.tzinfo)[1:]]
+        found = _already_in(earlier, env.id)
+        if found is not None:
+            return StepResult.delivered(f"{found} (already there)")
         written = await self._append(path, env, when, ctx)
         with open(path, encoding="utf-8", errors="replace") as f:
             if not has_entry(f.read(), env.id):
-                raise TransportError(f"{path}: entry {env.id} not found after writing", reason="io_error")
+                raise TransportError(f"{path}: entry {env.id} not found after writing",
+                                     reason=Reason.IO_ERROR)
         return StepResult.delivered(f"{path}" + ("" if written else " (already there)"))
 
     @staticmethod
     def _prepare(workspace: Path, when: datetime) -> Path:
         if not workspace.is_dir():
-            raise TransportError(f"workspace {workspace} does not exist", reason="not_found")
+            raise TransportError(f"workspace {workspace} does not exist", reason=Reason.NOT_FOUND)
         root = workspace.resolve()
         path = note_path(workspace, when)
         try:
-            path.parent.mkdir(exist_ok=True)
+            path.parent.mkdir(mode=0o700, exist_ok=True)
         except OSError as e:
-            raise TransportError(f"cannot create {path.parent}: {e.strerror}", reason="io_error") from e
+            raise TransportError(f"cannot create {path.parent}: {e.strerror}", reason=Reason.IO_ERROR) from e
         if not _within(path.parent.resolve(), root):
-            raise TransportError(f"{path.parent} leads outside the workspace {root}", reason="unsafe_path")
+            raise TransportError(f"{path.parent} leads outside the workspace {root}",
+                                 reason=Reason.UNSAFE_PATH)
         return path
 
     async def _append(self, path: Path, env: Envelope, when: datetime, ctx: AttemptContext) -> bool:
         try:
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except OSError as e:
-            reason = "unsafe_path" if e.errno == errno.ELOOP else "io_error"
+            reason = Reason.UNSAFE_PATH if e.errno == errno.ELOOP else Reason.IO_ERROR
             raise TransportError(f"cannot open {path}: {e.strerror}", reason=reason) from e
         try:
             while True:
@@ -122,16 +123,31 @@ class MemoryFile:
                 return False
             trailing = len(existing) - len(existing.rstrip("\n"))  # one blank line between entries
             lead = "\n" * max(0, 2 - trailing) if existing else ""
-            entry = f"{lead}{entry_header(env, when)}\n\n{env.body.rstrip()}\n".encode()
+            entry = (lead + memory_note.render(env, memory_note.stamp(when))).encode()
             ctx.mark_sent()
             if os.write(fd, entry) != len(entry):
-                raise TransportError(f"{path}: short write", reason="io_error")
+                raise TransportError(f"{path}: short write", reason=Reason.IO_ERROR)
             os.fsync(fd)
             return True
         except OSError as e:
-            raise TransportError(f"cannot write {path}: {e.strerror}", reason="io_error") from e
+            raise TransportError(f"cannot write {path}: {e.strerror}", reason=Reason.IO_ERROR) from e
         finally:
             os.close(fd)
+
+
+def _already_in(notes: list[Path], message_id: str) -> Path | None:
+    """The earlier note that already holds this id, if one does (read without its lock: only
+    this message's owner, who holds its claim, could be writing that id)."""
+    for note in notes:
+        try:
+            with open(note, encoding="utf-8", errors="replace") as f:
+                if has_entry(f.read(), message_id):
+                    return note
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise TransportError(f"cannot read {note}: {e.strerror}", reason=Reason.IO_ERROR) from e
+    return None
 
 
 async def _woken(result: StepResult, env: Envelope, ctx: AttemptContext) -> StepResult:
@@ -149,8 +165,11 @@ async def _woken(result: StepResult, env: Envelope, ctx: AttemptContext) -> Step
     if budget < 0.5:
         return replace(result, detail=f"{result.detail}; no wake (no time left)")
     try:
-        async with asyncio.timeout(budget):
-            note = f"then {await wake(ctx, step.gateway, 'now', text)}"
+        async with asyncio.timeout(budget):  # the watch of its turn ends first, by itself
+            woken = await wake(ctx, step.gateway, "now", text, within=budget - 0.1)
+        unconfirmed = woken.turn.outcome == "unconfirmed"
+        turn = f"not confirmed within {budget:g}s" if unconfirmed else woken.turn.short
+        note = f"then {woken.sent}, {turn}"  # the entry is the delivery, whatever its wake's turn did
     except (ClawrelayError, TimeoutError) as e:
         note = f"no wake ({getattr(e, 'reason', None) or 'timeout'})"
     return replace(result, detail=f"{result.detail}; {note}")

@@ -1,11 +1,15 @@
 """memory_file on a host reached over ssh or a node: the same entry, written by one fixed script.
 
-The script is a constant; the workspace, date, id and entry travel as its own argv elements
-(`sh -c SCRIPT clawrelay-memory WS DAY TIME ID HEAD BODY`), so the message is never part of any
-shell text, on a node or over ssh. It does remotely what the local writer does: refuse a
-missing workspace and a memory folder or note that leads outside it, take the same lock the
-local writer takes (flock on the note itself; a mkdir lock where flock(1) is missing, as on
-macOS), skip an id already there, append in one write, and read the id back.
+The script is a constant; the workspace, dates, id and entry travel as its own argv elements
+(`sh -c SCRIPT clawrelay-memory WS DAY TIME PATTERN PREFIX SUFFIX [EARLIER_DAY…]`), so the message
+is never part of any shell text, on a node or over ssh. The entry itself is rendered by
+`memory_note` (the one definition of the format): the script only puts the host's clock between
+PREFIX and SUFFIX and never looks inside them. It does remotely what the local writer does:
+refuse a missing workspace and a memory folder or note that leads outside it, create them private
+(0700, 0600), take the same lock the local writer takes (flock on the note itself; a mkdir lock
+where flock(1) is missing, as on macOS), skip an id whose header is already in this note or an
+earlier day's (PATTERN, a grep expression only a header line can match), append in one write,
+and read the id back.
 """
 
 from __future__ import annotations
@@ -15,13 +19,17 @@ from datetime import datetime
 from clawrelay.envelope import Envelope
 from clawrelay.errors import TransportError
 from clawrelay.outcome import StepResult
+from clawrelay.reasons import Reason
+from clawrelay.transports import memory_note
 from clawrelay.transports.base import AttemptContext
 
 EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL = 65, 66, 75
 
 SCRIPT = r"""
 set -u
-ws=$1 day=$2 at=$3 id=$4 head=$5 body=$6
+ws=$1 day=$2 at=$3 pattern=$4 prefix=$5 suffix=$6
+shift 6
+umask 077
 case $ws in "~") ws=$HOME ;; "~/"*) ws=$HOME/${ws#"~/"} ;; esac
 [ -d "$ws" ] || { echo "workspace $ws does not exist" >&2; exit 66; }
 [ -n "$day" ] || day=$(date +%Y-%m-%d)
@@ -29,6 +37,10 @@ case $ws in "~") ws=$HOME ;; "~/"*) ws=$HOME/${ws#"~/"} ;; esac
 mkdir -p "$ws/memory" || exit 74
 root=$(cd "$ws" && pwd -P) mem=$(cd "$ws/memory" && pwd -P) || exit 74
 case $mem in "$root"/*) ;; *) echo "$ws/memory leads outside the workspace $root" >&2; exit 65 ;; esac
+found() { LC_ALL=C grep -a -q -- "$pattern" "$1" 2>/dev/null; }
+for d in "$@"; do
+  [ "$d" = "$day" ] || ! found "$mem/$d.md" || { echo "already $mem/$d.md"; exit 0; }
+done
 f=$mem/$day.md
 [ -L "$f" ] && { echo "$f is a symlink" >&2; exit 65; }
 : >> "$f" || exit 74
@@ -41,35 +53,26 @@ else
   done
   trap 'rmdir "$f.clawrelay-lock"' EXIT
 fi
-if grep -qF -- " · id $id" "$f"; then echo "already $f"; exit 0; fi
+if found "$f"; then echo "already $f"; exit 0; fi
 lead=
 if [ -s "$f" ]; then
   case $(tail -c 2 "$f" | od -An -tx1 | tr -d ' \n') in 0a0a) ;; *0a) lead='\n' ;; *) lead='\n\n' ;; esac
 fi
-printf "%b### %s%s\n\n%s\n" "$lead" "$at" "$head" "$body" >> "$f" || exit 74
-grep -qF -- " · id $id" "$f" || { echo "$f: entry not found after writing" >&2; exit 74; }
+printf "%b%s%s%s" "$lead" "$prefix" "$at" "$suffix" >> "$f" || exit 74
+found "$f" || { echo "$f: entry not found after writing" >&2; exit 74; }
 echo "written $f"
 """
 
 
 def argv_for(env: Envelope, workspace: str, when: datetime | None) -> list[str]:
     """The script's argv. `when` is None when the host's own clock and zone should date it."""
-    from clawrelay.transports.memory_file import entry_tail
-
     day = f"{when:%Y-%m-%d}" if when else ""
-    at = f"{when:%H:%M:%S %z}" if when else ""
-    return [
-        "sh",
-        "-c",
-        SCRIPT,
-        "clawrelay-memory",
-        workspace,
-        day,
-        at,
-        env.id,
-        entry_tail(env),
-        env.body.rstrip(),
-    ]
+    at = memory_note.stamp(when) if when else ""
+    now = when or datetime.now().astimezone()
+    earlier = [f"{d:%Y-%m-%d}" for d in memory_note.days_to_check(env.created_ms, now, when and when.tzinfo)]
+    prefix, suffix = memory_note.split_entry(env)
+    return ["sh", "-c", SCRIPT, "clawrelay-memory", workspace, day, at, memory_note.header_pattern(env.id),
+            prefix, suffix, *earlier]
 
 
 async def deliver_remote(env: Envelope, ctx: AttemptContext, when: datetime | None) -> StepResult:
@@ -87,15 +90,15 @@ async def deliver_remote(env: Envelope, ctx: AttemptContext, when: datetime | No
     )
     out = res.stdout.decode("utf-8", "replace").strip()
     if res.timed_out:
-        return StepResult.ambiguous("timeout", f"memory write on {ctx.carrier} did not finish in time")
+        return StepResult.ambiguous(Reason.TIMEOUT, f"memory write on {ctx.carrier} did not finish in time")
     if res.exit_code == 0:
         state, _, path = out.partition(" ")
         return StepResult.delivered(f"{path}" + (" (already there)" if state == "already" else ""))
     detail = res.stderr_tail() or f"exit {res.exit_code}"
     if res.exit_code == EX_NOINPUT:
-        raise TransportError(detail, reason="not_found")
+        raise TransportError(detail, reason=Reason.NOT_FOUND)
     if res.exit_code == EX_DATAERR:
-        raise TransportError(detail, reason="unsafe_path")
+        raise TransportError(detail, reason=Reason.UNSAFE_PATH)
     if res.exit_code == EX_TEMPFAIL:
-        raise TransportError(detail, reason="busy", retryable=True)
-    raise TransportError(f"memory write failed (exit {res.exit_code}): {detail}", reason="io_error")
+        raise TransportError(detail, reason=Reason.BUSY, retryable=True)
+    raise TransportError(f"memory write failed (exit {res.exit_code}): {detail}", reason=Reason.IO_ERROR)

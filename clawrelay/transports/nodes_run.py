@@ -16,6 +16,7 @@ from clawrelay.transports.system_event import openclaw_system_event
 
 class NodesRun:
     name = "nodes_run"
+    resend_window = 0.0  # a second system event would be a second turn
 
     async def deliver(self, env: Envelope, ctx: AttemptContext) -> StepResult:
         return await openclaw_system_event(ctx, env, "now")

@@ -16,6 +16,7 @@ from clawrelay.envelope import Envelope
 from clawrelay.errors import LOST_IN_FLIGHT
 from clawrelay.openclaw.errors import GatewayError
 from clawrelay.outcome import StepResult
+from clawrelay.reasons import Reason
 from clawrelay.transports.base import AttemptContext
 
 
@@ -27,6 +28,9 @@ def reply_text(final: dict[str, Any]) -> str | None:
 
 class SessionsSend:
     name = "sessions_send"
+    # an interrupted attempt may be resent while the gateway still drops a repeat of its idempotency
+    # key (about five minutes, PROTOCOL.md); a margin is kept
+    resend_window = 240.0
 
     async def deliver(self, env: Envelope, ctx: AttemptContext) -> StepResult:
         opts = ctx.step.options
@@ -49,7 +53,7 @@ class SessionsSend:
         try:
             final = await call.final
         except GatewayError as e:
-            return StepResult.ambiguous(e.reason if e.reason in LOST_IN_FLIGHT else "no_reply",
+            return StepResult.ambiguous(e.reason if e.reason in LOST_IN_FLIGHT else Reason.NO_REPLY,
                                         f"{where}, then no reply: {e}")
         if final.get("status") != "ok":
             return StepResult.delivered(f"{where}; the run ended {final.get('status')}: "

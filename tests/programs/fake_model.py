@@ -7,6 +7,8 @@ message>", after stripping what OpenClaw wraps around it (internal-context block
 "[[delay=SECONDS]]" is answered that much later, for tests of replies that come too late. A turn
 whose prompt carries system events ("System: [time] text", what `wake` queues) is answered
 "ACK: [event: text] …", as an agent would mention them, so the event shows in the session's history.
+A request whose last user message contains "[[fail]]" (a system event's text included) is refused
+with HTTP 400, so the gateway's turn fails.
 With PROMPTLOG, the text of every request's messages is appended to it (one JSON string a line),
 so a test can see what reached the model, a system event included. Standard library only; binds 127.0.0.1 and nothing else.
 """
@@ -52,6 +54,13 @@ def last_user(messages: list[dict]) -> str:
     return ""
 
 
+def last_user_raw(messages: list[dict]) -> str:
+    for m in reversed(messages):
+        if m.get("role") == "user":
+            return text_of(m.get("content"))
+    return ""
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -77,6 +86,8 @@ class Handler(BaseHTTPRequestHandler):
         if len(sys.argv) > 3:
             with open(sys.argv[3], "a") as log:
                 log.write(json.dumps("\n".join(text_of(m.get("content")) for m in body.get("messages") or [])) + "\n")
+        if "[[fail]]" in last_user_raw(body.get("messages") or []):
+            return self._json(400, {"error": {"message": "fake model: asked to fail", "type": "invalid_request_error"}})
         if delay := re.search(r"\[\[delay=([0-9.]+)\]\]", user):
             time.sleep(float(delay.group(1)))
         seen = "".join(f"[event: {e}] " for e in events(body.get("messages") or []))

@@ -10,7 +10,8 @@ A chat may be "bot" (sendMessage: 403 bot can't send messages to bots), "blocked
 "hidden" (getChat: chat not found), "migrated_to" (a supergroup id), "threads" (forum topics).
 A fault applies to the next matching requests (`times`, default 1), in order: "status" (with
 "retry_after" for 429), "delay" (seconds, then the normal answer), "drop": "before" | "after"
-(close the connection without an answer, before or after the message is stored).
+(close the connection without an answer, before or after the message is stored), "garbage": true
+(200 with a body that is not JSON, several lines of an HTML error page).
 
 Writes DIR/port once listening on 127.0.0.1, DIR/requests.jsonl (every request: method, params,
 time) and DIR/messages.jsonl (every message that arrived: chat, thread, text as rendered, raw).
@@ -216,6 +217,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         if fault and "delay" in fault:
             time.sleep(fault["delay"])
+        if fault and fault.get("garbage"):
+            self.answer_raw(200, b"<html>\n<body>502 Bad Gateway</body>\n</html>\n", "text/html")
+            return
         try:
             if fault and "status" in fault:
                 raise fault_error(fault)
@@ -240,9 +244,11 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(e.code, doc)
 
     def answer(self, code: int, doc: dict) -> None:
-        data = json.dumps(doc).encode()
+        self.answer_raw(code, json.dumps(doc).encode(), "application/json")
+
+    def answer_raw(self, code: int, data: bytes, content_type: str) -> None:
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from clawrelay.errors import ClawrelayError
+from clawrelay.reasons import Reason
 
 
 @dataclass(frozen=True)
@@ -29,15 +30,15 @@ class Failure:
 
 
 # (text in Telegram's description, reason) for 403 Forbidden and 400 Bad Request, first match wins
-_FORBIDDEN = (("bots", "bot_chat"), ("blocked", "blocked"))
+_FORBIDDEN = (("bots", Reason.BOT_CHAT), ("blocked", Reason.BLOCKED))
 _BAD_REQUEST = (
-    ("chat not found", "chat_not_found"),
-    ("message is too long", "too_long"),
-    ("thread not found", "thread_not_found"),
-    ("can't parse entities", "bad_markup"),
+    ("chat not found", Reason.CHAT_NOT_FOUND),
+    ("message is too long", Reason.TOO_LONG),
+    ("thread not found", Reason.THREAD_NOT_FOUND),
+    ("can't parse entities", Reason.BAD_MARKUP),
 )
 
-CHAT_REASONS = frozenset({"forbidden", "bad_request", *(r for _, r in _FORBIDDEN + _BAD_REQUEST)})
+CHAT_REASONS = frozenset({Reason.FORBIDDEN, Reason.BAD_REQUEST, *(r for _, r in _FORBIDDEN + _BAD_REQUEST)})
 
 
 def classify(exc: Exception) -> Failure:
@@ -46,7 +47,7 @@ def classify(exc: Exception) -> Failure:
     from telegram import error as tg
 
     if isinstance(exc, TimeoutError):  # raised by the transport itself: no time left to ask
-        return Failure("timeout", "the attempt's time ran out before the next request", retryable=True)
+        return Failure(Reason.TIMEOUT, "the attempt's time ran out before the next request", retryable=True)
     text = str(exc) or exc.__class__.__name__
     if isinstance(exc, tg.RetryAfter):
         with warnings.catch_warnings():  # PTB 22 warns about the int/timedelta migration on access
@@ -54,48 +55,50 @@ def classify(exc: Exception) -> Failure:
             wait = exc.retry_after
         seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
         return Failure(
-            "rate_limited",
+            Reason.RATE_LIMITED,
             f"Telegram's flood control: retry after {seconds:g}s",
             retryable=True,
             retry_after=seconds,
         )
     if isinstance(exc, tg.InvalidToken):
-        return Failure("auth", "Telegram rejected the bot token (check `telegram.token`)")
+        return Failure(Reason.AUTH, "Telegram rejected the bot token (check `telegram.token`)")
     if isinstance(exc, tg.Forbidden):
-        reason = _match(text, _FORBIDDEN, "forbidden")
-        if reason == "bot_chat":
+        reason = _match(text, _FORBIDDEN, Reason.FORBIDDEN)
+        if reason == Reason.BOT_CHAT:
             text = f"a bot ({text}); clawrelay never writes to bots"
         return Failure(reason, text)
     if isinstance(exc, tg.BadRequest):
-        return Failure(_match(text, _BAD_REQUEST, "bad_request"), text)
+        return Failure(_match(text, _BAD_REQUEST, Reason.BAD_REQUEST), text)
     if isinstance(exc, tg.TimedOut):
         cause = exc.__cause__
         if isinstance(cause, httpx.ConnectTimeout | httpx.PoolTimeout):
-            return Failure("timeout", "no connection to the Bot API in time", retryable=True)
-        return Failure("timeout", "no answer from the Bot API in time", retryable=True, maybe_sent=True)
+            return Failure(Reason.TIMEOUT, "no connection to the Bot API in time", retryable=True)
+        return Failure(Reason.TIMEOUT, "no answer from the Bot API in time", retryable=True, maybe_sent=True)
     if isinstance(exc, tg.NetworkError):
         cause = exc.__cause__
         if "(407)" in text or (isinstance(cause, httpx.ProxyError) and "407" in str(cause)):
             # the proxy's own answer: a 407 response (http target) or a refused CONNECT (https target)
-            return Failure("proxy_auth", "the proxy wants other credentials (407): check `telegram.proxy`")
+            return Failure(Reason.PROXY_AUTH,
+                           "the proxy wants other credentials (407): check `telegram.proxy`")
         if isinstance(cause, httpx.ProxyError):
-            return Failure("proxy_error", f"the proxy refused: {cause}", retryable=True)
+            return Failure(Reason.PROXY_ERROR, f"the proxy refused: {cause}", retryable=True)
         if isinstance(cause, httpx.ConnectError):
-            return Failure("connection_refused", f"cannot connect to the Bot API: {cause}", retryable=True)
+            return Failure(Reason.CONNECTION_REFUSED, f"cannot connect to the Bot API: {cause}",
+                           retryable=True)
         if isinstance(cause, httpx.TransportError):  # the connection broke after the request left
             return Failure(
-                "connection_lost",
+                Reason.CONNECTION_LOST,
                 f"the connection broke before the answer ({cause})",
                 retryable=True,
                 maybe_sent=True,
             )
-        return Failure("server_error", text, retryable=True)  # Telegram answered 5xx (or 409)
+        return Failure(Reason.SERVER_ERROR, text, retryable=True)  # Telegram answered 5xx (or 409)
     if isinstance(exc, tg.TelegramError):  # an answer that is not the Bot API's JSON
-        return Failure("bad_response", text, retryable=True, maybe_sent=True)
+        return Failure(Reason.BAD_RESPONSE, text, retryable=True, maybe_sent=True)
     if isinstance(exc, ClawrelayError):  # the routes' own problem (an unset secret): not Telegram's
         raise exc
     # an answer of a shape this python-telegram-bot cannot read (another Bot API server version)
-    return Failure("bad_response", f"{exc.__class__.__name__}: {text}", maybe_sent=True)
+    return Failure(Reason.BAD_RESPONSE, f"{exc.__class__.__name__}: {text}", maybe_sent=True)
 
 
 def _match(text: str, table: tuple[tuple[str, str], ...], default: str) -> str:

@@ -23,6 +23,7 @@ from clawrelay.config.model import TelegramBot, TelegramStep
 from clawrelay.envelope import Envelope
 from clawrelay.errors import ConfigError, TransportError
 from clawrelay.outcome import StepResult
+from clawrelay.reasons import Reason
 from clawrelay.secrets import expand
 from clawrelay.transports.base import AttemptContext
 from clawrelay.transports.telegram.errors import Failure, classify
@@ -43,6 +44,7 @@ def request_budget(remaining: float) -> float:
 
 class Telegram:
     name: ClassVar[str] = "telegram"
+    resend_window: ClassVar[float] = 0.0  # the Bot API has no idempotency key: a resend shows twice
 
     def __init__(self) -> None:
         self._progress: dict[str, _Progress] = {}  # by message id: what earlier tries of this step sent
@@ -52,7 +54,7 @@ class Telegram:
         assert isinstance(opts, TelegramStep)
         if came_through_telegram(env.body):
             return StepResult.failed(
-                "loop",
+                Reason.LOOP,
                 "this message already came through Telegram (it carries the "
                 "clawrelay Telegram header); it is not sent there again",
             )
@@ -96,7 +98,7 @@ class _Send:
             if chat is not None:
                 if _is_bot(chat, bot):
                     return StepResult.failed(
-                        "bot_chat",
+                        Reason.BOT_CHAT,
                         f"chat {self.chat_id} is a bot (@{chat.username}); clawrelay never writes to bots",
                     )
                 self.progress.label = _label(chat)
@@ -181,7 +183,7 @@ class _Send:
         if maybe:  # part k+1 may have arrived: trying again could show it twice
             return StepResult.ambiguous(f.reason, f"{got}; part {k + 1}: {f.detail}, it may be there")
         return StepResult.ambiguous(
-            "partial",
+            Reason.PARTIAL,
             f"{got}; part {k + 1}: {f.reason}: {f.detail}",
             retryable=f.retryable,
             retry_after=f.retry_after,
@@ -236,5 +238,5 @@ async def probe(config: TelegramBot, chat_id: int | str, timeout: float) -> str:
         raise TransportError(f.detail, reason=f.reason, retryable=f.retryable) from None
     if _is_bot(chat, bot):
         raise TransportError(f"chat {chat_id} is a bot (@{chat.username}); clawrelay never writes to bots",
-                             reason="bot_chat")
+                             reason=Reason.BOT_CHAT)
     return f"{who}; chat {chat_id} ({_label(chat)})"
