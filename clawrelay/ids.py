@@ -20,3 +20,12 @@ def new_id() -> str:
     value |= 0b10 << 62
     value |= rand & ((1 << 62) - 1)
     return str(uuid.UUID(int=value))
+
+
+SHORT_ID = 8  # the last hex digits of an id: random bits, unique in practice
+
+
+def short_id(message_id: str) -> str:
+    """What to type for one message: the end of its id (a UUIDv7 starts with the time, so its
+    first digits are shared by every message of the same minute)."""
+    return message_id[-SHORT_ID:]

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 from clawrelay.claims import Claim, in_flight
 from clawrelay.envelope import Envelope
+from clawrelay.ids import SHORT_ID
 from clawrelay.outcome import Attempt, Delivery, Outcome, Status
 from clawrelay.reasons import Reason
 from clawrelay.store import Db, open_db
@@ -32,13 +33,6 @@ from clawrelay.store import Db, open_db
 ResendPolicy = Callable[[str, int], bool]
 
 QUEUEABLE = "message"  # the one kind the outbox holds
-SHORT_ID = 8  # the last hex digits of an id: random bits, unique in practice
-
-
-def short_id(message_id: str) -> str:
-    """What to type for one message: the end of its id (a UUIDv7 starts with the time, so its
-    first digits are shared by every message of the same minute)."""
-    return message_id[-SHORT_ID:]
 
 
 class Batch(NamedTuple):

@@ -231,3 +231,27 @@ def test_a_token_typed_into_the_command_line_is_masked_in_its_record(env: Env) -
     (record,) = env.run("log", "--json").json()
     assert token not in json.dumps(record) and "Authorization: ***" in record["body"]
     assert all(token.encode() not in p.read_bytes() for p in env.home.rglob("*") if p.is_file())
+
+
+def test_a_local_program_named_like_a_shell_builtin_is_the_program_not_the_builtin(env: Env) -> None:
+    """The local carrier runs each program under a small sh (its lifeline): `true`, `echo` or
+    `kill` given as argv[0] must still be the program on PATH, as exec(2) would find it."""
+    bin_dir = env.tmp / "bin"
+    bin_dir.mkdir()
+    marker = env.tmp / "ran"
+    fake = bin_dir / "true"
+    fake.write_text(f"#!/bin/sh\necho \"$0 $*\" > '{marker}'\n")
+    fake.chmod(0o755)
+    remote_routes(env)
+    r = env.run("exec", "here", "--via", "local", "--", "true", "-e", "x",
+                PATH=f"{bin_dir}:{env.vars['PATH']}")
+    assert r.code == 0, r.err
+    assert marker.read_text().split()[1:] == ["-e", "x"]
+
+
+def test_the_log_keeps_one_line_per_record_whatever_a_command_holds(env: Env) -> None:
+    remote_routes(env)
+    assert env.run("exec", "here", "--via", "local", "--", "printf", "%s", "x\nclawrelay: forged line").code == 0
+    lines = env.run("log", "--brief").out.splitlines()
+    assert not any(line.startswith("clawrelay:") for line in lines), lines
+    assert len([line for line in lines if not line.startswith(" ")]) == 1, lines

@@ -43,20 +43,23 @@ exit $status
 """
 
 
-def _check_program(argv0: str, env: Mapping[str, str] | None, cwd: str | None) -> None:
-    """Say a program is missing or not runnable before the lifeline's shell would."""
+def _program(argv0: str, env: Mapping[str, str] | None, cwd: str | None) -> str:
+    """The program as exec(2) would find it, said missing or not runnable before the lifeline's
+    shell would. A name is resolved on PATH here, so the shell gets a path and never runs a
+    builtin of the same name (its `echo`, `kill` or `true`) in the program's place."""
     import shutil
 
     if "/" in argv0:
-        argv0 = os.path.join(cwd or "", argv0)
-        if not os.path.exists(argv0):
+        where = os.path.join(cwd or "", argv0)
+        if not os.path.exists(where):
             raise TransportError(f"{argv0}: command not found", reason=Reason.NOT_FOUND)
-        if os.path.isdir(argv0) or not os.access(argv0, os.X_OK):
+        if os.path.isdir(where) or not os.access(where, os.X_OK):
             raise TransportError(f"{argv0}: permission denied", reason=Reason.FORBIDDEN)
-        return
-    path = (env if env is not None else os.environ).get("PATH", os.defpath)
-    if shutil.which(argv0, path=path) is None:
+        return argv0
+    found = shutil.which(argv0, path=(env if env is not None else os.environ).get("PATH", os.defpath))
+    if found is None:
         raise TransportError(f"{argv0}: command not found", reason=Reason.NOT_FOUND)
+    return found
 
 
 def _kill_group(proc: asyncio.subprocess.Process) -> None:
@@ -74,13 +77,14 @@ async def run(
     on_spawn: Callable[[], None] | None = None,
 ) -> RunResult:
     t0 = time.monotonic()
-    if cwd is None or os.path.isdir(cwd):
-        _check_program(argv[0], env, cwd)
+    if cwd is not None and not os.path.isdir(cwd):
+        raise TransportError(f"{cwd}: no such folder", reason=Reason.NOT_FOUND)
+    program = _program(argv[0], env, cwd)
     lifeline, keep = os.pipe()  # the child gets the read end; this process alone holds the other
     os.set_inheritable(keep, False)
     try:
         proc = await asyncio.create_subprocess_exec(
-            "/bin/sh", "-c", LIFELINE, "clawrelay-lifeline", str(lifeline), *argv,
+            "/bin/sh", "-c", LIFELINE, "clawrelay-lifeline", str(lifeline), program, *argv[1:],
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -89,12 +93,9 @@ async def run(
             start_new_session=True,
             pass_fds=(lifeline,),
         )
-    except FileNotFoundError as e:
+    except OSError as e:  # /bin/sh itself could not be started
         os.close(keep)
-        raise TransportError(f"{cwd or argv[0]}: not found", reason=Reason.NOT_FOUND) from e
-    except PermissionError as e:
-        os.close(keep)
-        raise TransportError(f"{argv[0]}: permission denied", reason=Reason.FORBIDDEN) from e
+        raise TransportError(f"cannot start {argv[0]}: {e.strerror or e}", reason=Reason.NOT_FOUND) from e
     finally:
         os.close(lifeline)
     if on_spawn is not None:

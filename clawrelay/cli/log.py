@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from clawrelay.cli.common import ConfigOpt, JsonOpt, emit_json, open_journal, reported
+from clawrelay.cli.common import ConfigOpt, JsonOpt, emit_json, one_line, open_journal, reported
 
 
 def log(
@@ -29,7 +29,7 @@ def log(
         if as_json:
             emit_json([r.to_json() for r in records])
             return
-        from clawrelay.cli.render import attempt_line, when
+        from clawrelay.cli.render import attempt_line, indented, when
         from clawrelay.outcome import Status
 
         order = (Status.DELIVERED, Status.AMBIGUOUS, Status.QUEUED, Status.FAILED, Status.DEAD, Status.PURGED)
@@ -48,7 +48,7 @@ def log(
                 typer.echo(f"{r.kind} to {r.batch_to} (batch {r.batch}): {counts}")
             batch = r.batch
             via = f" via {r.via}" if r.via else ""
-            what = "" if r.kind == "message" else f"{r.kind} `{r.body}`  "
+            what = "" if r.kind == "message" else f"{r.kind} `{one_line(r.body)}`  "
             typer.echo(f"{r.id}  {when(r.created_ms)}  {what}{r.sender} → {r.target}  {r.status}{via}"
                        + (f"  ({r.runs} runs)" if r.runs > 1 else ""))
             run = 0
@@ -58,4 +58,4 @@ def log(
                     typer.echo(f"   run {run}:")
                 typer.echo(attempt_line(a, explain=explain, prefix=" "))
             if r.reply:
-                typer.echo(f"   reply: {r.reply}")
+                typer.echo(f"   reply: {indented(r.reply)}")

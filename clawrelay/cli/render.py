@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from clawrelay.cli.common import one_line
 from clawrelay.config.durations import format_duration
 from clawrelay.config.routes import PlannedStep
-from clawrelay.journal import short_id
+from clawrelay.ids import short_id
 from clawrelay.outcome import Attempt, Delivery, Outcome, Status
 
 MARK = {Outcome.DELIVERED: "✓", Outcome.FAILED: "✗", Outcome.AMBIGUOUS: "?", Outcome.STARTED: "…"}
@@ -19,13 +20,13 @@ def attempt_line(a: Attempt, *, explain: bool, prefix: str = "") -> str:
         retry = " retryable" if a.outcome is Outcome.FAILED and a.retryable else ""
         line = f"{line:<52} {a.elapsed_ms:>6} ms  {a.carrier or '-':<6}{retry}"
         if a.detail:
-            line += f"  {a.detail}"
+            line += f"  {one_line(a.detail, 2000)}"
     return line
 
 
 def verdict(d: Delivery, kind: str = "message") -> str:
     if d.status is Status.DELIVERED:
-        reply = f"\nreply: {d.reply}" if d.reply else ""
+        reply = f"\nreply: {indented(d.reply)}" if d.reply else ""
         return f"delivered to {d.target} via {d.via} (id {d.id}){reply}"
     if d.status is Status.AMBIGUOUS:
         return (f"ambiguous: {d.target} may have it (id {d.id}); not retried automatically, "
@@ -33,6 +34,12 @@ def verdict(d: Delivery, kind: str = "message") -> str:
     if d.status is Status.QUEUED:
         return f"not delivered to {d.target}: kept in the outbox (clawrelay outbox retry {short_id(d.id)})"
     return f"not delivered to {d.target} (id {d.id}): no way took the {kind}; it is not queued"
+
+
+def indented(text: str) -> str:
+    """A text of several lines under a label: each line after the first indented, so none of it can
+    pass for a line of clawrelay's own."""
+    return text.replace("\r", "").replace("\n", "\n       ")
 
 
 def plan_lines(target: str, plan: list[PlannedStep], deadline: float) -> list[str]:
