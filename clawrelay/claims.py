@@ -21,7 +21,13 @@ class Claim:
         self._fd: int | None = None
 
     def acquire(self) -> bool:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as e:  # a full or read-only state dir: nothing can be owned, so nothing is sent
+            from clawrelay.errors import StateError
+
+            raise StateError(f"cannot take {self.path}: {e.strerror or e} (set CLAWRELAY_HOME to a "
+                             "writable folder with room)") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

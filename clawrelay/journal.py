@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -99,7 +100,7 @@ class Journal:
     def close(self) -> None:
         self.db.close()
 
-    def _write(self) -> Any:
+    def _write(self) -> AbstractContextManager[Db]:
         return self.db.write()
 
     # -- ownership -------------------------------------------------------------------------

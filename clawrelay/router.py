@@ -286,15 +286,16 @@ class Router:
             carrier=result.carrier or ctx.carrier, reason=result.reason, retryable=result.retryable,
             detail=scrub(result.detail), started_ms=started,
             elapsed_ms=int((time.monotonic() - t0) * 1000), run=run)
-        delivery.attempts.append(attempt)
-        self.journal.end_attempt(row, attempt)
-        if self.on_attempt is not None:
-            self.on_attempt(env, attempt)
+        self._record(env, delivery, attempt, row)
         return result
 
-    def _record(self, env: Envelope, delivery: Delivery, attempt: Attempt) -> None:
-        """An attempt that was never started (the deadline had passed)."""
+    def _record(self, env: Envelope, delivery: Delivery, attempt: Attempt, row: int | None = None) -> None:
+        """An attempt's end: its `started` row completed, or (no row: the deadline had passed
+        before it could start) one complete row."""
         delivery.attempts.append(attempt)
-        self.journal.add_attempt(env.id, attempt)
+        if row is None:
+            self.journal.add_attempt(env.id, attempt)
+        else:
+            self.journal.end_attempt(row, attempt)
         if self.on_attempt is not None:
             self.on_attempt(env, attempt)

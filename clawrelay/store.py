@@ -14,6 +14,7 @@ starting over.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import sqlite3
@@ -71,22 +72,24 @@ MIGRATIONS = {  # from user_version N to N + 1
 
 
 def state_error(path: Path, e: BaseException) -> StateError:
-    """What went wrong with the journal, in words a user can act on."""
-    text = str(e)
-    low = text.lower()
-    if "disk is full" in low or getattr(e, "errno", None) == 28 or ("i/o error" in low and _full(path)):
-        return StateError(f"cannot write the journal {path}: the disk is full; free some space "
-                          "(nothing was sent)", reason=Reason.DISK_FULL)
-    if "malformed" in low or "not a database" in low or "corrupt" in low:
-        return StateError(f"the journal {path} is damaged ({text}); move it aside (clawrelay starts a new "
+    """What went wrong with the journal, in words a user can act on: by SQLite's own error code
+    (`sqlite_errorname`, e.g. SQLITE_FULL, SQLITE_CORRUPT, SQLITE_IOERR_WRITE), or the OS error."""
+    code = getattr(e, "sqlite_errorname", "") or ""
+    detail = getattr(e, "strerror", None) or str(e)
+    if code == "SQLITE_FULL" or getattr(e, "errno", None) == errno.ENOSPC or (
+            code.startswith("SQLITE_IOERR") and _full(path)):  # a WAL that cannot grow says only IOERR
+        return StateError(f"cannot write the journal {path}: the disk is full; free some space",
+                          reason=Reason.DISK_FULL)
+    if code in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+        return StateError(f"the journal {path} is damaged ({detail}); move it aside (clawrelay starts a new "
                           "one) or restore it from a backup", reason=Reason.JOURNAL_CORRUPT)
-    if "readonly" in low or "read-only" in low or isinstance(e, PermissionError):
-        return StateError(f"cannot write the journal {path}: {text} (set CLAWRELAY_HOME to a writable "
+    unwritable = ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")
+    if isinstance(e, PermissionError) or code.startswith(unwritable):
+        return StateError(f"cannot write the journal {path}: {detail} (set CLAWRELAY_HOME to a writable "
                           "folder)", reason=Reason.STATE_UNAVAILABLE)
-    if "locked" in low or "busy" in low:
-        return StateError(f"the journal {path} stayed locked by another clawrelay for 30 s ({text})",
+    if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return StateError(f"the journal {path} stayed locked by another clawrelay for 30 s ({detail})",
                           reason=Reason.STATE_UNAVAILABLE)
-    detail = getattr(e, "strerror", None) or text
     return StateError(f"cannot use the journal {path}: {e.__class__.__name__}: {detail}",
                       reason=Reason.STATE_UNAVAILABLE)
 

@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from conftest import CLAWRELAY, Env, header
@@ -150,3 +151,12 @@ def test_an_emptied_journal_is_said_once_and_a_new_one_works(env: Env) -> None:
     with sqlite3.connect(env.home / "journal.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert os.stat(env.home / "journal.db").st_mode & 0o777 == 0o600
+
+
+def test_a_claim_that_cannot_be_taken_is_a_state_error_not_a_crash(tmp_path: Path) -> None:
+    from clawrelay.claims import Claim
+    from clawrelay.errors import StateError
+
+    with pytest.raises(StateError) as e:
+        Claim(tmp_path / "gone", "01a22b53-733f-7764-a49d-0e01adbcefe0").acquire()
+    assert e.value.exit_code == 2 and "CLAWRELAY_HOME" in str(e.value)

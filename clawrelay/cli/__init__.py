@@ -71,7 +71,7 @@ def main() -> int:
 
         typer.echo(f"clawrelay: {one_line(e.format_message())}", err=True)
         return e.exit_code
-    except click.Abort:
+    except (click.Abort, KeyboardInterrupt):  # Ctrl-C outside a command's own handling
         typer.echo("clawrelay: interrupted", err=True)
         return 130
     return code if isinstance(code, int) else 0

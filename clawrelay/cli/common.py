@@ -130,7 +130,6 @@ def load(config: str | None) -> Routes:
 
 
 def open_journal() -> Journal:
-    import sqlite3
 
     from clawrelay import paths
     from clawrelay.errors import StateError
@@ -139,7 +138,7 @@ def open_journal() -> Journal:
     try:
         home = paths.state_dir()
         journal = Journal(home)
-    except (OSError, sqlite3.Error) as e:
+    except OSError as e:  # the locks folder (the journal's own failures are StateErrors already)
         where = getattr(e, "filename", None) or "the clawrelay state dir"
         raise StateError(f"cannot use {where}: {e.__class__.__name__}: {getattr(e, 'strerror', None) or e}"
                          " (set CLAWRELAY_HOME to a writable folder)") from None

@@ -20,7 +20,7 @@ import asyncio
 import errno
 import fcntl
 import os
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from pathlib import Path
 
 from clawrelay.config.model import MemoryFileStep
@@ -38,7 +38,7 @@ _LOCK_POLL_S = 0.005
 WAKE_WAIT_S = 3.0  # the most a wake may add to a delivered memory entry
 
 
-def note_path(workspace: Path, when: datetime) -> Path:
+def note_path(workspace: Path, when: date) -> Path:
     return workspace / "memory" / f"{when:%Y-%m-%d}.md"
 
 
@@ -77,7 +77,7 @@ class MemoryFile:
         when = datetime.now(zone) if zone else datetime.now().astimezone()
         workspace = Path(host.workspace).expanduser()
         path = self._prepare(workspace, when)
-        earlier = [note_path(workspace, datetime.combine(day, when.timetz()))
+        earlier = [note_path(workspace, day)
                    for day in memory_note.days_to_check(env.created_ms, when, when.tzinfo)[1:]]
         found = _already_in(earlier, env.id)
         if found is not None:
