@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import re
 
-from clawrelay.errors import ConfigError
-
 TOKEN_ENV = "OPENCLAW_GATEWAY_TOKEN"  # where OpenClaw itself, and clawrelay by default, reads a gateway token
 _REVEALED: set[str] = set()
 REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")  # a `${VAR}` reference, whole or inside a string
@@ -43,6 +41,8 @@ class Secret:
         else:
             value = os.environ.get(self.ref or "", "")
             if not value:
+                from clawrelay.errors import ConfigError
+
                 at = f"{self.where}: " if self.where else ""
                 raise ConfigError(f"{at}environment variable {self.ref} is not set (secret reference)")
         remember(value)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from clawrelay.cli.common import ConfigOpt, JsonOpt, duration_option, emit_json, reported
-from clawrelay.reasons import Reason
 
 
 def doctor(
@@ -22,6 +21,7 @@ def doctor(
     from clawrelay.config import check_routes
     from clawrelay.doctor import diagnose, proxies
     from clawrelay.doctor.report import Check
+    from clawrelay.reasons import Reason
     from clawrelay.secrets import scrub
 
     with reported(as_json):

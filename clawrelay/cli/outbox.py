@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 import typer
 
 from clawrelay.cli.common import ConfigOpt, JsonOpt, duration_option, emit_json, load, open_journal, reported
-from clawrelay.reasons import Reason
 
 if TYPE_CHECKING:
     from clawrelay.envelope import Envelope
@@ -63,7 +62,7 @@ def retry(
     """
     import asyncio
 
-    from clawrelay.errors import ClawrelayError, UsageError
+    from clawrelay.errors import ClawrelayError, Reason, UsageError
     from clawrelay.journal import now_ms
     from clawrelay.outcome import Status
 
@@ -236,7 +235,7 @@ def purge(
     as_json: bool = JsonOpt,
 ) -> None:
     """Take one message out of the outbox for good (the journal keeps its record as `purged`)."""
-    from clawrelay.errors import ClawrelayError, UsageError
+    from clawrelay.errors import ClawrelayError, Reason, UsageError
     from clawrelay.outcome import Status
 
     with reported(as_json):
@@ -259,7 +258,7 @@ def purge(
 
 
 def _find(journal: Journal, message_id: str) -> MessageRecord:
-    from clawrelay.errors import ClawrelayError, UsageError
+    from clawrelay.errors import ClawrelayError, Reason, UsageError
     from clawrelay.journal import QUEUEABLE
 
     try:
