@@ -47,6 +47,14 @@ class Pass:
         codes = {d.exit_code for d in self.retried} | ({1} if self.errors else set())
         return 1 if 1 in codes else (4 if 4 in codes else 0)
 
+    def summary(self) -> dict[str, int]:
+        """What `service status` shows of the last pass: how many of each outcome."""
+        by = {s: sum(1 for d in self.retried if d.status is s) for s in (Status.DELIVERED, Status.AMBIGUOUS)}
+        return {"delivered": by[Status.DELIVERED], "ambiguous": by[Status.AMBIGUOUS],
+                "still_queued": len(self.retried) - by[Status.DELIVERED] - by[Status.AMBIGUOUS],
+                "errors": len(self.errors), "expired": len(self.expired),
+                "exit_code": self.exit_code}
+
 
 class Flusher:
     def __init__(self, router: Router, *, probe_timeout: float = 3.0,
@@ -84,9 +92,10 @@ class Flusher:
         await self._drain_all(due, result)
         return result
 
-    async def watch(self, interval: float, report: Callable[[Pass], None]) -> None:
+    async def watch(self, interval: float, report: Callable[[Pass], None],
+                    on_pass: Callable[[Pass], None] | None = None) -> None:
         """Pass after pass until the router is told to stop; `report` gets each pass that did
-        something."""
+        something, `on_pass` every pass (its finish is what tells that a flusher runs)."""
         while not self.router.stopping:
             result = await self.once()
             # waiting out a backoff (or for a target to be put back) is the normal state of a
@@ -97,6 +106,8 @@ class Flusher:
             came_back = await self._came_back(set(self.waiting()), tried)
             if came_back and not self.router.stopping:
                 await self._drain_all({t: rs for t, rs in self.waiting().items() if t in came_back}, result)
+            if on_pass is not None:
+                on_pass(result)
             if result.retried or result.errors or result.expired:
                 report(result)
             await self.router.wait_stopped(interval)

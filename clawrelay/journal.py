@@ -176,6 +176,12 @@ class Journal:
                        " next_attempt_ms = ? WHERE id = ?",
                        (delivery.status.value, delivery.via, delivery.reply, t, next_ms, delivery.id))
 
+    def set_reply(self, message_id: str, reply: str) -> None:
+        """The agent's answer, come after the message was recorded delivered."""
+        with self._write() as db:
+            db.execute("UPDATE messages SET reply = ?, updated_ms = ? WHERE id = ?",
+                       (reply, now_ms(), message_id))
+
     def set_status(self, message_id: str, status: Status) -> None:
         with self._write() as db:
             db.execute("UPDATE messages SET status = ?, updated_ms = ?, next_attempt_ms = NULL"
@@ -274,7 +280,7 @@ class Journal:
     def recent(self, *, target: str | None = None, last: int = 20) -> list[MessageRecord]:
         where, args = ("WHERE target = ?", [target]) if target else ("", [])
         rows = self.db.execute(
-            f"SELECT {self._COLS} FROM messages {where} ORDER BY created_ms DESC, id DESC LIMIT ?",
+            f"SELECT {self._COLS} FROM messages {where} ORDER BY created_ms DESC, rowid DESC LIMIT ?",
             [*args, last]).fetchall()
         return self._records(reversed(rows))
 
@@ -287,7 +293,7 @@ class Journal:
         args: list[object] = [QUEUEABLE, *statuses]
         if target is not None:
             where, args = where + " AND target = ?", [*args, target]
-        rows = self.db.execute(f"SELECT {self._COLS} FROM messages WHERE {where} ORDER BY created_ms, id",
+        rows = self.db.execute(f"SELECT {self._COLS} FROM messages WHERE {where} ORDER BY created_ms, rowid",
                                args).fetchall()
         return self._records(rows)
 

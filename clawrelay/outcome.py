@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class Outcome(StrEnum):
@@ -39,11 +40,13 @@ class StepResult:
     carrier: str | None = None
     retry_after: float | None = None
     reply: str | None = None
+    # the reply still to come (a gateway run's final answer), for a sender that waits for it
+    later: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def delivered(cls, detail: str | None = None, *, carrier: str | None = None,
-                  reply: str | None = None) -> StepResult:
-        return cls(Outcome.DELIVERED, detail=detail, carrier=carrier, reply=reply)
+                  reply: str | None = None, later: Any = None) -> StepResult:
+        return cls(Outcome.DELIVERED, detail=detail, carrier=carrier, reply=reply, later=later)
 
     @classmethod
     def failed(cls, reason: str, detail: str | None = None, *, retryable: bool = False,
@@ -90,6 +93,10 @@ class Delivery:
     via: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
     reply: str | None = None
+    # with `send --wait-reply`: replied, no_reply, run_failed, lost or unavailable (see ReplyWait)
+    reply_status: str | None = None
+    reply_error: str | None = None  # why no reply came, in the gateway's words
+    later: Any = field(default=None, repr=False, compare=False)  # StepResult.later of the delivery
 
     @property
     def queued(self) -> bool:
@@ -111,4 +118,19 @@ class Delivery:
         }
         if self.reply is not None:
             out["reply"] = self.reply
+        if self.reply_status is not None:
+            out["reply_status"] = self.reply_status
+        if self.reply_error is not None:
+            out["reply_error"] = self.reply_error
         return out
+
+
+class ReplyWait(StrEnum):
+    """What came of waiting for the agent's answer to a delivered message (`send --wait-reply`).
+    The message's own status never depends on it: it was delivered either way."""
+
+    REPLIED = "replied"
+    NO_REPLY = "no_reply"  # none within the wait; the run goes on over there
+    RUN_FAILED = "run_failed"  # the run ended without an answer (an error, or aborted)
+    LOST = "lost"  # the connection went before the answer came
+    UNAVAILABLE = "unavailable"  # delivered by a way that carries no answer (a memory note, Telegram)

@@ -42,3 +42,13 @@ def user_config_file() -> Path:
         return _home() / "Library" / "Application Support" / APP / "routes.yaml"
     base = os.environ.get("XDG_CONFIG_HOME") or str(_home() / ".config")
     return Path(base) / APP / "routes.yaml"
+
+
+def this_program() -> list[str]:
+    """The absolute argv that starts the clawrelay running now, for a process that has neither our
+    PATH nor our working folder (a gateway's exec, a supervisor): its console script, else this
+    Python with `-m clawrelay`."""
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script is not None and script.name == "clawrelay" and script.is_file() and os.access(script, os.X_OK):
+        return [os.path.abspath(script)]
+    return [os.path.abspath(sys.executable), "-m", "clawrelay"]

@@ -87,6 +87,7 @@ class Reason(StrEnum):
     JOURNAL_CORRUPT = "journal_corrupt"
     IN_FLIGHT = "in_flight"
     SKILL_EDITED = "skill_edited"
+    NO_FLUSHER = "no_flusher"
     # -- why the outbox left a message waiting (outbox retry / flush `skipped`) ----------------
     BACKOFF = "backoff"
     AMBIGUOUS = "ambiguous"

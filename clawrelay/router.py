@@ -24,7 +24,7 @@ from clawrelay.config.routes import PlannedStep, Routes
 from clawrelay.envelope import Envelope, check_text
 from clawrelay.errors import LOST_IN_FLIGHT, ClawrelayError, HopLimit, Reason, TransportError
 from clawrelay.journal import QUEUEABLE, Batch, Journal, MessageRecord, now_ms
-from clawrelay.outcome import Attempt, Delivery, Outcome, Status, StepResult
+from clawrelay.outcome import Attempt, Delivery, Outcome, ReplyWait, Status, StepResult
 from clawrelay.secrets import scrub
 from clawrelay.transports import AttemptContext, Transport, get_transport
 
@@ -55,8 +55,9 @@ def retry_wait(initial: float = 0.5, maximum: float = 30.0) -> Callable[..., flo
 
 class Router:
     def __init__(self, routes: Routes, journal: Journal, *, on_attempt: AttemptHook | None = None,
-                 deadline: float | None = None) -> None:
+                 deadline: float | None = None, wait_reply: float | None = None) -> None:
         self.routes = routes
+        self.wait_reply = wait_reply  # seconds to wait for the agent's answer once delivered
         self.journal = journal
         self.on_attempt = on_attempt
         self.deadline_override = deadline
@@ -137,7 +138,33 @@ class Router:
             async with bound:
                 return await self._deliver_claimed(env, plans[env.id], claims[env.id], queue=queue)
 
-        return list(await asyncio.gather(*(one(e) for e in envelopes)))
+        deliveries = list(await asyncio.gather(*(one(e) for e in envelopes)))
+        if self.wait_reply is not None and queue:
+            await asyncio.gather(*(self._await_reply(d, self.wait_reply) for d in deliveries))
+        return deliveries
+
+    async def _await_reply(self, d: Delivery, seconds: float) -> None:
+        """After the message is journaled delivered (and its claim let go): the agent's answer,
+        for up to `seconds`. Whatever comes of it, the message stays delivered."""
+        if d.status is not Status.DELIVERED:
+            return
+        if d.reply is not None:  # the transport had it already (agent_cli, wait_reply: true)
+            d.reply_status = ReplyWait.REPLIED
+            return
+        if d.later is None:
+            d.reply_status = ReplyWait.UNAVAILABLE
+            return
+        try:
+            async with asyncio.timeout(seconds):
+                d.reply_status, text = await d.later()
+        except TimeoutError:
+            d.reply_status = ReplyWait.NO_REPLY
+            return
+        if d.reply_status is not ReplyWait.REPLIED:
+            d.reply_error = scrub(text)
+        elif text is not None:
+            d.reply = scrub(text)
+            self.journal.set_reply(d.id, d.reply or "")
 
     async def retry(self, record: MessageRecord, *, manual: bool = False) -> Delivery | Reason:
         """Deliver an outbox message again, or say why not: `in_flight` (another process holds
@@ -214,6 +241,7 @@ class Router:
             if result.outcome is Outcome.DELIVERED:
                 delivery.status, delivery.via = Status.DELIVERED, step.transport
                 delivery.reply = scrub(result.reply)
+                delivery.later = result.later
                 return delivery
             if result.outcome is Outcome.AMBIGUOUS:
                 ambiguous = True

@@ -1,20 +1,75 @@
 """Secret values from `${VAR}` references, and the scrubber that keeps them out of every output.
 
 A secret is resolved only when a transport needs it, so a send that never touches a gateway does
-not fail because that gateway's token variable is unset. Every value revealed in this process is
-remembered, and `scrub` removes it from any text before that text reaches a log, the journal,
-`--json` or an exception message.
+not fail because that gateway's token variable is unset. A `${VAR}` is read from the environment,
+else from the secrets file routes.yaml names (`secrets: ./secrets.env`): an OpenClaw agent's `exec`
+tool runs clawrelay with the gateway service's environment, where the user's shell exports are
+unset. Every value revealed in this process, and every value of the secrets file, is remembered,
+and `scrub` removes it from any text before that text reaches a log, the journal, `--json` or an
+exception message.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from clawrelay.secrets_file import SecretsFile
 
 TOKEN_ENV = "OPENCLAW_GATEWAY_TOKEN"  # where OpenClaw itself, and clawrelay by default, reads a gateway token
 _REVEALED: set[str] = set()
 REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")  # a `${VAR}` reference, whole or inside a string
 MASK = "***"
+ENVIRONMENT = "the environment"
+
+
+class Found(NamedTuple):
+    """A secret's value and where it came from: `the environment`, or `/abs/secrets.env:LINE`."""
+
+    value: str
+    origin: str
+
+
+_file: SecretsFile | None = None  # the secrets file of the routes in use (loader.parse_routes sets it)
+
+
+def use_file(secrets_file: SecretsFile | None) -> None:
+    """Make `secrets_file` where `${VAR}` references not set in the environment are read."""
+    global _file
+    _file = secrets_file
+
+
+def current_file() -> SecretsFile | None:
+    return _file
+
+
+def lookup(name: str) -> Found | None:
+    """A variable's value and origin: the environment first, then the secrets file; None if unset
+    (an empty value is unset)."""
+    value = os.environ.get(name)
+    if value:
+        return Found(value, ENVIRONMENT)
+    return _file.get(name) if _file is not None else None
+
+
+def value_of(name: str) -> str | None:
+    """`lookup`'s value, remembered as a secret (OPENCLAW_GATEWAY_TOKEN for a gateway without a
+    `token` key)."""
+    found = lookup(name)
+    if found is None:
+        return None
+    remember(found.value)
+    return found.value
+
+
+def unset_message(name: str) -> str:
+    """`environment variable X is not set`, and where else it was looked for."""
+    message = f"environment variable {name} is not set"
+    if _file is not None:
+        message += f", and {_file.path} does not exist" if _file.missing else f", nor in {_file.path}"
+    return message
 
 
 class Secret:
@@ -33,26 +88,38 @@ class Secret:
         return self.ref is None
 
     def available(self) -> bool:
-        return self.is_literal or bool(os.environ.get(self.ref or ""))
+        return self.is_literal or lookup(self.ref or "") is not None
+
+    def origin(self) -> str | None:
+        """Where the value comes from (`the environment`, `/abs/secrets.env:3`), None if unset."""
+        if self.ref is None:
+            return "routes.yaml"
+        found = lookup(self.ref)
+        return found.origin if found else None
 
     def reveal(self) -> str:
         if self._literal is not None:
             value = self._literal
         else:
-            value = os.environ.get(self.ref or "", "")
-            if not value:
+            found = lookup(self.ref or "")
+            if found is None:
                 from clawrelay.errors import ConfigError
 
                 at = f"{self.where}: " if self.where else ""
-                raise ConfigError(f"{at}environment variable {self.ref} is not set (secret reference)")
+                raise ConfigError(f"{at}{unset_message(self.ref or '')} (secret reference)")
+            value = found.value
         remember(value)
         return value
 
     def describe(self) -> str:
-        """What `routes show` prints: the reference and whether it resolves, never the value."""
+        """What `routes show` prints: the reference and whether it resolves (with a secrets file,
+        from where), never the value."""
         if self.ref is None:
             return f"{MASK} (literal in the file; prefer ${{VAR}})"
-        return f"${{{self.ref}}} ({'set' if self.available() else 'NOT SET'})"
+        origin = self.origin()
+        if origin is None:
+            return f"${{{self.ref}}} (NOT SET)"
+        return f"${{{self.ref}}} (set{'' if _file is None else ' from ' + origin})"
 
     def __repr__(self) -> str:
         return f"Secret({self.describe()})"

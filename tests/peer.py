@@ -58,8 +58,13 @@ def _stop_group(pid: int, timeout: float = 20.0) -> None:
 class Gateway:
     """`openclaw gateway run` on 127.0.0.1:<port>, token auth, its model on another port."""
 
-    def __init__(self, bin_dir: Path, folder: Path, *, token: str = TOKEN, port: int | None = None) -> None:
+    def __init__(self, bin_dir: Path, folder: Path, *, token: str = TOKEN, port: int | None = None,
+                 path: str | None = None, in_workspace: bool = False) -> None:
+        """`path`: the gateway's PATH (default this process's, after openclaw's); `in_workspace`: run
+        it from its workspace, as a service does, instead of its folder."""
         self.bin_dir = bin_dir
+        self.path = path or f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+        self.in_workspace = in_workspace
         self.dir = folder
         self.token = token
         self.port = port or free_port()
@@ -72,14 +77,14 @@ class Gateway:
 
     def env(self) -> dict[str, str]:
         """The environment `openclaw` needs to act on this instance (and nothing of the host's)."""
-        return {"PATH": f"{self.bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}", "HOME": str(self.dir / "home"),
+        return {"PATH": self.path, "HOME": str(self.dir / "home"),
                 "OPENCLAW_STATE_DIR": str(self.state), "OPENCLAW_CONFIG_PATH": str(self.state / "openclaw.json"),
                 "OPENCLAW_DISABLE_BONJOUR": "1", "OPENCLAW_SKIP_CHANNELS": "1", "LANG": "C.UTF-8"}
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
         log = open(self.dir / f"{name}.log", "ab")  # noqa: SIM115 (the child owns it)
         self.procs[name] = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.dir)
+                                            stdin=subprocess.DEVNULL, start_new_session=True, cwd=cwd or self.dir)
         log.close()
 
     def start(self, timeout: float = 180.0) -> Gateway:
@@ -89,7 +94,9 @@ class Gateway:
             pidfile = self.dir / "model.pid"
             pidfile.unlink(missing_ok=True)
             self._spawn("model", [sys.executable, str(PROGRAMS / "fake_model.py"), str(self.model_port),
-                                  str(pidfile), str(self.prompt_log)], {"PATH": os.environ.get("PATH", "")})
+                                  str(pidfile), str(self.prompt_log)],
+                        {"PATH": os.environ.get("PATH", ""),
+                         **{k: v for k, v in os.environ.items() if k.startswith("FAKE_MODEL_")}})
         config = {
             "gateway": {"mode": "local", "bind": "loopback", "port": self.port,
                         "auth": {"mode": "token", "token": self.token}},
@@ -103,7 +110,10 @@ class Gateway:
             "agents": {"defaults": {"model": {"primary": "fake/fake-model"}}},
         }
         (self.state / "openclaw.json").write_text(json.dumps(config, indent=1))
-        self._spawn("gateway", [str(self.bin_dir / "openclaw"), "gateway", "run"], self.env())
+        if self.in_workspace:
+            self.workspace.mkdir(parents=True, exist_ok=True)
+        self._spawn("gateway", [str(self.bin_dir / "openclaw"), "gateway", "run"], self.env(),
+                    self.workspace if self.in_workspace else None)
         self.wait_ready(timeout)
         return self
 
@@ -163,11 +173,14 @@ class Gateway:
             return []
         return [p for line in self.prompt_log.read_text().splitlines() if text in (p := json.loads(line))]
 
-    def start_node(self, name: str, timeout: float = 120.0, *, approve: bool = True) -> str:
+    def start_node(self, name: str, timeout: float = 120.0, *, approve: bool = True,
+                   env: dict[str, str] | None = None) -> str:
         """A node host paired to this gateway: its node id once approved, or (approve=False) the
-        id of its pairing request, left waiting."""
-        env = {**self.env(), "HOME": str(self.dir / f"node-{name}"), "OPENCLAW_GATEWAY_TOKEN": self.token,
-               "OPENCLAW_STATE_DIR": str(self.dir / f"node-{name}" / "state")}
+        id of its pairing request, left waiting. `env`: more variables for the node host's own
+        environment (a proxy set on that machine, say). Its state dir, and so its exec approvals,
+        are its own (`node_home(name)/state`)."""
+        env = {**self.env(), "HOME": str(self.node_home(name)), "OPENCLAW_GATEWAY_TOKEN": self.token,
+               "OPENCLAW_STATE_DIR": str(self.node_home(name) / "state"), **(env or {})}
         Path(env["OPENCLAW_STATE_DIR"]).mkdir(parents=True, exist_ok=True)
         self._spawn(f"node-{name}", [str(self.bin_dir / "openclaw"), "node", "run", "--host", "127.0.0.1",
                                      "--port", str(self.port), "--display-name", name], env)
@@ -186,6 +199,17 @@ class Gateway:
                     return str(n["nodeId"])
             time.sleep(0.5)
         raise RuntimeError(f"node {name} not approved in {timeout:g}s:\n{self.log_tail(f'node-{name}')}")
+
+    def node_home(self, name: str) -> Path:
+        """The HOME of node host `name` (what `~` is for the commands it runs)."""
+        return self.dir / f"node-{name}"
+
+    def openclaw(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+        """The `openclaw` CLI on this gateway's machine, as its operator runs it (`openclaw
+        approvals allowlist add --node …`, say)."""
+        return subprocess.run([str(self.bin_dir / "openclaw"), *args], capture_output=True, text=True,
+                              env={**self.env(), "OPENCLAW_GATEWAY_TOKEN": self.token}, timeout=timeout,
+                              cwd=self.dir)
 
     def stop_node(self, name: str) -> None:
         proc = self.procs.pop(f"node-{name}", None)
@@ -209,10 +233,11 @@ class Gateway:
 
 
 @contextlib.contextmanager
-def running_gateway(folder: Path, *, port: int | None = None, start: bool = True) -> Iterator[Gateway]:
+def running_gateway(folder: Path, *, port: int | None = None, start: bool = True,
+                    **options: object) -> Iterator[Gateway]:
     """A gateway in `folder` (started unless `start=False`: a port to bring up later), stopped
-    with everything it started on the way out."""
-    gw = Gateway(openclaw_bin(), folder, port=port)
+    with everything it started on the way out. `options`: Gateway's (path, in_workspace)."""
+    gw = Gateway(openclaw_bin(), folder, port=port, **options)  # type: ignore[arg-type]
     try:
         if start:
             gw.start()

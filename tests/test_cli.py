@@ -139,3 +139,23 @@ def test_the_readme_demo_works_in_a_checkout_whose_example_routes_would_be_found
     assert r.code == 0, r.err
     assert "delivered to demo via memory_file" in r.out
     assert env.run("routes", "show", CLAWRELAY_CONFIG="builtin").out.startswith("# source: <embedded default>")
+
+
+def test_config_option_before_or_after_the_command_and_the_commands_own_wins(env: Env) -> None:
+    def routes_with(target: str, name: str) -> Path:
+        return env.routes(header(env.workspace) + f"targets: {{{target}: {{host: here, chain: [memory_file: {{}}]}}}}\n",
+                          name)
+
+    a, b = routes_with("from_a", "a.yaml"), routes_with("from_b", "b.yaml")
+    assert env.run("-c", str(a), "send", "from_a", "x").code == 0  # before the command
+    assert env.run("send", "from_a", "x", "-c", str(a)).code == 0  # after it
+    assert env.run("--config", str(a), "routes", "show").out.startswith(f"# source: {a}")
+    assert env.run("--config", "builtin", "routes", "show").out.startswith("# source: <embedded default>")
+    both = env.run("-c", str(a), "send", "from_b", "x", "-c", str(b))
+    assert both.code == 0, both.err  # the command's own -c wins
+    assert env.run("-c", str(a), "send", "from_a", "x", "--config", str(b)).code == 3
+    assert env.run("-c", str(a), "send", "from_a", "x", CLAWRELAY_CONFIG=str(b)).code == 0  # over the variable
+    missing = env.run("-c", str(env.tmp / "gone.yaml"), "doctor")
+    assert missing.code == 2 and "gone.yaml: no such config file" in missing.err, missing.err
+    assert len(missing.err.strip().splitlines()) == 1 and "Traceback" not in missing.err
+    assert "--config" in env.run("--help").out

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from conftest import Env
+
 ROOT = Path(__file__).resolve().parents[1]
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
@@ -82,3 +84,115 @@ def test_every_reason_the_code_gives_is_a_member_of_the_enumeration() -> None:
                     if isinstance(const, ast.Constant) and isinstance(const.value, str) and const.value in known:
                         bare.append(f"{path.relative_to(ROOT)}:{const.lineno}: {const.value!r}")
     assert bare == []
+
+
+README = ROOT / "README.md"
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+
+
+def readme_commands() -> list[list[str]]:
+    """Every `clawrelay …` command line in README's shell and transcript blocks: the words after
+    `clawrelay` (the parts of a pipe or `&&` list each on its own, leading `VAR=…` left out)."""
+    import shlex
+
+    commands = []
+    for lang, block in FENCE.findall(README.read_text()):
+        if lang not in ("", "sh"):
+            continue
+        for line in block.splitlines():
+            for part in re.split(r"\|\||&&|\|", line.removeprefix("$ ")):
+                words = shlex.split(part, comments=True)
+                while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):
+                    words.pop(0)
+                if words and Path(words[0]).name == "clawrelay":
+                    commands.append(words[1:])
+    return commands
+
+
+def readme_routes() -> str:
+    return next(block for lang, block in FENCE.findall(README.read_text()) if lang == "yaml")
+
+
+def options(help_text: str) -> dict[str, bool]:
+    """The options a `--help` lists: each spelling, and whether it takes a value."""
+    found = {}
+    spellings = r"(-[^\s,/]+(?:(?:, | / )-[^\s,/]+)*)"  # `-n, --last`, `--explain / --brief`
+    for names, value in re.findall(rf"(?m)^  {spellings}(?: ([A-Z\[]\S*(?: [A-Z]+)*))?(?:\s{{2,}}|$)", help_text):
+        for name in re.split(r", | / ", names):
+            found[name] = bool(value)
+    return found
+
+
+def test_every_clawrelay_command_in_the_readme_uses_only_options_that_exist(env: Env) -> None:
+    helps: dict[tuple[str, ...], str] = {}
+
+    def help_of(path: tuple[str, ...]) -> str:
+        if path not in helps:
+            r = env.run(*path, "--help")
+            assert r.code == 0, f"clawrelay {' '.join(path)}: no such command ({r.err.strip()})"
+            helps[path] = r.out
+        return helps[path]
+
+    commands = readme_commands()
+    assert len(commands) > 15 and ["outbox", "list"] in commands
+    wrong = []
+    for words in commands:
+        path: tuple[str, ...] = ()
+        i = 0
+        while i < len(words) and words[i] != "--":
+            word, text = words[i], help_of(path)
+            if word.startswith("-"):
+                known = options(text)
+                name = word.split("=", 1)[0]
+                if name not in known:
+                    wrong.append(f"clawrelay {' '.join(words)}: {' '.join(('clawrelay', *path))} has no {name}")
+                elif known[name] and "=" not in word:
+                    i += 1  # its value
+            elif "\nCommands:\n" in text:
+                path = (*path, word)
+            i += 1
+    assert wrong == []
+
+
+def test_the_readmes_routes_check_and_its_sends_plan(env: Env) -> None:
+    (env.tmp / "routes.yaml").write_text(readme_routes())
+    check = env.run("routes", "check")
+    assert check.code == 0, check.out + check.err
+    sends = [words for words in readme_commands() if words[0] == "send" and "--config" not in words]
+    assert len(sends) >= 5
+    for words in sends:  # every target, alias and @group they name exists; the message may come on stdin
+        r = env.run(*words, *(["--dry-run"] if "--dry-run" not in words else []), input="from stdin")
+        assert r.code == 0, f"clawrelay {' '.join(words)}: {r.err}"
+    # its rungs fail independently: none after the gateway's rides that gateway (no node, no nodes_run)
+    plan = env.run("send", "xiaom", "x", "--dry-run", "--json").json()["plan"]
+    assert plan[0]["transport"] == "sessions_send" and plan[-1]["transport"] == "telegram"
+    assert all(p["transport"] not in ("sessions_send", "nodes_run") and "node" not in p["carriers"]
+               for p in plan[1:]), plan
+
+    # the mistake the README shows is the one line routes check prints for it
+    shown = re.search(r"`(routes\.yaml:\d+: (\S+): unknown key)`", README.read_text())
+    assert shown is not None
+    key = shown.group(2).rsplit(".", 1)[1]
+    (env.tmp / "routes.yaml").write_text(readme_routes().replace("timeout:", f"{key}:", 1))
+    bad = env.run("routes", "check")
+    assert bad.code == 2 and shown.group(1) in bad.err + bad.out, bad.err
+
+
+
+def test_the_readmes_paths_on_another_host_are_quoted_from_the_local_shell() -> None:
+    """An unquoted `~` is this machine's home, expanded before clawrelay sees it: a path that is
+    on the host (exec's command, --cwd, sync's --dest and --link) must reach clawrelay as `~`."""
+    import itertools
+    import shlex
+
+    on_host = ("--cwd", "--dest", "--link")
+    wrong = []
+    for lang, block in FENCE.findall(README.read_text()):
+        for line in block.splitlines() if lang in ("", "sh") else []:
+            words = shlex.split(line.removeprefix("$ "), comments=True, posix=False)  # quotes kept
+            if len(words) < 2 or Path(words[0]).name != "clawrelay" or words[1] not in ("exec", "sync"):
+                continue
+            after = words.index("--") if "--" in words else len(words)
+            remote = words[after + 1:] + [v for o, v in itertools.pairwise(words) if o in on_host]
+            wrong += [f"{line.strip()}: {w}" for w in remote if w.startswith("~")]
+    assert wrong == []

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from bot_api import ALICE, HELPER_BOT, TOKEN, TOKEN_ENV, FakeTelegram
 from conftest import Env
+from peer import free_port
 from remote import GW_TOKEN_ENV
 
 
@@ -70,7 +75,7 @@ def test_everything_set_up_is_ok_and_nothing_is_sent(env: Env, gateway, node, ss
     assert doc["ok"] is True
     checks = by_step(doc)
     assert [k for k in checks] == [("config", None), ("proxies", None), *[("xiaom", i) for i in range(1, 6)],
-                                   *[("box", i) for i in range(1, 4)]]
+                                   *[("box", i) for i in range(1, 4)], ("flusher", None)]
     assert all(c["ok"] for c in doc["checks"]), out
     assert "token accepted, device paired" in checks["xiaom", 1]["detail"]
     assert "node xiaom on gw: connected, approved, system.run offered" in checks["xiaom", 2]["detail"]
@@ -129,3 +134,112 @@ def test_each_broken_thing_is_reported_with_its_fix(env: Env, gateway, sshd, bot
     assert checks["b", 1]["fix"] == f"openclaw nodes approve {request}"
     assert (checks["f", 1]["reason"], checks["f", 1]["fix"]) == ("bot_chat", "set chat_id to a person's chat or a group, never a bot")
     assert checks["a", 1]["ok"] and checks["e", 1]["ok"]
+
+
+@contextmanager
+def answering_404(protocol: str = "HTTP/1.1") -> Iterator[int]:
+    """A web server that is not an OpenClaw gateway: every request gets HTTP 404."""
+    class NotFound(BaseHTTPRequestHandler):
+        protocol_version = protocol
+
+        def do_GET(self) -> None:
+            self.send_error(404)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections (the kernel's backlog) and never says a word."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        yield s.getsockname()[1]
+
+
+def fails_with_fixes(out: str) -> dict[str, str]:
+    """Human doctor output: each FAIL line's subject and step, and the `fix:` line under it."""
+    lines = out.splitlines()
+    fixes = {}
+    for i, line in enumerate(lines):
+        if line.startswith("FAIL"):
+            subject = " ".join(line.split()[1:3])
+            after = lines[i + 1].strip() if i + 1 < len(lines) else ""
+            fixes[subject] = after.removeprefix("fix: ") if after.startswith("fix: ") else ""
+    return fixes
+
+
+def test_every_failure_a_new_user_hits_has_its_fix(env: Env, gateway) -> None:  # type: ignore[no-untyped-def]
+    """An ssh host refusing, not resolving, not answering; a URL that is not a gateway (HTTP 404);
+    a node the gateway holds no current pairing for; Telegram refusing and not resolving: each FAIL
+    line is followed by the command or edit that fixes it."""
+    closed = free_port()
+    ghost = "f" * 64  # a node id the gateway has never seen: "node pairing changed" (unavailable)
+    with answering_404() as web, answering_404("HTTP/1.0") as old, silent_port() as silent:
+        env.routes(f"""
+version: 1
+self: tester
+gateways:
+  gw: {{url: "{gateway.url}", token: "${{{GW_TOKEN_ENV}}}"}}
+  web: {{url: "ws://127.0.0.1:{web}", token: "${{{GW_TOKEN_ENV}}}"}}
+  old: {{url: "ws://127.0.0.1:{old}/gateway", token: "${{{GW_TOKEN_ENV}}}"}}
+telegram: {{token: "${{{TOKEN_ENV}}}", base_url: "http://127.0.0.1:{closed}/bot"}}
+hosts:
+  refusing: {{ssh: {{host: 127.0.0.1, port: {closed}, user: someone}}}}
+  nameless: {{ssh: {{host: nonexistent.invalid, user: someone}}}}
+  silent: {{ssh: {{host: 127.0.0.1, port: {silent}}}}}
+  ghost: {{node: {{gateway: gw, id: {ghost}}}, workspace: "{env.workspace}"}}
+targets:
+  a: {{host: refusing, chain: [{{agent_cli: {{via: [ssh]}}}}]}}
+  b: {{host: nameless, chain: [{{memory_file: {{via: [ssh]}}}}]}}
+  c: {{host: silent, chain: [{{agent_cli: {{via: [ssh]}}}}]}}
+  d: {{chain: [{{sessions_send: {{gateway: web}}}}]}}
+  d2: {{chain: [{{sessions_send: {{gateway: old}}}}]}}
+  e: {{host: ghost, chain: [{{agent_cli: {{via: [node]}}}}]}}
+  f: {{chain: [{{telegram: {{chat_id: {ALICE}}}}}]}}
+""")
+        secrets = {GW_TOKEN_ENV: gateway.token, TOKEN_ENV: TOKEN}
+        r = env.run("doctor", "--timeout", "3s", timeout=120, **secrets)
+        doc = env.run("doctor", "--timeout", "3s", "--json", timeout=120, **secrets).json()
+    assert r.code == 1 and "Traceback" not in r.err, r.err
+    fixes = fails_with_fixes(r.out)
+    assert all(fixes.values()), r.out  # every FAIL has its fix line
+    fixes = {k: v for k, v in fixes.items() if k.endswith(" 1")}  # the targets' steps
+    assert set(fixes) == {"a 1", "b 1", "c 1", "d 1", "d2 1", "e 1", "f 1"}, r.out
+    got = {c["subject"]: (c["reason"], c["fix"]) for c in doc["checks"] if c["step"] is not None}
+    details = {c["subject"]: c["detail"] for c in doc["checks"]}
+    assert {f"{k} 1": v[1] for k, v in got.items()} == fixes  # --json carries the same fix
+
+    assert got["a"][0] == "connection_refused"
+    assert f"ssh -p {closed} someone@127.0.0.1 true" in fixes["a 1"]
+    assert "hosts.refusing.ssh" in fixes["a 1"]
+    assert got["b"][0] == "unreachable"
+    assert "hosts.nameless.ssh.host" in fixes["b 1"] and "nonexistent.invalid" in fixes["b 1"]
+    assert got["c"][0] == "unreachable"
+    assert f"ssh -p {silent} 127.0.0.1 true" in fixes["c 1"]
+    assert got["d"][0] == "rejected" and "HTTP 404" in details["d"]
+    assert "gateways.web.url" in fixes["d 1"] and "openclaw gateway status" in fixes["d 1"]
+    assert got["d2"][0] == "bad_response" and "gateways.old.url" in fixes["d2 1"]  # an HTTP/1.0 server
+    assert got["e"][0] == "unavailable"
+    assert "openclaw node restart" in fixes["e 1"] and "openclaw nodes pending" in fixes["e 1"]
+    assert "hosts.ghost.node.id" in fixes["e 1"]
+    assert got["f"][0] == "connection_refused"
+    assert "telegram.base_url" in fixes["f 1"] and TOKEN not in r.out + r.err
+
+    # Telegram's own API, by a name that does not resolve here
+    env.routes((env.tmp / "routes.yaml").read_text().replace(f"http://127.0.0.1:{closed}/bot",
+                                                              "https://nonexistent.invalid/bot"))
+    r = env.run("doctor", "f", "--timeout", "3s", **secrets)
+    fixes = fails_with_fixes(r.out)
+    assert r.code == 1 and [k for k in fixes if k.endswith(" 1")] == ["f 1"], r.out + r.err
+    assert "does not resolve" in r.out and "telegram.base_url" in fixes["f 1"], r.out

@@ -210,23 +210,20 @@ def test_flush_watch_delivers_to_a_gateway_that_comes_back_exactly_once_with_two
 
 
 def test_the_documented_openclaw_cron_job_drains_the_outbox(env: Env, gateway: Gateway) -> None:
-    """docs/fleet.md's `openclaw cron add` recipe, run by the real gateway's scheduler."""
-    import os
-    import sys
-
+    """docs/fleet.md's `openclaw cron add` recipe, run by the real gateway's scheduler: a pass that
+    leaves a message queued is a run that went well (else OpenClaw backs the job off, then
+    disables it), and a pass once the target is up delivers it."""
     from conftest import CLAWRELAY, program
 
     flag, out = env.tmp / "up", env.tmp / "out.txt"
     routes = env.routes(f"""
     version: 1
     self: tester
-    outbox: {{backoff: 1s}}
+    outbox: {{backoff: 1s, max_backoff: 1s}}
     targets:
       s: {{chain: [command: {{argv: {json.dumps(program("when_file.py", flag, out))}, retries: 0}}]}}
     """)
     assert run(env, "send", "s", "drained by openclaw cron").code == 1
-    flag.touch()
-    time.sleep(1.5)  # past the message's backoff
 
     oc_env = {**gateway.env(), "OPENCLAW_GATEWAY_TOKEN": gateway.token}
 
@@ -237,14 +234,19 @@ def test_the_documented_openclaw_cron_job_drains_the_outbox(env: Env, gateway: G
         return json.loads(p.stdout)
 
     job = openclaw("cron", "add", "--name", "clawrelay-flush", "--every", "5m", "--no-deliver",
-                   "--command-argv", json.dumps([CLAWRELAY, "outbox", "flush"]), "--timeout-seconds", "240",
-                   "--command-env", f"CLAWRELAY_HOME={env.home}", "--command-env", f"CLAWRELAY_CONFIG={routes}",
-                   "--command-env", f"PATH={os.path.dirname(sys.executable)}:/usr/bin:/bin")
+                   "--command-argv", json.dumps([CLAWRELAY, "outbox", "flush", "--exit-zero", "--config", str(routes)]),
+                   "--command-env", f"CLAWRELAY_HOME={env.home}", "--command-env", "CLAWRELAY_SERVICE=cron",
+                   "--timeout-seconds", "240")
     try:
+        ran = openclaw("cron", "run", job["id"], "--wait")  # the target is down: still a good run
+        assert (ran["status"], ran["completionStatus"]) == ("ok", "succeeded"), ran
+        assert "not delivered to s: kept in the outbox" in json.dumps(ran) and not out.exists(), ran
+        flag.touch()
+        time.sleep(1.5)  # past the message's backoff
         ran = openclaw("cron", "run", job["id"], "--wait")
         assert ran["completionStatus"] == "succeeded", ran
     finally:
         openclaw("cron", "remove", job["id"])
     assert out.read_text() == "drained by openclaw cron\n"
     (record,) = run(env, "log", "--json").json()
-    assert record["status"] == "delivered" and record["runs"] == 2
+    assert record["status"] == "delivered" and record["runs"] == 3

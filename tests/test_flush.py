@@ -229,3 +229,59 @@ def test_short_ids_are_the_end_of_the_id_and_unique_in_practice(env: Env) -> Non
     r = env.run("outbox", "retry", short, "--json")
     assert r.code == 0 and [d["id"] for d in r.json()["retried"]] == [sent[1]]
     assert env.run("outbox", "purge", sent[2][-8:]).code == 0
+
+
+STARTING = """
+import sys, time
+from pathlib import Path
+flag, log, counter = map(Path, sys.argv[1:4])
+body = sys.stdin.read()
+if not flag.exists():
+    sys.exit(75)  # down
+calls = int(counter.read_text()) if counter.exists() else 0
+counter.write_text(str(calls + 1))
+if calls == 0:
+    sys.exit(75)  # up, but still starting: the first one after it comes up fails
+with log.open("a") as f:
+    f.write(f"start {body}\\n")
+time.sleep(1.5 if body == "m1" else 0.2)
+with log.open("a") as f:
+    f.write(f"end {body}\\n")
+"""
+
+
+def test_a_targets_messages_go_one_at_a_time_in_order_whatever_retries_them(env: Env) -> None:
+    """A target that comes up still starting fails its first message: `outbox retry` (cron's
+    old recipe) must not deliver the next ones ahead of it, nor send one while a flusher is still
+    sending the one before."""
+    import sys
+
+    prog, flag, log = env.tmp / "starting.py", env.tmp / "up", env.tmp / "log.txt"
+    prog.write_text(STARTING)
+    env.routes(header(env.workspace) + textwrap.dedent(f"""
+    targets:
+      s: {{chain: [command: {{argv: {json.dumps([sys.executable, str(prog), str(flag), str(log),
+                                                    str(env.tmp / "calls")])}, retries: 0}}]}}
+    """))
+    ids = [env.run("send", "s", f"m{i}", "--json").json()["id"] for i in (1, 2, 3)]
+    flag.touch()
+
+    r = env.run("outbox", "retry", "--now", "--json")  # m1 meets the target still starting
+    assert r.code == 1
+    assert [d["id"] for d in r.json()["retried"]] == ids[:1]
+    assert [(s["id"], s["reason"]) for s in r.json()["skipped"]] == [
+        (i, "behind_undelivered") for i in ids[1:]]
+    assert not log.exists()  # nothing overtook m1
+
+    # a flusher is sending m1 (slowly) when a retry comes: it leaves the target to the flusher
+    flusher = env.spawn("outbox", "flush", "--now", "--json")
+    try:
+        wait_for(lambda: log.exists() and "start m1" in log.read_text(), 30)
+        r = env.run("outbox", "retry", "--now", "--json")
+        assert r.code == 0 and r.json()["retried"] == []
+        assert [(s["id"], s["reason"]) for s in r.json()["skipped"]] == [
+            (ids[0], "in_flight"), (ids[1], "behind_undelivered"), (ids[2], "behind_undelivered")]
+    finally:
+        out, _ = flusher.communicate(timeout=60)
+    assert flusher.returncode == 0, out
+    assert log.read_text().splitlines() == ["start m1", "end m1", "start m2", "end m2", "start m3", "end m3"]

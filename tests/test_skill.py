@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import Env, header
+import pytest
+from conftest import CLAWRELAY, Env, header, program
 
 
 def routes(env: Env) -> None:
@@ -29,13 +30,17 @@ def test_install_writes_the_skill_with_the_targets_once(env: Env) -> None:
     first = env.run("skill", "install", "--workspace", str(ws), "--json")
     assert first.code == 0, first.err
     path = ws / "skills" / "clawrelay" / "SKILL.md"
-    assert first.json() == {"path": str(path), "result": "installed", "routes": "routes.yaml"}
+    doc = first.json()
+    assert (doc["path"], doc["result"], doc["routes"], doc["warning"]) == (str(path), "installed", "routes.yaml", None)
+    assert doc["config"] == str(env.tmp / "routes.yaml") and doc["home"] == str(env.home)
+    assert doc["program"] == [CLAWRELAY] and Path(CLAWRELAY).is_absolute()
     text = path.read_text()
     assert text.startswith("---\nname: clawrelay\ndescription: ")
     description = text.split("description: ", 1)[1].split("\n", 1)[0].strip('"')
     assert len(description) < 160
     assert "- `xiaom` (also: 小m, Xiaom), on host `here`" in text and "- group `@everyone`: xiaom, ops" in text
-    for trigger in ("send a message to", "给小m发消息", "通知另一个实例", "跨机器执行", "同步到远程", "agent间通信", "实例间通信"):
+    for trigger in ("send a message to", "给小m发消息", "通知另一个实例", "跨机器执行", "同步到远程", "agent间通信", "实例间通信",
+                    "告诉小m", "问小m", "让小m", "ask Xiaom to", "tell Xiaom that"):
         assert trigger in text
     assert env.run("skill", "install", "-w", str(ws), "--json").json()["result"] == "unchanged"
     assert env.run("skill", "show").out == text
@@ -78,17 +83,119 @@ def _skills_list(bin_dir: Path, tmp: Path, ws: Path, with_clawrelay: bool) -> di
     return ours
 
 
-def test_the_real_openclaw_lists_it_for_the_model_only_where_clawrelay_is_installed(env: Env) -> None:
+def test_the_real_openclaw_offers_it_to_the_model_with_clawrelay_off_its_path(env: Env) -> None:
+    """The gateway's PATH rarely has a venv's clawrelay on it: the skill names clawrelay by its
+    absolute path, so it must not be gated on `clawrelay` being on PATH."""
     from peer import openclaw_bin
 
     routes(env)
     ws = env.tmp / "ws"
     assert env.run("skill", "install", "-w", str(ws)).code == 0
     bin_dir = openclaw_bin()
-    listed = _skills_list(bin_dir, env.tmp, ws, with_clawrelay=True)
-    assert listed["source"] == "openclaw-workspace"
-    assert (listed["eligible"], listed["modelVisible"], listed["disabled"]) == (True, True, False)
-    assert listed["description"].startswith("Reach another OpenClaw instance")
-    missing = _skills_list(bin_dir, env.tmp, ws, with_clawrelay=False)
-    assert (missing["eligible"], missing["modelVisible"]) == (False, False)
-    assert missing["missing"]["bins"] == ["clawrelay"]
+    for on_path in (True, False):
+        listed = _skills_list(bin_dir, env.tmp, ws, with_clawrelay=on_path)
+        assert listed["source"] == "openclaw-workspace"
+        assert (listed["eligible"], listed["modelVisible"], listed["disabled"]) == (True, True, False)
+        assert listed["description"].startswith("Reach another OpenClaw instance")
+
+
+def test_install_warns_when_openclaw_would_not_show_it_to_the_agent(env: Env) -> None:
+    """`openclaw` on PATH, and OpenClaw's workspace is another folder: installed, with a warning."""
+    from peer import openclaw_bin
+
+    routes(env)
+    bin_dir = openclaw_bin()
+    state = env.tmp / "oc-state"
+    state.mkdir()
+    (state / "openclaw.json").write_text(json.dumps({"agents": {"defaults": {"workspace": str(env.tmp / "real")}}}))
+    oc = {"PATH": f"{bin_dir}:/usr/bin:/bin", "OPENCLAW_STATE_DIR": str(state), "OPENCLAW_GATEWAY_PORT": "1",
+          "OPENCLAW_DISABLE_BONJOUR": "1", "OPENCLAW_SKIP_CHANNELS": "1"}
+    r = env.run("skill", "install", "-w", str(env.tmp / "elsewhere"), "--json", timeout=180, **oc)
+    assert r.code == 0, r.err
+    assert f"OpenClaw's workspace is {env.tmp / 'real'}" in r.json()["warning"]
+    assert "clawrelay: warning: OpenClaw's workspace is" in r.err
+    ok = env.run("skill", "install", "--json", timeout=180, **oc)  # into OpenClaw's own: no warning
+    assert ok.code == 0 and ok.json()["warning"] is None, ok.out + ok.err
+
+
+def test_install_refuses_a_skill_a_sandboxed_agent_could_not_run(env: Env) -> None:
+    routes(env)
+    state = env.tmp / "oc-state"
+    state.mkdir()
+    (state / "openclaw.json").write_text(json.dumps({"agents": {"defaults": {"sandbox": {"mode": "all"}}}}))
+    r = env.run("skill", "install", "-w", str(env.tmp / "ws"), OPENCLAW_STATE_DIR=str(state))
+    assert r.code == 2 and "sandbox" in r.err and "tools.exec.host" in r.err and len(r.err.splitlines()) == 1
+    assert not (env.tmp / "ws").exists()
+
+
+HOSTILE = [
+    "the VPS bill is $20 for `hostname` (ask $HOME)",
+    "$(touch PWNED) and ${HOME} and $((1+1))",
+    "it's \"quoted\" 'both' ways\" ; touch PWNED; echo \"",
+    "several\nlines\nEOF\n  indented, then a tab\there",
+    "EOF",
+    "告诉小m：备份完成了 ✅",
+    "-n --json -- starts like options",
+    "back\\slash \\n not a newline \\\" and a trailing backslash \\",
+]
+
+
+def _send_block(text: str) -> str:
+    """The raw `exec` argument block under "## Send a message", as a model reads it."""
+    section = text.split("## Send a message", 1)[1]
+    return section.split("```json\n", 1)[1].split("\n```", 1)[0]
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "bash"])
+def test_the_exec_template_delivers_any_text_byte_for_byte_and_runs_nothing(env: Env, shell: str) -> None:
+    """A model that fills the placeholders in as JSON string content, and OpenClaw's exec that
+    runs `command` with a shell and `env` merged in: the text arrives as given, nothing runs."""
+    got = env.tmp / "got.jsonl"
+    env.routes(header(env.workspace) + f"""
+targets:
+  ops: {{aliases: [小m], chain: [{{command: {{argv: {json.dumps(program("record.py", got))}}}}}]}}
+""")
+    ws = env.tmp / "ws"
+    assert env.run("skill", "install", "-w", str(ws)).code == 0
+    raw = _send_block((ws / "skills" / "clawrelay" / "SKILL.md").read_text())
+    gateway_env = {"PATH": "/usr/bin:/bin", "HOME": str(env.tmp / "home"), "LANG": "C.UTF-8"}  # not the user's
+    for i, text in enumerate(HOSTILE):
+        target = "小m" if i % 2 else "ops"
+        filled = raw.replace("<TARGET>", json.dumps(target)[1:-1]).replace("<MESSAGE>", json.dumps(text)[1:-1])
+        args = json.loads(filled)
+        assert "<" not in args["command"] and text not in args["command"]
+        out = subprocess.run([shell, "-c", args["command"]], cwd=ws, env={**gateway_env, **args["env"]},
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["status"] == "delivered"
+    bodies = [json.loads(line)["body"] for line in got.read_text().splitlines()]
+    assert bodies == HOSTILE
+    assert not list(env.tmp.rglob("PWNED"))
+
+
+def _block(text: str, heading: str, nth: int = 0) -> str:
+    section = text.split(heading, 1)[1]
+    return section.split("```json\n")[nth + 1].split("\n```", 1)[0]
+
+
+def test_the_exec_and_status_templates_run_from_the_gateways_environment(env: Env) -> None:
+    """`<COMMAND>` is a command line for the host's own shell: it arrives whole and runs there, not
+    in the shell that started clawrelay."""
+    routes(env)
+    ws = env.tmp / "ws"
+    assert env.run("skill", "install", "-w", str(ws)).code == 0
+    text = (ws / "skills" / "clawrelay" / "SKILL.md").read_text()
+    line = "echo 'single' \"double\" && echo $((6*7)) `echo tick`"
+    filled = _block(text, "## Run a command on another machine").replace("<HOST>", "here").replace(
+        "<COMMAND>", json.dumps(line)[1:-1])
+    args = json.loads(filled)
+    gateway_env = {"PATH": "/usr/bin:/bin", "HOME": str(env.tmp / "home"), "LANG": "C.UTF-8"}
+    out = subprocess.run(["/bin/sh", "-c", args["command"]], cwd=ws, env={**gateway_env, **args["env"]},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert (doc["exit_code"], doc["stdout"]) == (0, "single double\n42 tick\n"), doc
+    status = json.loads(_block(text, "## Wake an agent, see who is up", 1))
+    out = subprocess.run(["/bin/sh", "-c", status["command"]], cwd=ws, env={**gateway_env, **status["env"]},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "xiaom" in json.dumps(json.loads(out.stdout)), out.stderr

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shlex
+import socket
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,6 +31,23 @@ SIGKILL_EXIT = 128 + 9
 def _where(ref: SshRef) -> str:
     user = f"{ref.user}@" if ref.user else ""
     return f"{user}{ref.host}" + (f":{ref.port}" if ref.port else "")
+
+
+def ssh_command(ref: SshRef, *argv: str) -> str:
+    """The OpenSSH command line that goes where this carrier goes: run it to see why it does not."""
+    words = ["ssh", *(["-p", str(ref.port)] if ref.port else [])]
+    if ref.key:
+        words += ["-i", remote_path(ref.key)]
+    if ref.known_hosts:
+        words += ["-o", "UserKnownHostsFile=" + remote_path(ref.known_hosts)]
+    target = f"{ref.user}@{ref.host}" if ref.user else ref.host
+    return " ".join([*words, shlex.quote(target), *map(shlex.quote, argv)])
+
+
+def keyscan_command(ref: SshRef) -> str:
+    """What adds this host's key to the known_hosts file the carrier checks."""
+    port = f"-p {ref.port} " if ref.port else ""
+    return f"ssh-keyscan {port}{ref.host} >> {ref.known_hosts or '~/.ssh/known_hosts'}"
 
 
 def remote_path(path: str) -> str:
@@ -92,10 +110,9 @@ class SshCarrier:
                 return await asyncssh.connect(ref.host, **opts)
         except asyncssh.HostKeyNotVerifiable as e:
             known = ref.known_hosts or "~/.ssh/known_hosts"
-            port = f"-p {ref.port} " if ref.port else ""
             raise TransportError(
                 f"ssh {where}: the host key is not in {known}; check it is really that host, then add it: "
-                f"ssh-keyscan {port}{ref.host} >> {known}",
+                f"{keyscan_command(ref)}",
                 reason=Reason.HOST_KEY_UNKNOWN,
             ) from e
         except asyncssh.PermissionDenied as e:
@@ -116,6 +133,11 @@ class SshCarrier:
             ) from e
         except FileNotFoundError as e:  # a key or known_hosts file named in routes.yaml, not the network
             raise ConfigError(f"ssh {where}: {e.filename or e}: no such file (its key or known_hosts)") from e
+        except socket.gaierror as e:
+            raise TransportError(
+                f"ssh {where}: the name {ref.host} does not resolve here ({e.strerror or e})",
+                reason=Reason.UNREACHABLE, retryable=True,
+            ) from e
         except OSError as e:
             raise TransportError(
                 f"ssh {where}: {e.strerror or e}", reason=Reason.UNREACHABLE, retryable=True

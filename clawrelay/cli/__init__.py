@@ -31,15 +31,33 @@ def _version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
+    config: str | None = typer.Option(None, "--config", "-c", show_default=False, metavar="FILE",
+                                      help="routes.yaml for the command (`builtin`: the embedded demo); "
+                                      "the command's own --config wins."),
 ) -> None:
     """Get a message, a command or a repository from one OpenClaw instance to another."""
+    # kept in this context's params: every command's --config falls back to it (cli.common.ConfigOpt)
 
 
-from clawrelay.cli import doctor, event, exec, gateway, log, outbox, routes, send, skill, status, sync  # noqa: E402
+from clawrelay.cli import (  # noqa: E402
+    doctor,
+    event,
+    exec,
+    gateway,
+    log,
+    outbox,
+    routes,
+    send,
+    service,
+    skill,
+    status,
+    sync,
+)
 
 app.add_typer(routes.app, name="routes")
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(skill.app, name="skill")
+app.add_typer(service.app, name="service")
 app.command("send")(send.send)
 app.command("event")(event.event)
 app.command("status")(status.status)
@@ -53,10 +71,14 @@ app.command("doctor")(doctor.doctor)
 
 def main() -> int:
     """Run the command; a usage mistake is one line on stderr and exit 2, like every other error."""
+    import sys
+
     import click
 
+    from clawrelay.cli.argv import with_optional_values
+
     try:
-        code = app(standalone_mode=False)
+        code = app(args=with_optional_values(sys.argv[1:]), standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as e:
         e.show()
         return 2

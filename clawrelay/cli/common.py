@@ -16,9 +16,20 @@ if TYPE_CHECKING:
     from clawrelay.journal import Journal
 
 T = TypeVar("T")
-ConfigOpt = typer.Option(None, "--config", "-c", help="routes.yaml to use (else $CLAWRELAY_CONFIG, "
-                         "./routes.yaml, the user config dir, the embedded demo); `builtin`: the embedded "
-                         "demo routes.", show_default=False)
+
+
+def _or_root_config(ctx: typer.Context, value: str | None) -> str | None:
+    """A command's --config, else the one given before the command (`clawrelay -c FILE send …`)."""
+    if value is not None:
+        return value
+    root = ctx.find_root()
+    return root.params.get("config") if root is not ctx else None
+
+
+ConfigOpt = typer.Option(None, "--config", "-c", show_default=False, callback=_or_root_config, metavar="FILE",
+                         help="routes.yaml to use (else `clawrelay -c FILE` before the command, "
+                         "$CLAWRELAY_CONFIG, ./routes.yaml, the user config dir, the embedded demo); "
+                         "`builtin`: the embedded demo routes.")
 JsonOpt = typer.Option(False, "--json", help="One JSON document on stdout (stable shape, see docs/).")
 
 

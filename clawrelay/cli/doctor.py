@@ -19,7 +19,7 @@ def doctor(
     import asyncio
 
     from clawrelay.config import check_routes
-    from clawrelay.doctor import diagnose, proxies
+    from clawrelay.doctor import diagnose, proxies, secret_sources
     from clawrelay.doctor.report import Check
     from clawrelay.reasons import Reason
     from clawrelay.secrets import scrub
@@ -34,7 +34,12 @@ def doctor(
             names = routes.expand(target) if target else list(c.targets)
             checks = [Check("config", True, f"{routes.source}: {len(c.targets)} targets, {len(c.gateways)} "
                                             f"gateways, {len(c.hosts)} hosts"), proxies()]
+            checks += secret_sources(routes)  # where each secret comes from, never its value
             checks += asyncio.run(diagnose(routes, names, seconds))
+        if target is None:  # the machine's own: does anything retry what waits in the outbox?
+            from clawrelay.service.state import flusher_check
+
+            checks.append(flusher_check())
         ok = all(ch.ok for ch in checks)
         if as_json:
             emit_json({"ok": ok, "source": source, "checks": [ch.to_json() for ch in checks]})

@@ -57,8 +57,10 @@ def retry(
 ) -> None:
     """Send queued messages again: those due after their backoff, all with --now, or one by ID.
 
-    Ambiguous messages (they may have arrived) are only retried by ID. Exit 0 when everything
-    retried was delivered, 1 when some stay queued, 4 when some ended ambiguous.
+    A target's messages go one at a time, oldest first: one that is not due, not delivered or
+    being sent elsewhere keeps the target's newer ones waiting. Ambiguous messages (they may have
+    arrived) are only retried by ID. Exit 0 when everything retried was delivered, 1 when some
+    stay queued, 4 when some ended ambiguous.
     """
     import asyncio
 
@@ -70,6 +72,7 @@ def retry(
         routes = load(config)
         journal = open_journal()
         expired = journal.expire()
+        blocked: dict[str, str] = {}  # target → its oldest message not delivered in this run
         if message_id is not None:
             record = _find(journal, message_id)
             if record.status not in (Status.QUEUED, Status.AMBIGUOUS):
@@ -80,9 +83,10 @@ def retry(
             for r in journal.outbox():
                 if r.status is Status.AMBIGUOUS:
                     skipped.append({"id": r.id, "reason": Reason.AMBIGUOUS})
-                elif not now and (r.next_attempt_ms or 0) > t:
+                elif not now and (r.next_attempt_ms or 0) > t and r.target not in blocked:
                     skipped.append({"id": r.id, "reason": Reason.BACKOFF,
                                     "next_attempt_ms": r.next_attempt_ms})
+                    blocked[r.target] = r.id  # its newer messages wait behind it: order is kept
                 else:
                     candidates.append(r)
 
@@ -103,18 +107,27 @@ def retry(
                 await router.aclose()
 
         async def each() -> None:
-            for r in candidates:  # oldest first
+            for r in candidates:  # oldest first; a target's next one only once the one before is delivered
+                if r.target in blocked:
+                    skipped.append({"id": r.id, "reason": Reason.BEHIND_UNDELIVERED,
+                                    "behind": blocked[r.target]})
+                    continue
                 if not as_json:
                     typer.echo(f"→ {r.target} (id {r.id}, run {r.runs + 1})")
                 try:
                     d = await router.retry(r, manual=message_id is not None)
                 except ClawrelayError as e:
                     errors.append({"id": r.id, "reason": e.reason, "message": e.message})
+                    blocked[r.target] = r.id
                     continue
                 if isinstance(d, str):
                     skipped.append({"id": r.id, "reason": d})
+                    if d == Reason.IN_FLIGHT:  # another process is sending it: the rest wait their turn
+                        blocked[r.target] = r.id
                 else:
                     deliveries.append(d)
+                    if d.status is not Status.DELIVERED:
+                        blocked[r.target] = r.id
 
         asyncio.run(go())
         if as_json:
@@ -142,6 +155,8 @@ def flush(
     now: bool = typer.Option(False, "--now", help="Ignore the backoff (one pass only)."),
     timeout: str = typer.Option("3s", "--timeout", help="With --watch: the limit per reachability check."),
     explain: bool = typer.Option(False, "--explain", help="Add timings, carriers and reasons."),
+    exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 when the pass ran, whatever stays "
+                                   "queued or ambiguous (for a scheduler that counts exit 1 as a failure)."),
     as_json: bool = JsonOpt,
     config: str | None = ConfigOpt,
 ) -> None:
@@ -149,15 +164,18 @@ def flush(
     backoff waits, and one that fails keeps the rest of its messages for later. With --watch,
     again every interval, and a target that comes back (reachable again) is drained at once.
     SIGTERM or Ctrl-C lets the attempt in flight finish, then exits 0. Two flushers at once never
-    deliver one message twice. Exit (one pass): 0 all delivered, 1 some still queued, 4 ambiguous.
-    With --watch and --json: one JSON line per pass that did something."""
+    deliver one message twice. Exit (one pass): 0 all delivered, 1 some still queued, 4 ambiguous
+    (0 with --exit-zero). With --watch and --json: one JSON line per pass that did something.
+    Every pass records when it finished (`clawrelay service status` shows it)."""
     import asyncio
     import signal
 
     from clawrelay.cli.render import attempt_line, verdict
     from clawrelay.errors import UsageError
     from clawrelay.flush import Flusher
+    from clawrelay.journal import now_ms
     from clawrelay.router import Router
+    from clawrelay.service.state import WatcherLock, record_pass
 
     with reported(as_json):
         if now and watch:
@@ -187,6 +205,13 @@ def flush(
 
         router = Router(routes, journal, on_attempt=progress)
         flusher = Flusher(router, probe_timeout=probe_timeout, on_start=starting, on_done=done)
+        started = [now_ms()]
+
+        def finished(p: Pass) -> None:
+            left = sum(n["queued"] for n in journal.waiting().values())
+            record_pass({**p.summary(), "left_queued": left}, mode="watch" if watch else "once",
+                        started_ms=started[0], home=journal.home)
+            started[0] = now_ms()
 
         async def go() -> Pass | None:
             loop = asyncio.get_running_loop()
@@ -196,7 +221,9 @@ def flush(
                 if watch:
                     if not as_json:
                         typer.echo(f"watching the outbox every {interval} (SIGTERM or Ctrl-C to stop)")
-                    await flusher.watch(every, report)
+                    with WatcherLock(journal.home) as lock:  # while held: "a flusher runs"
+                        lock.acquire(every)
+                        await flusher.watch(every, report, on_pass=finished)
                     return None
                 return await flusher.once(now=now)
             finally:
@@ -207,13 +234,14 @@ def flush(
             if not as_json:
                 typer.echo("stopped")
             return
+        finished(result)
         if as_json:
             emit_json(result.to_json())
         else:
             _report_rest(result)
             if not (result.retried or result.skipped or result.errors or result.expired):
                 typer.echo("outbox is empty")
-        raise typer.Exit(result.exit_code)
+        raise typer.Exit(0 if exit_zero else result.exit_code)
 
 
 def _report_rest(p: Pass) -> None:

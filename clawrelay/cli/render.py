@@ -8,7 +8,7 @@ from clawrelay.cli.common import one_line
 from clawrelay.config.durations import format_duration
 from clawrelay.config.routes import PlannedStep
 from clawrelay.ids import short_id
-from clawrelay.outcome import Attempt, Delivery, Outcome, Status
+from clawrelay.outcome import Attempt, Delivery, Outcome, ReplyWait, Status
 
 MARK = {Outcome.DELIVERED: "✓", Outcome.FAILED: "✗", Outcome.AMBIGUOUS: "?", Outcome.STARTED: "…"}
 
@@ -26,7 +26,7 @@ def attempt_line(a: Attempt, *, explain: bool, prefix: str = "") -> str:
 
 def verdict(d: Delivery, kind: str = "message") -> str:
     if d.status is Status.DELIVERED:
-        reply = f"\nreply: {indented(d.reply)}" if d.reply else ""
+        reply = f"\nreply: {indented(d.reply)}" if d.reply else _no_reply(d)
         return f"delivered to {d.target} via {d.via} (id {d.id}){reply}"
     if d.status is Status.AMBIGUOUS:
         return (f"ambiguous: {d.target} may have it (id {d.id}); not retried automatically, "
@@ -34,6 +34,18 @@ def verdict(d: Delivery, kind: str = "message") -> str:
     if d.status is Status.QUEUED:
         return f"not delivered to {d.target}: kept in the outbox (clawrelay outbox retry {short_id(d.id)})"
     return f"not delivered to {d.target} (id {d.id}): no way took the {kind}; it is not queued"
+
+
+def _no_reply(d: Delivery) -> str:
+    """Why `--wait-reply` has no answer to show (nothing when it was not asked for)."""
+    why = {
+        ReplyWait.REPLIED: "the agent answered with no text",
+        ReplyWait.NO_REPLY: "none came in time; the run goes on there, and its answer stays in its session",
+        ReplyWait.RUN_FAILED: f"the run ended without one: {one_line(d.reply_error or '')}",
+        ReplyWait.LOST: f"the connection went before it came: {one_line(d.reply_error or '')}",
+        ReplyWait.UNAVAILABLE: f"{d.via} carries no answer back",
+    }.get(ReplyWait(d.reply_status)) if d.reply_status else None
+    return f"\nno reply: {why}" if why else ""
 
 
 def indented(text: str) -> str:

@@ -21,13 +21,19 @@ def _warnings(routes: Routes) -> list[str]:
     out = []
     if routes.config.telegram is not None and routes.config.telegram.literal_proxy_password:
         out.append("telegram.proxy holds a literal password; use http://user:${VAR}@host:port")
+    secrets_file = routes.secrets_file
+    if secrets_file is not None and secrets_file.missing:
+        out.append(f"secrets: {secrets_file.path} does not exist")
     for where, token in tokens.items():
         if token is None:
             continue
         if token.is_literal:
             out.append(f"{where} is a literal in the file; use a ${{VAR}} reference")
         elif not token.available():
-            out.append(f"{where}: environment variable {token.ref} is not set here")
+            nor = ""
+            if secrets_file is not None and not secrets_file.missing:
+                nor = f", nor in {secrets_file.path}"
+            out.append(f"{where}: environment variable {token.ref} is not set here{nor}")
     return out
 
 
@@ -56,7 +62,7 @@ def check(config: str | None = ConfigOpt, as_json: bool = JsonOpt) -> None:
 
 @app.command()
 def show(config: str | None = ConfigOpt, as_json: bool = JsonOpt) -> None:
-    """Print the resolved routes, secrets masked (a reference and whether it is set)."""
+    """Print the resolved routes, secrets masked (a reference, whether it is set, and from where)."""
     from clawrelay.cli.common import load
 
     with reported(as_json):
@@ -68,6 +74,9 @@ def show(config: str | None = ConfigOpt, as_json: bool = JsonOpt) -> None:
         import yaml
 
         typer.echo(f"# source: {routes.source}")
+        if routes.secrets_file is not None:
+            typer.echo(f"# secrets: {routes.secrets_file.path}"
+                       + (" (does not exist)" if routes.secrets_file.missing else ""))
         from clawrelay.secrets import scrub
 
         typer.echo(scrub(yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=110).rstrip()))

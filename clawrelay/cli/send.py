@@ -48,6 +48,10 @@ def send(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; send nothing."),
     explain: bool = typer.Option(False, "--explain", help="Add timings, carriers and reasons."),
     deadline: str | None = typer.Option(None, "--deadline", help="Override the chain's deadline (e.g. 30s)."),
+    wait_reply: str | None = typer.Option(
+        None, "--wait-reply", metavar="[DURATION]", show_default=False,
+        help="Once delivered, wait this long (default 3m) for the agent's answer and print it; one "
+        "target only. The message counts as delivered either way."),
     as_json: bool = JsonOpt,
     config: str | None = ConfigOpt,
 ) -> None:
@@ -63,11 +67,22 @@ def send(
         targets = routes.expand(spec)
         group = is_group(spec, targets)
         override = duration_option(deadline, "--deadline") if deadline is not None else None
+        reply_wait = _reply_wait(wait_reply, group)
         if dry_run:
             _dry_run(routes, targets, via, override, as_json, group)
             return
         text = _read_message(message)
-        raise typer.Exit(_send(routes, targets, spec, text, via, override, as_json, explain))
+        raise typer.Exit(_send(routes, targets, spec, text, via, override, as_json, explain, reply_wait))
+
+
+def _reply_wait(value: str | None, group: bool) -> float | None:
+    from clawrelay.errors import UsageError
+
+    if value is None:
+        return None
+    if group:
+        raise UsageError("--wait-reply takes one target: the answer of one agent")
+    return duration_option(value, "--wait-reply")
 
 
 def _targets_and_message(target: str | None, message: str | None, to: str | None) -> tuple[str, str | None]:
@@ -103,7 +118,7 @@ def _dry_run(routes: Routes, targets: list[str], via: str | None, override: floa
 
 
 def _send(routes: Routes, targets: list[str], spec: str, text: str, via: str | None, override: float | None,
-          as_json: bool, explain: bool) -> int:
+          as_json: bool, explain: bool, reply_wait: float | None = None) -> int:
     from clawrelay.envelope import inherited_hops
 
     for name in targets:
@@ -113,14 +128,15 @@ def _send(routes: Routes, targets: list[str], spec: str, text: str, via: str | N
         return router.send(envelopes, via, batch=batch)
 
     return deliver(routes, spec, targets, text, inherited_hops(), start, override=override, as_json=as_json,
-                   explain=explain)
+                   explain=explain, reply_wait=reply_wait)
 
 
 Start = Callable[["Router", "list[Envelope]", "Batch | None"], Awaitable["list[Delivery]"]]
 
 
 def deliver(routes: Routes, spec: str, targets: list[str], text: str, hops: int, start: Start, *,
-            kind: str = "message", override: float | None, as_json: bool, explain: bool) -> int:
+            kind: str = "message", override: float | None, as_json: bool, explain: bool,
+            reply_wait: float | None = None) -> int:
     """Journal and deliver one text to each target (one batch when SPEC names a group), showing
     progress; the exit code of it all. Shared by `send` and `event`: only `start`, how the
     envelopes are delivered, differs."""
@@ -130,6 +146,7 @@ def deliver(routes: Routes, spec: str, targets: list[str], text: str, hops: int,
     from clawrelay.ids import new_id
     from clawrelay.journal import Batch
     from clawrelay.router import Router
+    from clawrelay.service.state import auto_retry_json, no_flusher_line
 
     group = is_group(spec, targets)
     batch = Batch(new_id(), spec.strip()) if group else None
@@ -140,7 +157,7 @@ def deliver(routes: Routes, spec: str, targets: list[str], text: str, hops: int,
         if not as_json:
             typer.echo(attempt_line(attempt, explain=explain, prefix=env.target if group else ""))
 
-    router = Router(routes, journal, on_attempt=progress, deadline=override)
+    router = Router(routes, journal, on_attempt=progress, deadline=override, wait_reply=reply_wait)
     envelopes = router.envelopes(targets, text, hops, kind=kind)
     if not as_json:
         for env in envelopes:
@@ -157,10 +174,13 @@ def deliver(routes: Routes, spec: str, targets: list[str], text: str, hops: int,
         docs = [d.to_json() for d in deliveries]
         if batch is not None:  # the same as `clawrelay log --json` gives each record of the group
             docs = [{**doc, "batch": batch.to_json()} for doc in docs]
+        auto_retry_json(deliveries, docs)  # queued: is a flusher there to retry it?
         emit_json(docs if group else docs[0])
     else:
         for d in deliveries:
             typer.echo(verdict(d, kind))
+        if line := no_flusher_line(deliveries):
+            typer.echo(line)
     codes = {d.exit_code for d in deliveries}
     if len(codes) == 1:
         return codes.pop()

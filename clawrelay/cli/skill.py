@@ -17,20 +17,32 @@ WorkspaceOpt = typer.Option(None, "--workspace", "-w", show_default=False,
 def install(
     workspace: Path | None = WorkspaceOpt,
     force: bool = typer.Option(False, "--force", help="Replace a SKILL.md that was edited by hand."),
+    check: bool = typer.Option(True, "--check/--no-check",
+                               help="Ask `openclaw skills list` (where openclaw is on PATH) whether the "
+                               "agent will see the skill."),
     config: str | None = ConfigOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Write <workspace>/skills/clawrelay/SKILL.md, listing the targets of routes.yaml. Idempotent."""
+    """Write <workspace>/skills/clawrelay/SKILL.md, listing the targets of routes.yaml. Idempotent.
+
+    The skill runs this clawrelay (by absolute path) with these routes (an absolute path) and
+    this state dir, whatever the gateway's PATH, working folder and environment are."""
     from clawrelay import skill
 
     with reported(as_json):
         routes = load(config)
         where = (workspace or skill.default_workspace()).expanduser()
-        path, what = skill.install(skill.render(routes), where, force)
+        this = skill.Install.this(routes)
+        skill.check_visible(this)
+        path, what = skill.install(skill.render(routes, this), where, force)
+        warning = skill.eligibility(where) if check else None
         if as_json:
-            emit_json({"path": str(path), "result": what, "routes": routes.source})
+            emit_json({"path": str(path), "result": what, "routes": routes.source, "program": list(this.argv),
+                       "config": this.config, "home": this.home, "warning": warning})
         else:
-            typer.echo(f"{what}: {path} (targets from {routes.source})")
+            typer.echo(f"{what}: {path} (targets from {routes.source}; runs {' '.join(this.argv)})")
+        if warning:
+            typer.echo(f"clawrelay: warning: {warning}", err=True)
 
 
 @app.command()

@@ -19,6 +19,8 @@ from clawrelay.config import default
 from clawrelay.config.routes import Routes
 from clawrelay.config.yamlsrc import MAX_BYTES, Document, Refused, SourceError, dotted
 from clawrelay.errors import ConfigError
+from clawrelay.secrets import use_file
+from clawrelay.secrets_file import SecretsFile, SecretsFileError
 
 _MESSAGES = {
     "extra_forbidden": "unknown key",
@@ -108,21 +110,36 @@ def parse_routes(text: str | bytes, source: str, path: Path | None = None) -> tu
             elif err["type"] == "value_error":
                 message = str(err["ctx"]["error"])
             errors.append(SourceError(loc, message))
+    secrets_file = None
     if config is not None:
         errors.extend(check_refs(config))
         for name, gw in config.gateways.items():
             if gw.token is not None:
                 loc = ("gateways", name, "token")
                 gw.token.where = f"{source}:{doc.line_of(loc)}: {dotted(loc)}"
+        if config.secrets is not None:
+            try:
+                secrets_file = SecretsFile.read(secrets_path(config.secrets, path))
+            except SecretsFileError as e:
+                errors.append(SourceError(("secrets",), str(e)))
 
     lines = []
     for err in errors:
         line = err.line or doc.line_of(err.loc)
         key = dotted(err.loc)
         lines.append(f"{source}:{line}: {key + ': ' if key else ''}{err.message}")
+    use_file(None if errors else secrets_file)  # `${VAR}`: the environment, then this file
     if errors:
         return None, lines
-    return Routes(config, source, path), []  # type: ignore[arg-type]
+    return Routes(config, source, path, secrets_file), []  # type: ignore[arg-type]
+
+
+def secrets_path(value: str, routes_path: Path | None) -> Path:
+    """`secrets:` as an absolute path: `~` expanded, a relative one from routes.yaml's folder."""
+    given = Path(value).expanduser()
+    if not given.is_absolute():
+        given = (routes_path.parent if routes_path is not None else Path()) / given
+    return Path(os.path.abspath(given))
 
 
 def _one_line(message: object) -> str:

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from clawrelay.config.durations import format_duration, parse_duration
-from clawrelay.secrets import REF, TOKEN_ENV, Secret, remember, url_password
+from clawrelay.secrets import REF, TOKEN_ENV, Secret, remember, url_password, value_of
 
 Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
 OnAmbiguous = Literal["continue", "stop"]
@@ -63,10 +63,9 @@ class Gateway(Model):
     token: SecretStr | None = None
 
     def resolve_token(self, fallback_env: str = TOKEN_ENV) -> str | None:
-        """The configured token (an unset reference is a ConfigError), else the fallback variable."""
-        import os
-
-        return self.token.reveal() if self.token else (os.environ.get(fallback_env) or None)
+        """The configured token (an unset reference is a ConfigError), else the fallback variable
+        (from the environment, else the secrets file)."""
+        return self.token.reveal() if self.token else value_of(fallback_env)
 
     @field_validator("url")
     @classmethod
@@ -269,6 +268,9 @@ class Target(Model):
 class Config(Model):
     version: Literal[1]
     self_: str = Field(alias="self", min_length=1)
+    # a dotenv file `${VAR}` secrets are read from when the environment lacks them; relative to
+    # routes.yaml's folder (config.loader reads and checks it)
+    secrets: str | None = None
     defaults: Defaults = Defaults()
     outbox: OutboxPolicy = OutboxPolicy()
     gateways: dict[str, Gateway] = {}
@@ -276,3 +278,10 @@ class Config(Model):
     hosts: dict[str, Host] = {}
     targets: dict[str, Target] = Field(min_length=1)
     groups: dict[str, list[str]] = {}
+
+    @field_validator("secrets")
+    @classmethod
+    def _a_path(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or "\0" in v):
+            raise ValueError("the path of a dotenv file, such as ./secrets.env")
+        return v

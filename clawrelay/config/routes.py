@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clawrelay.config.durations import format_duration
 from clawrelay.config.model import HOST_STEPS, Config, Host, SessionsSendStep, StepBase, Target
 from clawrelay.errors import ConfigError, UnknownTarget, UsageError
+
+if TYPE_CHECKING:
+    from clawrelay.secrets_file import SecretsFile
 
 
 @dataclass(frozen=True)
@@ -34,10 +38,12 @@ class PlannedStep:
 
 
 class Routes:
-    def __init__(self, config: Config, source: str, path: Path | None = None) -> None:
+    def __init__(self, config: Config, source: str, path: Path | None = None,
+                 secrets_file: SecretsFile | None = None) -> None:
         self.config = config
         self.source = source
         self.path = path
+        self.secrets_file = secrets_file  # what `secrets:` names, read (None: no `secrets:` key)
         self._names: dict[str, str] = {}
         for name, target in config.targets.items():
             for key in (name, *target.aliases):
@@ -87,11 +93,9 @@ class Routes:
         """Read every configured secret that is set (and OpenClaw's token variable) so `scrub`
         masks them from the start, before anything uses them: a command line or a label that
         happens to hold one is recorded masked."""
-        import os
+        from clawrelay.secrets import TOKEN_ENV, value_of
 
-        from clawrelay.secrets import TOKEN_ENV, remember
-
-        remember(os.environ.get(TOKEN_ENV))
+        value_of(TOKEN_ENV)
         bot = self.config.telegram
         for secret in [gw.token for gw in self.config.gateways.values()] + [bot.token if bot else None]:
             if secret is not None and secret.available():
@@ -101,14 +105,29 @@ class Routes:
         """The environment variables holding secrets: every `${VAR}` of a gateway's or the bot's
         `token` and of the bot's `proxy`, and OpenClaw's token variable. A program clawrelay runs
         for a `command` step gets none of them unless its step names them in `env:`."""
+        from clawrelay.secrets import TOKEN_ENV
+
+        return {TOKEN_ENV} | set(self.secret_refs())
+
+    def secret_refs(self) -> dict[str, list[str]]:
+        """Each variable a secret is read from → the keys reading it, in the file's order: the
+        `${VAR}` of a gateway's or the bot's `token` and of the bot's `proxy`, and OpenClaw's
+        token variable for a gateway without a `token` key (`gateways.NAME (no token key)`)."""
         from clawrelay.secrets import REF, TOKEN_ENV
 
+        refs: dict[str, list[str]] = {}
+        for name, gw in self.config.gateways.items():
+            if gw.token is None:
+                refs.setdefault(TOKEN_ENV, []).append(f"gateways.{name} (no token key)")
+            elif gw.token.ref:
+                refs.setdefault(gw.token.ref, []).append(f"gateways.{name}.token")
         bot = self.config.telegram
-        refs = {gw.token.ref for gw in self.config.gateways.values() if gw.token is not None}
         if bot is not None:
-            refs.add(bot.token.ref)
-            refs.update(REF.findall(bot.proxy or ""))
-        return {TOKEN_ENV} | {r for r in refs if r}
+            if bot.token.ref:
+                refs.setdefault(bot.token.ref, []).append("telegram.token")
+            for var in dict.fromkeys(REF.findall(bot.proxy or "")):
+                refs.setdefault(var, []).append("telegram.proxy")
+        return refs
 
     def session_step(self, name: str) -> SessionsSendStep | None:
         """The target's sessions_send step: where its session lives (events and wakes go there)."""

@@ -30,6 +30,47 @@ def proxies() -> Check:
     )
 
 
+def secret_sources(routes: Routes) -> list[Check]:
+    """Where each secret comes from, never its value: one `secrets` line for the secrets file and
+    one per variable a secret is read from. Without a `secrets:` key every value comes from the
+    environment, so only a variable set nowhere gets a line (with the fix that puts it in a file)."""
+    from clawrelay.reasons import Reason
+    from clawrelay.secrets import TOKEN_ENV, lookup
+
+    checks = []
+    secrets_file = routes.secrets_file
+    if secrets_file is not None:
+        path = secrets_file.path
+        if secrets_file.missing:
+            checks.append(Check("secrets", False, f"{path}: no such file", reason=Reason.CONFIG,
+                                fix=f"write NAME=value lines to it, then chmod 600 {path}"))
+        else:
+            n = len(secrets_file)
+            checks.append(Check("secrets", True, f"{path}: {n} value{'' if n == 1 else 's'}, "
+                                                 f"mode {secrets_file.mode:04o}, owned by you"))
+    for var, keys in routes.secret_refs().items():
+        used = ", ".join(keys)
+        found = lookup(var)
+        if found is not None:
+            if secrets_file is not None:
+                checks.append(Check("secrets", True, f"${{{var}}}: from {found.origin} ({used})"))
+        elif var == TOKEN_ENV and all(k.endswith("(no token key)") for k in keys):
+            if secrets_file is not None:  # optional: a gateway may need no token
+                checks.append(Check("secrets", True, f"${{{var}}}: not set; {used} connects without a token"))
+        else:
+            if secrets_file is None:
+                fix = (f"export {var}=… where clawrelay runs (an agent's exec tool has the gateway "
+                       f"service's environment, not your shell's), or put {var}=… in a file, chmod 600, "
+                       "named in routes.yaml by `secrets: ./secrets.env`")
+            else:
+                empty = secrets_file.line_of(var)
+                fix = (f"give {var} a value on line {empty} of {secrets_file.path}" if empty
+                       else f"add {var}=… to {secrets_file.path}")
+            checks.append(Check("secrets", False, f"${{{var}}}: NOT SET ({used})", reason=Reason.CONFIG,
+                                fix=fix))
+    return checks
+
+
 async def diagnose(routes: Routes, targets: list[str], timeout: float) -> list[Check]:
     from clawrelay import paths
     from clawrelay.carriers.hosts import opened

@@ -10,12 +10,12 @@ stable reason and, where one exists, the exact command that fixes it.
 from __future__ import annotations
 
 import asyncio
-import re
 import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from clawrelay.doctor.fixes import carrier_broken, gateway_fix, telegram_config_fix, telegram_fix
 from clawrelay.doctor.report import Broken
 from clawrelay.errors import ClawrelayError, ConfigError, TransportError
 from clawrelay.reasons import Reason
@@ -24,13 +24,14 @@ if TYPE_CHECKING:
     from clawrelay.carriers.base import Carrier
     from clawrelay.carriers.hosts import HostCarriers
     from clawrelay.config.routes import PlannedStep, Routes
-    from clawrelay.openclaw import GatewayClient, GatewayError, GatewayPool
+    from clawrelay.openclaw import GatewayClient, GatewayPool
 
 
 class Probes:
     def __init__(self, routes: Routes, carriers: HostCarriers, timeout: float) -> None:
         self.routes, self.carriers, self.timeout = routes, carriers, timeout
         self._memo: dict[tuple[str, ...], asyncio.Task[str]] = {}
+        self._host_of: dict[int, str] = {}
 
     @property
     def pool(self) -> GatewayPool:
@@ -59,10 +60,21 @@ class Probes:
         if isinstance(opts, CommandStep):
             return command(opts.argv[0])
         assert host is not None  # config.refs guarantees a host for host steps
-        if step.transport == "nodes_run":
-            return "; ".join([await self.node(host), await self.cli(host, "node")])
+        if "node" in step.carriers:
+            from clawrelay.carriers.node_approval import ASK_HUMANS
+
+            ASK_HUMANS.set(False)  # a node that wants an approval for a probe: its allowlist line, at once
         probe = self.cli if step.transport == "agent_cli" else self.workspace
-        return "; ".join([await probe(host, c) for c in step.carriers])
+        try:
+            if step.transport == "nodes_run":
+                found = [await self.node(host), await self.cli(host, "node")]
+            else:
+                found = [await probe(host, c) for c in step.carriers]
+        except Broken as e:  # a node refusing a probe: every allowlist entry it needs, at once
+            if e.reason == Reason.DENIED and "node" in step.carriers:
+                await self.node_policy(host)
+            raise
+        return "; ".join([*found, *([await self.node_policy(host)] if "node" in step.carriers else [])])
 
     # -- gateways and nodes ---------------------------------------------------------------------
 
@@ -83,7 +95,7 @@ class Probes:
             client.require(READ, WRITE, method="sending")
         except GatewayError as e:
             raise Broken(
-                e.message, e.reason, _gateway_fix(e, name, gw.token.ref if gw.token else None)
+                e.message, e.reason, gateway_fix(e, name, gw.token.ref if gw.token else None)
             ) from None
         return client
 
@@ -143,6 +155,12 @@ class Probes:
             )
         return f"{label}: connected, approved, system.run offered"
 
+    async def node_policy(self, host: str) -> str:
+        """What the node's exec policy lets clawrelay run (doctor; `status` asks only `node`)."""
+        from clawrelay.doctor import node_policy
+
+        return await self._once(("node-policy", host), lambda: node_policy.probe(self, host))
+
     async def _pending(self, gateway: str, node: str) -> str | None:
         """The id of this node's pairing request, when the gateway lets this device see them."""
         from clawrelay.openclaw import GatewayError
@@ -162,17 +180,17 @@ class Probes:
     # -- hosts ----------------------------------------------------------------------------------
 
     def carrier(self, host: str, name: str) -> Carrier:
-        return self.carriers.get(host, name)
+        c = self.carriers.get(host, name)
+        self._host_of[id(c)] = host  # for its fix: `hosts.NAME…`, `on NAME: …`
+        return c
 
     async def cli(self, host: str, carrier: str) -> str:
         return await self._once(("cli", host, carrier), lambda: self._cli(host, carrier))
 
     async def _cli(self, host_name: str, carrier_name: str) -> str:
-        from clawrelay.transports.remote_cli import expand_home
-
         c = self.carrier(host_name, carrier_name)
         prefix = self.routes.config.hosts[host_name].openclaw
-        res = await self._run(c, [*await _expanded(expand_home, prefix, c), "--version"])
+        res = await self._run(c, [*await self.expanded(prefix, c), "--version"])
         if res.exit_code == 127 or (res.exit_code != 0 and b"not found" in res.stderr.lower()):
             raise Broken(
                 f"{c.label}: `{' '.join(prefix)}` is not found there",
@@ -184,6 +202,8 @@ class Probes:
             raise Broken(
                 f"{c.label}: `{' '.join(prefix)} --version` exited {res.exit_code}: {res.stderr_tail()}",
                 Reason.REMOTE_ERROR,
+                f"on {host_name}: `{' '.join(prefix)} --version` shows the error; reinstall or update "
+                "OpenClaw there (openclaw update)",
             )
         version = res.stdout.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
         return f"{version[0]} via {c.label}"
@@ -230,13 +250,25 @@ class Probes:
         try:
             return await c.home()
         except ClawrelayError as e:
-            raise Broken(e.message, e.reason, _carrier_fix(e)) from None
+            raise self.broken(e, c) from None
 
     async def _run(self, c: Carrier, argv: list[str]):  # type: ignore[no-untyped-def]
         try:
             return await c.run(argv, timeout=self.timeout)
         except ClawrelayError as e:
-            raise Broken(e.message, e.reason, _carrier_fix(e)) from None
+            raise self.broken(e, c) from None
+
+    async def expanded(self, argv: list[str], c: Carrier) -> list[str]:
+        """`argv` with `~/…` as that host's home: no shell there expands it in a quoted argv."""
+        from clawrelay.transports.remote_cli import expand_home
+
+        try:
+            return await expand_home(argv, c)
+        except ClawrelayError as e:
+            raise self.broken(e, c) from None
+
+    def broken(self, e: ClawrelayError, c: Carrier) -> Broken:
+        return carrier_broken(e, c, self._host_of.get(id(c), "HOST"), self.routes.config)
 
     # -- telegram and commands ------------------------------------------------------------------
 
@@ -251,21 +283,9 @@ class Probes:
         try:
             return await probe(bot, chat_id, self.timeout)
         except ConfigError as e:
-            fix = (
-                "set the variables telegram.proxy refers to, or remove `proxy:`"
-                if e.message.startswith("telegram.proxy")
-                else f"export {bot.token.ref or 'VAR'}=<the token from @BotFather>"
-            )
-            raise Broken(e.message, Reason.CONFIG, fix) from None
+            raise Broken(e.message, Reason.CONFIG, telegram_config_fix(e, bot)) from None
         except TransportError as e:
-            raise Broken(e.message, e.reason, _telegram_fix(e.reason, bot.token.ref)) from None
-
-
-async def _expanded(expand: Callable[..., Awaitable[list[str]]], prefix: list[str], c: Carrier) -> list[str]:
-    try:
-        return await expand(prefix, c)
-    except ClawrelayError as e:
-        raise Broken(e.message, e.reason, _carrier_fix(e)) from None
+            raise Broken(e.message, e.reason, telegram_fix(e.reason, bot)) from None
 
 
 def command(argv0: str) -> str:
@@ -278,39 +298,3 @@ def command(argv0: str) -> str:
             "install it, or give its full path as argv[0]",
         )
     return f"{found} found"
-
-
-def _gateway_fix(e: GatewayError, name: str, ref: str | None) -> str | None:
-    if e.reason in (Reason.CONNECTION_REFUSED, Reason.UNREACHABLE, Reason.HANDSHAKE_TIMEOUT,
-                    Reason.UNAVAILABLE):
-        return f"start the gateway (on its machine: openclaw gateway status), or correct gateways.{name}.url"
-    if e.reason == Reason.AUTH:
-        return (
-            f"export {ref or 'OPENCLAW_GATEWAY_TOKEN'}=<gateway.auth.token from that gateway's openclaw.json>"
-        )
-    if e.reason == Reason.PAIRING_REQUIRED:
-        rid = e.details.get("requestId")
-        return f"on the gateway's machine: openclaw devices approve {rid or '<id: openclaw devices list>'}"
-    if e.reason == Reason.MISSING_SCOPE:
-        return "on the gateway's machine: openclaw devices list; approve this device with operator.write"
-    return None
-
-
-def _carrier_fix(e: ClawrelayError) -> str | None:
-    m = re.search(r"ssh-keyscan [^\n]*", e.message)
-    if m:
-        return m.group(0).rstrip(".")
-    if e.reason == Reason.DENIED:
-        m = re.search(r"openclaw approvals [^\n;)]*", e.message)
-        return m.group(0) if m else None
-    return None
-
-
-def _telegram_fix(reason: str, ref: str | None) -> str | None:
-    return {
-        Reason.AUTH: f"export {ref or 'TELEGRAM_BOT_TOKEN'}=<the token from @BotFather>",
-        Reason.CHAT_NOT_FOUND: "the person opens the bot in Telegram and sends /start; chat_id is their "
-                               "user id",
-        Reason.BOT_CHAT: "set chat_id to a person's chat or a group, never a bot",
-        Reason.BLOCKED: "the person unblocks the bot in Telegram",
-    }.get(reason)

@@ -20,6 +20,10 @@ class Check:
     reason: str | None = None  # the stable reason code of what is wrong
     fix: str | None = None  # the exact command (or edit) that fixes it
 
+    def __post_init__(self) -> None:
+        if not self.ok and not self.fix:  # every FAIL line has its fix
+            object.__setattr__(self, "fix", fallback_fix(self.reason))
+
     def to_json(self) -> dict[str, object]:
         return asdict(self)
 
@@ -28,9 +32,21 @@ class Check:
         status = "ok" if self.ok else "FAIL"
         reason = f" ({self.reason})" if self.reason and not self.ok else ""
         out = [f"{status:<5} {what:<28} {self.detail}{reason}"]
-        if self.fix:
-            out.append(f"{'':<34} fix: {self.fix}")
+        if self.fix:  # several commands: one `fix:` line each
+            out.extend(f"{'':<34} fix: {line}" for line in self.fix.splitlines())
         return out
+
+
+def fallback_fix(reason: str | None) -> str:
+    """The fix of a failure no probe knew a better one for: what to do next, by its reason."""
+    return {
+        Reason.CONFIG: "correct routes.yaml where the message says (clawrelay routes check lists every "
+                       "error; docs/configuration.md has every key)",
+        Reason.TIMEOUT: "clawrelay doctor --timeout 30s waits longer; no answer then: that machine or "
+                        "service is down, or not reachable from here",
+        Reason.INTERNAL_ERROR: "CLAWRELAY_LOG=debug clawrelay doctor shows where: a bug in clawrelay, "
+                               "please report it",
+    }.get(reason or "", f"docs/troubleshooting.md: what reason `{reason or Reason.ERROR}` means and its fix")
 
 
 class Broken(Exception):

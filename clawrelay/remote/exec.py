@@ -1,7 +1,8 @@
 """`clawrelay exec HOST -- ARGV…`: one argv on a host, on the first of its carriers that starts it.
 
-The argv arrives verbatim (spaces, quotes, `;`, `$()` and newlines included): over a node it is a
-JSON list, over ssh every element is quoted for the remote shell, locally it is exec'd. Only
+The argv arrives verbatim (spaces, quotes, `;`, `$()` and newlines included): over ssh, and over
+a node (where `sh` sheds the proxy variables, then `exec`s it: the form a node's allowlist judges
+by the program), every element is quoted as one literal word; locally it is exec'd. Only
 `--shell` hands a command line to `sh -c`, because the user asked for one. `--detach` starts the
 work under nohup with its output in a log file on the host and returns its pid at once.
 """

@@ -2,10 +2,17 @@
 
 The host fetches from the repository's own URL (for a local checkout: its `origin`), with proxies
 stripped by the carrier and git never prompting. When REPO is a local checkout and the host
-cannot reach its origin (a laptop's private remote, a VPN the host is not on), the commits go as
-a `git bundle` over ssh instead. What is already there is respected: a checkout with local
-changes, on another branch, or with commits REPO does not have is reported and left exactly as
-it was. `--link` points a symlink at the checkout (a skills folder, say) and reads it back.
+cannot reach its origin (a laptop's private remote, a VPN the host is not on), or REPO has no
+origin at all, the commits go as a `git bundle` instead: over sftp (or a shell pipe) on ssh, in
+pieces through clawrelay's node helper on a node. What is already there is respected: a checkout
+with local changes, on another branch, or with commits REPO does not have is reported and left
+exactly as it was. `--link` points a symlink at the checkout (a skills folder, say) and reads it
+back.
+
+On a node, git takes no `env VAR=…` prefix: OpenClaw refuses GIT_SSH_COMMAND in a node's commands
+whatever its policy, and judges `env` with assignments as a program of its own. The same settings
+go as git's own `-c` options there (`core.sshCommand`, and `core.askPass=true` for any credential
+question: an empty answer, never a prompt), so an allowlist entry for git itself is enough.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ if TYPE_CHECKING:
     from clawrelay.journal import Journal
 
 GIT_ENV = ["env", "GIT_TERMINAL_PROMPT=0", "GIT_SSH_COMMAND=ssh -o BatchMode=yes"]
+NODE_GIT = ["git", "-c", "core.askPass=true", "-c", "core.sshCommand=ssh -o BatchMode=yes"]
 
 # Constant; the checkout and the link arrive as positional parameters.
 LINK_SCRIPT = r"""
@@ -93,7 +101,7 @@ class _Host:
         return res
 
     async def git(self, *args: str, check: bool = True) -> RunResult:
-        res = await self.run([*GIT_ENV, "git", *args])
+        res = await self.run([*NODE_GIT, *args] if self.carrier.name == "node" else [*GIT_ENV, "git", *args])
         if check and res.exit_code != 0:
             raise TransportError(
                 f"git {args[0] if args[0] != '-C' else args[2]} on {self.carrier.label} failed: "
@@ -104,6 +112,21 @@ class _Host:
 
     async def out(self, *args: str) -> str:
         return (await self.git(*args)).stdout.decode().strip()
+
+    async def link(self, path: str, link: str) -> RunResult:
+        """`link` → `path`, replacing nothing but a symlink; prints where it points now."""
+        helper = getattr(self.carrier, "helper", None)
+        if helper is not None:
+            return await helper("link", [path, link], timeout=max(0.1, self.end - time.monotonic()))
+        return await self.run(["sh", "-c", LINK_SCRIPT, "clawrelay-link", path, link])
+
+    async def discard(self, path: str) -> None:
+        """Remove a bundle put on the host."""
+        drop = getattr(self.carrier, "drop", None)
+        if drop is not None:
+            await drop(path, timeout=max(1.0, self.end - time.monotonic()))
+        else:
+            await self.run(["rm", "-f", path])
 
 
 async def _local_git(repo: Path, *args: str) -> RunResult:
@@ -178,7 +201,7 @@ async def _sync(
     link_path = under_home(link, home) if link else None
 
     async def bundle(why: str) -> str:
-        return await _bundle_path(carrier, local_repo, is_local, home, run_id, why)
+        return await _bundle_path(carrier, local_repo, is_local, home, run_id, why, end)
 
     on_branch = ["--branch", branch] if branch else []
     if (await remote.run(["test", "-e", path])).exit_code != 0:
@@ -233,7 +256,7 @@ async def _sync(
     head = await remote.out("-C", path, "rev-parse", "HEAD")
     branch = branch or await remote.out("-C", path, "rev-parse", "--abbrev-ref", "HEAD")
     if link_path:
-        made = await remote.run(["sh", "-c", LINK_SCRIPT, "clawrelay-link", path, link_path])
+        made = await remote.link(path, link_path)
         if made.exit_code != 0:
             raise SyncRefused(f"--link: {made.stderr_tail()}", reason=Reason.LINK_EXISTS)
         if made.stdout.decode().strip() != path:
@@ -265,21 +288,27 @@ async def _git_from(
     try:
         await remote.git(*args(path))
     finally:
-        await remote.run(["rm", "-f", path])
+        await remote.discard(path)
     return "bundle"
 
 
-async def _bundle_path(carrier: Carrier, repo: Path, is_local: bool, home: str, run_id: str, why: str) -> str:
+async def _bundle_path(carrier: Carrier, repo: Path, is_local: bool, home: str, run_id: str, why: str,
+                       end: float) -> str:
     """A bundle of the local checkout's branches, put on the host; returns its path there."""
     put = getattr(carrier, "put", None)
     if not is_local or put is None:
-        hint = "" if is_local else " (a bundle needs REPO to be a local checkout)"
-        raise TransportError(f"the host cannot fetch the repository: {why}{hint}", reason=Reason.UNREACHABLE)
+        hint = (" (a bundle needs REPO to be a local checkout)" if is_local is False and put is not None
+                else " (a bundle needs REPO as a local checkout, and a host with an ssh or node carrier)")
+        raise TransportError(
+            f"the host cannot fetch the repository: {why}{hint}; or give REPO an origin the host can "
+            "reach (git remote add origin URL, then git push)",
+            reason=Reason.UNREACHABLE,
+        )
     with tempfile.TemporaryDirectory(prefix="clawrelay-sync-") as tmp:
         bundle = Path(tmp) / "repo.bundle"
         made = await _local_git(repo, "bundle", "create", str(bundle), "--branches")
         if made.exit_code != 0:
             raise TransportError(f"git bundle failed: {made.stderr_tail()}", reason=Reason.GIT_ERROR)
         remote_path = f"{home}/.clawrelay-sync-{run_id}.bundle"
-        await put(bundle, remote_path, timeout=120)
-    return remote_path
+        placed = await put(bundle, remote_path, timeout=max(1.0, end - time.monotonic()))
+    return placed or remote_path  # a node's helper keeps it in its own staging folder

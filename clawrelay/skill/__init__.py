@@ -3,6 +3,13 @@
 The skill's text lists this instance's targets (names and aliases), so an agent that hears
 "给小m发消息" finds 小m in it. The installed file ends with a checksum line: an install over a
 file clawrelay wrote replaces it, but a file someone edited is only replaced with --force.
+
+The agent runs clawrelay through OpenClaw's `exec` tool, a shell, with the gateway's PATH,
+working folder and environment, not the user's. So the skill gives each command as the exact
+`exec` arguments: the command names clawrelay by absolute path, its routes file and state dir
+travel in `env`, and so does every word that comes from the user or the model (`<TARGET>`,
+`<MESSAGE>`, …). The command only says `"$CLAWRELAY_MESSAGE"`: a shell expands a double-quoted
+parameter once and never reads its value as shell text, so no content can break out of it.
 """
 
 from __future__ import annotations
@@ -10,6 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shlex
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,10 +38,72 @@ class SkillEdited(ClawrelayError):
     exit_code = 1
 
 
-def render(routes: Routes) -> str:
-    """SKILL.md for these routes, sealed with the checksum of its text."""
+class SkillRefused(ClawrelayError):
+    reason = Reason.CONFIG
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Install:
+    """What the gateway's `exec` needs to run this clawrelay: its absolute argv, the routes it
+    reads (an absolute path, or `builtin`) and its state dir."""
+
+    argv: tuple[str, ...]
+    config: str
+    home: str
+
+    @classmethod
+    def this(cls, routes: Routes) -> Install:
+        """The clawrelay running now, with the routes it loaded and the state dir it uses."""
+        from clawrelay import paths
+        from clawrelay.config.loader import BUILTIN
+
+        return cls(tuple(paths.this_program()), str(routes.path.resolve()) if routes.path else BUILTIN,
+                   str(paths.state_dir().resolve()))
+
+
+# The commands the skill teaches: clawrelay's arguments, where `$NAME` is a placeholder's variable,
+# and the placeholders the model fills in.
+_COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
+    "send": (["send", "--json", "--", "$CLAWRELAY_TARGET", "$CLAWRELAY_MESSAGE"],
+             {"CLAWRELAY_TARGET": "<TARGET>", "CLAWRELAY_MESSAGE": "<MESSAGE>"}),
+    "ask": (["send", "--json", "--wait-reply", "3m", "--", "$CLAWRELAY_TARGET", "$CLAWRELAY_MESSAGE"],
+            {"CLAWRELAY_TARGET": "<TARGET>", "CLAWRELAY_MESSAGE": "<MESSAGE>"}),
+    "event": (["event", "--json", "--", "$CLAWRELAY_TARGET", "$CLAWRELAY_MESSAGE"],
+              {"CLAWRELAY_TARGET": "<TARGET>", "CLAWRELAY_MESSAGE": "<MESSAGE>"}),
+    "status": (["status", "--json"], {}),
+    "exec": (["exec", "--json", "--shell", "--", "$CLAWRELAY_HOST", "$CLAWRELAY_COMMAND"],
+             {"CLAWRELAY_HOST": "<HOST>", "CLAWRELAY_COMMAND": "<COMMAND>"}),
+    "sync": (["sync", "--json", "--to", "$CLAWRELAY_HOST", "--", "$CLAWRELAY_PATH"],
+             {"CLAWRELAY_HOST": "<HOST>", "CLAWRELAY_PATH": "<PATH>"}),
+    "log": (["log", "--json"], {}),
+    "doctor": (["doctor", "--json"], {}),
+}
+_WAIT_S = {"ask": 180.0, "exec": 60.0, "sync": 300.0, "doctor": 60.0}  # beyond the chain's deadline
+
+
+def exec_args(name: str, install: Install, deadline_s: float) -> dict[str, object]:
+    """The `exec` tool's arguments for one command: a fixed command line, the values in `env`,
+    and a wait long enough that `exec` does not send the command to the background."""
+    words, placeholders = _COMMANDS[name]
+    line = [*(shlex.quote(w) for w in install.argv),
+            *(f'"{w}"' if w.startswith("$") else shlex.quote(w) for w in words)]
+    env = {"CLAWRELAY_CONFIG": install.config, "CLAWRELAY_HOME": install.home, **placeholders}
+    wait = int(deadline_s + _WAIT_S.get(name, 0.0) + 30)
+    return {"command": " ".join(line), "env": env, "yieldMs": wait * 1000, "timeoutSeconds": wait}
+
+
+def render(routes: Routes, install: Install | None = None) -> str:
+    """SKILL.md for these routes and this install, sealed with the checksum of its text."""
+    install = install or Install.this(routes)
     template = files("clawrelay.skill").joinpath("SKILL.md").read_text(encoding="utf-8")
-    text = template.replace("{targets}", _targets(routes))
+    deadline = max((routes.deadline(t) for t in routes.config.targets), default=60.0)
+
+    def block(m: re.Match[str]) -> str:
+        args = json.dumps(exec_args(m.group(1), install, deadline), ensure_ascii=False, indent=2)
+        return f"```json\n{args}\n```"
+
+    text = re.sub(r"\{exec:([a-z]+)\}", block, template.replace("{targets}", _targets(routes)))
     return f"{text}\n{_SEAL}{_digest(text)} -->\n"
 
 
@@ -62,17 +134,72 @@ def is_clawrelays(existing: str) -> bool:
     return bool(sep) and seal.strip() == f"{_digest(body)} -->"
 
 
+def openclaw_config() -> dict[str, object]:
+    """OpenClaw's own config (`openclaw.json`), where plain JSON can read it; else empty."""
+    state = Path(os.environ.get("OPENCLAW_STATE_DIR") or Path.home() / ".openclaw").expanduser()
+    config = Path(os.environ.get("OPENCLAW_CONFIG_PATH") or state / "openclaw.json").expanduser()
+    try:
+        doc = json.loads(config.read_text())
+    except (OSError, ValueError):
+        return {}  # absent, or JSON5 that plain JSON cannot read
+    return doc if isinstance(doc, dict) else {}
+
+
+def check_visible(install: Install) -> None:
+    """Refuse a skill whose commands the gateway's `exec` could not run: an agent sandbox (a
+    container that sees neither this clawrelay nor its routes), or a routes file or state dir
+    that is not there to read."""
+    agents = openclaw_config().get("agents")
+    defaults = agents.get("defaults") if isinstance(agents, dict) else None
+    sandbox = defaults.get("sandbox") if isinstance(defaults, dict) else None
+    mode = sandbox.get("mode") if isinstance(sandbox, dict) else None
+    if mode not in (None, "off"):
+        raise SkillRefused(
+            f"OpenClaw runs its agents' exec in a sandbox (agents.defaults.sandbox.mode: {mode}), which "
+            f"cannot see {install.argv[0]} or {install.config}; give the agent host exec "
+            "(tools.exec.host: gateway) or install clawrelay inside the sandbox image")
+    if install.config != "builtin" and not os.access(install.config, os.R_OK):
+        raise SkillRefused(f"{install.config}: the routes file cannot be read, so the gateway could not")
+
+
+def eligibility(workspace: Path, timeout: float = 90.0) -> str | None:
+    """What `openclaw skills list --json` (where `openclaw` is on PATH) says is wrong with the
+    installed skill, or None when it is eligible or there is no openclaw here to ask."""
+    import shutil
+    import subprocess
+
+    program = shutil.which("openclaw")
+    if program is None:
+        return None
+    try:
+        out = subprocess.run([program, "skills", "list", "--json"], capture_output=True, text=True,
+                             timeout=timeout, stdin=subprocess.DEVNULL)
+        doc = json.loads(out.stdout)
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return "`openclaw skills list --json` gave no answer to check the skill with"
+    if not isinstance(doc, dict):
+        return None
+    seen = doc.get("workspaceDir")
+    if seen and Path(str(seen)).expanduser().resolve() != workspace.resolve():
+        return f"OpenClaw's workspace is {seen}, not {workspace}: the agent will not see this skill"
+    ours = [s for s in doc.get("skills") or [] if isinstance(s, dict) and s.get("name") == "clawrelay"]
+    if not ours:
+        return "`openclaw skills list` does not list the clawrelay skill"
+    if not ours[0].get("eligible") or ours[0].get("disabled"):
+        missing = json.dumps(ours[0].get("missing") or {}, ensure_ascii=False)
+        return f"`openclaw skills list` shows the clawrelay skill as not eligible (missing: {missing})"
+    return None
+
+
 def default_workspace() -> Path:
     """The workspace OpenClaw itself uses: its config's agents.defaults.workspace, else
     $OPENCLAW_WORKSPACE_DIR, else <state dir>/workspace (state dir: $OPENCLAW_STATE_DIR or ~/.openclaw)."""
     state = Path(os.environ.get("OPENCLAW_STATE_DIR") or Path.home() / ".openclaw").expanduser()
-    config = Path(os.environ.get("OPENCLAW_CONFIG_PATH") or state / "openclaw.json").expanduser()
-    try:
-        ws = json.loads(config.read_text())["agents"]["defaults"]["workspace"]
-        if isinstance(ws, str) and ws:
-            return Path(ws).expanduser()
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # absent, or JSON5 that plain JSON cannot read: the next rule
+    agents = openclaw_config().get("agents")
+    defaults = agents.get("defaults") if isinstance(agents, dict) else None
+    ws = defaults.get("workspace") if isinstance(defaults, dict) else None
+    if isinstance(ws, str) and ws:
+        return Path(ws).expanduser()
     if os.environ.get("OPENCLAW_WORKSPACE_DIR"):
         return Path(os.environ["OPENCLAW_WORKSPACE_DIR"]).expanduser()
     return state / "workspace"

@@ -14,6 +14,7 @@ from clawrelay.config.model import CommandStep
 from clawrelay.envelope import Envelope
 from clawrelay.outcome import StepResult
 from clawrelay.reasons import Reason
+from clawrelay.secrets import value_of
 from clawrelay.transports.base import AttemptContext
 
 EX_TEMPFAIL = 75
@@ -31,7 +32,10 @@ class Command:
             [os.path.expanduser(a) if a.startswith("~") else a for a in opts.argv],
             timeout=ctx.remaining(),
             stdin=env.body.encode("utf-8"),
-            env={**{k: v for k, v in os.environ.items() if k not in hidden}, **env.env()},
+            env={**{k: v for k, v in os.environ.items() if k not in hidden},
+                 # what it asked for that only the secrets file has
+                 **{n: v for n in opts.env if n not in os.environ and (v := value_of(n))},
+                 **env.env()},
             on_spawn=ctx.mark_sent,
         )
         if res.timed_out:

@@ -10,12 +10,19 @@ refuse a missing workspace and a memory folder or note that leads outside it, cr
 where flock(1) is missing, as on macOS), skip an id whose header is already in this note or an
 earlier day's (PATTERN, a grep expression only a header line can match), append in one write,
 and read the id back.
+
+On a node the same script runs as the `memory` command of clawrelay's node helper
+(`carriers.node_helper`), a file the node judges by its path: a node with a locked-down exec
+policy can allowlist it, where it could neither allowlist nor approve an inline `sh -c SCRIPT`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from clawrelay.carriers.base import Carrier
+from clawrelay.carriers.result import RunResult
 from clawrelay.envelope import Envelope
 from clawrelay.errors import TransportError
 from clawrelay.outcome import StepResult
@@ -64,15 +71,37 @@ echo "written $f"
 """
 
 
-def argv_for(env: Envelope, workspace: str, when: datetime | None) -> list[str]:
-    """The script's argv. `when` is None when the host's own clock and zone should date it."""
+def args_for(env: Envelope, workspace: str, when: datetime | None) -> list[str]:
+    """The script's arguments. `when` is None when the host's own clock and zone should date it."""
     day = f"{when:%Y-%m-%d}" if when else ""
     at = memory_note.stamp(when) if when else ""
     now = when or datetime.now().astimezone()
     earlier = [f"{d:%Y-%m-%d}" for d in memory_note.days_to_check(env.created_ms, now, when and when.tzinfo)]
     prefix, suffix = memory_note.split_entry(env)
-    return ["sh", "-c", SCRIPT, "clawrelay-memory", workspace, day, at, memory_note.header_pattern(env.id),
-            prefix, suffix, *earlier]
+    return [workspace, day, at, memory_note.header_pattern(env.id), prefix, suffix, *earlier]
+
+
+def argv_for(env: Envelope, workspace: str, when: datetime | None) -> list[str]:
+    """The script's argv on ssh and local hosts."""
+    return ["sh", "-c", SCRIPT, "clawrelay-memory", *args_for(env, workspace, when)]
+
+
+class _Writer:
+    """A host's carrier, running the writer: SCRIPT by `sh -c`, or on a node its helper's `memory`."""
+
+    def __init__(self, carrier: Carrier, args: list[str]) -> None:
+        self.carrier, self.args = carrier, args
+        self.name, self.label = carrier.name, carrier.label
+
+    async def run(self, argv: Sequence[str], *, timeout: float, cwd: str | None = None,
+                  stdin: bytes | None = None, on_spawn: Callable[[], None] | None = None) -> RunResult:
+        helper = getattr(self.carrier, "helper", None)
+        if helper is not None:
+            return await helper("memory", self.args, timeout=timeout, on_spawn=on_spawn)
+        return await self.carrier.run(argv, timeout=timeout, cwd=cwd, stdin=stdin, on_spawn=on_spawn)
+
+    async def home(self) -> str:
+        return await self.carrier.home()
 
 
 async def deliver_remote(env: Envelope, ctx: AttemptContext, when: datetime | None) -> StepResult:
@@ -81,9 +110,10 @@ async def deliver_remote(env: Envelope, ctx: AttemptContext, when: datetime | No
 
     host = ctx.host
     assert host is not None
+    args = args_for(env, host.workspace, when)
     res = await run_first(
-        ctx.carriers(),
-        argv_for(env, host.workspace, when),
+        [_Writer(c, args) for c in ctx.carriers()],
+        ["sh", "-c", SCRIPT, "clawrelay-memory", *args],
         timeout=lambda: max(0.5, ctx.remaining() - GRACE_S),
         on_spawn=ctx.mark_sent,
         chosen=ctx.chose,

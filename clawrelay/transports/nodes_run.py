@@ -4,6 +4,10 @@ config. The event wakes the session at once (a heartbeat turn with the text as a
 
 Confirmed by exit 0 from the node. The CLI has no idempotency key: a timeout after the command
 left is ambiguous, and the router never retries it blindly.
+
+A node with an exec allowlist runs it unasked once the CLI's resolved path is on the allowlist
+(`clawrelay doctor` prints the exact `openclaw approvals allowlist add --node …`); until then the
+node asks for an approval, which a delivery waits for only within the step's timeout.
 """
 
 from __future__ import annotations

@@ -9,13 +9,14 @@ that does not come in time is `ambiguous`: the run goes on over there.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from clawrelay.config.model import SessionsSendStep
 from clawrelay.envelope import Envelope
 from clawrelay.errors import LOST_IN_FLIGHT
 from clawrelay.openclaw.errors import GatewayError
-from clawrelay.outcome import StepResult
+from clawrelay.outcome import ReplyWait, StepResult
 from clawrelay.reasons import Reason
 from clawrelay.transports.base import AttemptContext
 
@@ -24,6 +25,17 @@ def reply_text(final: dict[str, Any]) -> str | None:
     payloads = (final.get("result") or {}).get("payloads") or []
     texts = [p.get("text") for p in payloads if isinstance(p, dict) and p.get("text")]
     return "\n".join(texts) if texts else None
+
+
+async def _answer(final: Awaitable[dict[str, Any]]) -> tuple[ReplyWait, str | None]:
+    """The run's final answer, once it comes: its reply text, or why there is none."""
+    try:
+        done = await final
+    except GatewayError as e:
+        return ReplyWait.LOST, str(e)
+    if done.get("status") != "ok":
+        return ReplyWait.RUN_FAILED, str(done.get("summary") or done.get("error") or done.get("status"))
+    return ReplyWait.REPLIED, reply_text(done) or ""
 
 
 class SessionsSend:
@@ -48,8 +60,10 @@ class SessionsSend:
             raise
         status, run = ack.get("status"), ack.get("runId")
         where = f"{name}: run {run} {status} in {session}"
-        if not opts.wait_reply or status != "accepted":
+        if status != "accepted":
             return StepResult.delivered(where)
+        if not opts.wait_reply:  # a sender that wants the answer (`send --wait-reply`) awaits it
+            return StepResult.delivered(where, later=lambda: _answer(call.final))
         try:
             final = await call.final
         except GatewayError as e:

@@ -9,6 +9,11 @@ whose prompt carries system events ("System: [time] text", what `wake` queues) i
 "ACK: [event: text] …", as an agent would mention them, so the event shows in the session's history.
 A request whose last user message contains "[[fail]]" (a system event's text included) is refused
 with HTTP 400, so the gateway's turn fails.
+A user message "[[relay TARGET]] TEXT" makes it follow the clawrelay skill as a model that takes
+SKILL.md literally would: it reads the skill's file at the location the system prompt lists,
+takes the `exec` argument block under "## Send a message", puts TARGET and TEXT in for
+`<TARGET>` and `<MESSAGE>` as JSON string content, calls `exec` with exactly that, and answers
+"RELAYED: " and what exec returned. Without the skill in its prompt it answers "NO SKILL".
 With PROMPTLOG, the text of every request's messages is appended to it (one JSON string a line),
 so a test can see what reached the model, a system event included. Standard library only; binds 127.0.0.1 and nothing else.
 """
@@ -54,6 +59,33 @@ def last_user(messages: list[dict]) -> str:
     return ""
 
 
+RELAY = re.compile(r"\[\[relay ([^\]]+)\]\] (.*)", re.S)
+SKILL = re.compile(r"<name>clawrelay</name>\s*<description>.*?</description>\s*<location>(.*?)</location>", re.S)
+
+
+def relay_step(messages: list[dict]) -> tuple[str, dict] | str | None:
+    """The skill-following model's next move: a tool call (name, arguments), a final text, or
+    None when this is not a relay request."""
+    asked = [i for i, m in enumerate(messages) if m.get("role") == "user" and RELAY.search(text_of(m.get("content")))]
+    if not asked:
+        return None
+    start = asked[-1]
+    request = text_of(messages[start].get("content"))
+    target, text = RELAY.search(request).groups()
+    text = text.split("\n\nRuntime: agent=")[0]
+    tools = [m for m in messages[start + 1:] if m.get("role") == "tool"]
+    if not tools:
+        system = "\n".join(text_of(m.get("content")) for m in messages if m.get("role") in ("system", "developer"))
+        found = SKILL.search(system)
+        return ("read", {"path": found.group(1).strip()}) if found else "NO SKILL"
+    if len(tools) == 1:
+        skill = text_of(tools[0].get("content"))
+        block = skill.split("## Send a message", 1)[1].split("```json\n", 1)[1].split("\n```", 1)[0]
+        filled = block.replace("<TARGET>", json.dumps(target)[1:-1]).replace("<MESSAGE>", json.dumps(text)[1:-1])
+        return ("exec", json.loads(filled))
+    return "RELAYED: " + text_of(tools[-1].get("content"))[:2000]
+
+
 def last_user_raw(messages: list[dict]) -> str:
     for m in reversed(messages):
         if m.get("role") == "user":
@@ -82,6 +114,9 @@ class Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
         if not self.path.rstrip("/").endswith("/chat/completions"):
             return self._json(404, {"error": {"message": f"no route {self.path}"}})
+        if os.environ.get("FAKE_MODEL_REQUESTS"):
+            with open(os.environ["FAKE_MODEL_REQUESTS"], "a") as log:
+                log.write(json.dumps(body) + "\n")
         user = last_user(body.get("messages") or [])
         if len(sys.argv) > 3:
             with open(sys.argv[3], "a") as log:
@@ -93,21 +128,38 @@ class Handler(BaseHTTPRequestHandler):
         seen = "".join(f"[event: {e}] " for e in events(body.get("messages") or []))
         reply = ("ACK: " + seen + " ".join(user.split()))[:600]
         base = {"id": "chatcmpl-" + uuid.uuid4().hex[:20], "created": int(time.time()), "model": "fake-model"}
+        message: dict = {"role": "assistant", "content": reply}
+        finish = "stop"
+        step = relay_step(body.get("messages") or [])
+        if isinstance(step, str):
+            message["content"] = step
+        elif step is not None:
+            name, arguments = step
+            message = {"role": "assistant", "content": None, "tool_calls": [{
+                "id": "call_" + uuid.uuid4().hex[:12], "type": "function",
+                "function": {"name": name, "arguments": json.dumps(arguments, ensure_ascii=False)}}]}
+            finish = "tool_calls"
+        self._answer(base, body, message, finish)
+
+    def _answer(self, base: dict, body: dict, message: dict, finish: str) -> None:
+        """One assistant message (text or tool calls), whole or as a stream of two chunks."""
+        usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
         if not body.get("stream"):
-            return self._json(200, {**base, "object": "chat.completion", "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+            return self._json(200, {**base, "object": "chat.completion", "usage": usage, "choices": [
+                {"index": 0, "message": message, "finish_reason": finish}]})
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
         chunk = {**base, "object": "chat.completion.chunk"}
-        for delta, finish in (({"role": "assistant", "content": reply}, None), ({}, "stop")):
-            event = {**chunk, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        delta = {k: v for k, v in message.items() if v is not None}
+        if "tool_calls" in delta:
+            delta["tool_calls"] = [{"index": i, **c} for i, c in enumerate(delta["tool_calls"])]
+        for d, f in ((delta, None), ({}, finish)):
+            event = {**chunk, "choices": [{"index": 0, "delta": d, "finish_reason": f}]}
             self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
-        usage = {**chunk, "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
-        self.wfile.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
+        self.wfile.write(f"data: {json.dumps({**chunk, 'choices': [], 'usage': usage})}\n\ndata: [DONE]\n\n".encode())
         self.wfile.flush()
 
 

@@ -83,8 +83,8 @@ def classify(exc: Exception) -> Failure:
         if isinstance(cause, httpx.ProxyError):
             return Failure(Reason.PROXY_ERROR, f"the proxy refused: {cause}", retryable=True)
         if isinstance(cause, httpx.ConnectError):
-            return Failure(Reason.CONNECTION_REFUSED, f"cannot connect to the Bot API: {cause}",
-                           retryable=True)
+            why = "its host name does not resolve here" if _unresolved(cause) else str(cause)
+            return Failure(Reason.CONNECTION_REFUSED, f"cannot connect to the Bot API: {why}", retryable=True)
         if isinstance(cause, httpx.TransportError):  # the connection broke after the request left
             return Failure(
                 Reason.CONNECTION_LOST,
@@ -104,3 +104,16 @@ def classify(exc: Exception) -> Failure:
 def _match(text: str, table: tuple[tuple[str, str], ...], default: str) -> str:
     low = text.lower()
     return next((reason for needle, reason in table if needle in low), default)
+
+
+def _unresolved(exc: BaseException) -> bool:
+    """A DNS failure somewhere under this exception (httpx keeps the socket error as a cause)."""
+    import socket
+
+    seen = 0
+    cause: BaseException | None = exc
+    while cause is not None and seen < 8:
+        if isinstance(cause, socket.gaierror):
+            return True
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return False
