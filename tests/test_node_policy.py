@@ -59,17 +59,23 @@ def raw_run(gateway: Gateway, node_id: str, argv: list[str]) -> dict:
     return res
 
 
+def _module_env(factory: pytest.TempPathFactory, name: str, gateway: Gateway) -> Env:
+    """An Env (as the `env` fixture makes) for a module-scoped fixture, with the routes written."""
+    tmp = factory.mktemp(name)
+    workspace = tmp / "workspace"
+    workspace.mkdir()
+    made = Env(tmp, tmp / "state", workspace, {"PATH": os.environ["PATH"], "HOME": str(tmp / "home"),
+                                                "CLAWRELAY_HOME": str(tmp / "state"), GW_TOKEN_ENV: gateway.token})
+    routes(made, gateway)
+    return made
+
+
 @pytest.fixture(scope="module")
 def locked(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """The locked-down node host's id. clawrelay met it once before the lock (a doctor run, which
     installs clawrelay's helper there), as on a machine set up first and locked down later."""
     node_id = gateway.start_node("locked", env={"HTTP_PROXY": DEAD_PROXY, "https_proxy": DEAD_PROXY})
-    tmp = tmp_path_factory.mktemp("locked-setup")
-    workspace = tmp / "workspace"
-    workspace.mkdir()
-    setup = Env(tmp, tmp / "state", workspace, {"PATH": os.environ["PATH"], "HOME": str(tmp / "home"),
-                                                 "CLAWRELAY_HOME": str(tmp / "state"), GW_TOKEN_ENV: gateway.token})
-    routes(setup, gateway)
+    setup = _module_env(tmp_path_factory, "locked-setup", gateway)
     r = setup.run("doctor", "by-memory", timeout=120)
     assert r.code == 0, r.out + r.err
     assert (gateway.node_home("locked") / HELPER).is_file()
@@ -81,12 +87,7 @@ def locked(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory):  # type:
 @pytest.fixture(scope="module")
 def fixed(gateway: Gateway, locked: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Doctor on the locked node, then exactly the fix lines it printed, run as its operator would."""
-    tmp = tmp_path_factory.mktemp("locked-doctor")
-    workspace = tmp / "workspace"
-    workspace.mkdir()
-    doc = Env(tmp, tmp / "state", workspace, {"PATH": os.environ["PATH"], "HOME": str(tmp / "home"),
-                                               "CLAWRELAY_HOME": str(tmp / "state"), GW_TOKEN_ENV: gateway.token})
-    routes(doc, gateway)
+    doc = _module_env(tmp_path_factory, "locked-doctor", gateway)
     before = doc.run("doctor", timeout=180)
     lines = fix_lines(before.out)
     for line in dict.fromkeys(lines):  # each once, in the order printed

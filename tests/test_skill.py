@@ -42,6 +42,7 @@ def test_install_writes_the_skill_with_the_targets_once(env: Env) -> None:
     for trigger in ("send a message to", "给小m发消息", "通知另一个实例", "跨机器执行", "同步到远程", "agent间通信", "实例间通信",
                     "告诉小m", "问小m", "让小m", "ask Xiaom to", "tell Xiaom that"):
         assert trigger in text
+    assert "If `auto_retry` is `true`: it is retried automatically" in text  # only where a flusher runs
     assert env.run("skill", "install", "-w", str(ws), "--json").json()["result"] == "unchanged"
     assert env.run("skill", "show").out == text
 
