@@ -71,3 +71,6 @@ def test_the_option_takes_only_a_duration_as_its_value() -> None:
         "send", "xiaom", "hi", "--wait-reply=90s", "--json"]
     assert v(["send", "--wait-reply", "--json", "x", "y"]) == ["send", "--wait-reply=3m", "--json", "x", "y"]
     assert v(["send", "--", "x", "--wait-reply"]) == ["send", "--", "x", "--wait-reply"]
+    assert v(["-c", "r.yaml", "send", "x", "y", "--wait-reply"]) == ["-c", "r.yaml", "send", "x", "y", "--wait-reply=3m"]
+    # another command's words are its own: a remote command line keeps its `--wait-reply`
+    assert v(["exec", "host", "prog", "--wait-reply"]) == ["exec", "host", "prog", "--wait-reply"]
