@@ -72,12 +72,26 @@ hosts:
 targets:
   t: {{host: box, chain: [memory_file]}}
 """)
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp), "LANG": "C.UTF-8",
-               "OPENCLAW_GATEWAY_TOKEN": gw.token, "CLAWRELAY_HOME": str(tmp / "state")}
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(tmp),
+            "LANG": "C.UTF-8",
+            "OPENCLAW_GATEWAY_TOKEN": gw.token,
+            "CLAWRELAY_HOME": str(tmp / "state"),
+        }
         argvs = {
             "node raw (node.invoke script)": [sys.executable, "-c", NODE_RAW, gw.url, node_id],
-            "clawrelay exec --via node": [exe, "exec", "xiaom", "--via", "node", "-c", str(routes), "--",
-                                          "true"],
+            "clawrelay exec --via node": [
+                exe,
+                "exec",
+                "xiaom",
+                "--via",
+                "node",
+                "-c",
+                str(routes),
+                "--",
+                "true",
+            ],
             "ssh raw (ssh host true)": [shutil.which("ssh") or "/usr/bin/ssh", *ssh.ssh_argv("true")[1:]],
             "clawrelay exec --via ssh": [exe, "exec", "box", "--via", "ssh", "-c", str(routes), "--", "true"],
         }

@@ -52,14 +52,20 @@ def main() -> None:
     bin_dir = openclaw_bin()
     gw = Gateway(bin_dir, tmp / "gw").start()
     try:
-        base = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp), "LANG": "C.UTF-8",
-                "OPENCLAW_GATEWAY_TOKEN": gw.token, "CLAWRELAY_HOME": str(tmp / "state")}
+        base = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(tmp),
+            "LANG": "C.UTF-8",
+            "OPENCLAW_GATEWAY_TOKEN": gw.token,
+            "CLAWRELAY_HOME": str(tmp / "state"),
+        }
         cases = {
             "floor (python websockets)": ([sys.executable, "-c", FLOOR, gw.url], base),
             "clawrelay call health": ([exe, "call", gw.url, "health", "--json"], base),
             "openclaw gateway call health": (
                 [str(bin_dir / "openclaw"), "gateway", "call", "health", "--json"],
-                {**gw.env(), "OPENCLAW_GATEWAY_TOKEN": gw.token}),
+                {**gw.env(), "OPENCLAW_GATEWAY_TOKEN": gw.token},
+            ),
         }
         med = medians(cases, runs, str(tmp))
     finally:

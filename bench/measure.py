@@ -66,5 +66,7 @@ def medians(cases: dict[str, Case], runs: int, cwd: str) -> dict[str, tuple[floa
     for _ in range(runs):
         for name, (argv, env) in cases.items():
             samples[name].append(measure(argv, env, cwd))
-    return {name: (statistics.median(t for t, _ in rows), statistics.median(m for _, m in rows))
-            for name, rows in samples.items()}
+    return {
+        name: (statistics.median(t for t, _ in rows), statistics.median(m for _, m in rows))
+        for name, rows in samples.items()
+    }

@@ -24,9 +24,14 @@ def main() -> None:
     (tmp / "ws").mkdir()
     (tmp / "routes.yaml").write_text(
         f'version: 1\nself: bench\nhosts: {{here: {{local: true, workspace: "{tmp / "ws"}"}}}}\n'
-        "targets: {peer: {host: here, chain: [memory_file: {}]}}\n")
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp), "CLAWRELAY_HOME": str(tmp / "state"),
-           "LANG": os.environ.get("LANG", "C.UTF-8")}
+        "targets: {peer: {host: here, chain: [memory_file: {}]}}\n"
+    )
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp),
+        "CLAWRELAY_HOME": str(tmp / "state"),
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+    }
     py = sys.executable
     cases = {
         "python -c pass (floor)": [py, "-c", "pass"],
@@ -36,8 +41,10 @@ def main() -> None:
     }
     med = medians({name: (argv, env) for name, argv in cases.items()}, runs, str(tmp))
     floor_t, floor_m = med["python -c pass (floor)"]
-    print(f"{runs} runs each, interleaved; python {sys.version.split()[0]} on {os.uname().machine}, "
-          f"{os.cpu_count()} cpus")
+    print(
+        f"{runs} runs each, interleaved; python {sys.version.split()[0]} on {os.uname().machine}, "
+        f"{os.cpu_count()} cpus"
+    )
     print(f"{'case':<30} {'median wall':>12} {'x floor':>8} {'peak RSS':>10} {'x floor':>8}")
     for name, (t, m) in med.items():
         print(f"{name:<30} {t * 1000:>9.0f} ms {t / floor_t:>8.1f} {m / 1024:>7.1f} MB {m / floor_m:>8.1f}")

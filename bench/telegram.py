@@ -51,15 +51,25 @@ def main() -> None:
     server = FakeTelegram(tmp / "bot-api")
     try:
         routes = tmp / "routes.yaml"
-        routes.write_text("version: 1\nself: bench\n"
-                          + telegram_routes(server.base_url, f"      - telegram: {{chat_id: {ALICE}}}\n"))
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp), "LANG": "C.UTF-8", "TOKEN": TOKEN,
-               TOKEN_ENV: TOKEN, "CLAWRELAY_HOME": str(tmp / "state")}
+        routes.write_text(
+            "version: 1\nself: bench\n"
+            + telegram_routes(server.base_url, f"      - telegram: {{chat_id: {ALICE}}}\n")
+        )
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(tmp),
+            "LANG": "C.UTF-8",
+            "TOKEN": TOKEN,
+            TOKEN_ENV: TOKEN,
+            "CLAWRELAY_HOME": str(tmp / "state"),
+        }
         cases = {
             "stdlib floor (urllib POST)": ([sys.executable, "-c", STDLIB, server.base_url, str(ALICE)], env),
             "ptb floor (Bot.send_message)": ([sys.executable, "-c", PTB, server.base_url, str(ALICE)], env),
             "clawrelay send --via telegram": (
-                [exe, "send", "human", "bench", "--via", "telegram", "-c", str(routes)], env),
+                [exe, "send", "human", "bench", "--via", "telegram", "-c", str(routes)],
+                env,
+            ),
         }
         med = medians(cases, runs, str(tmp))
     finally:

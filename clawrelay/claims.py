@@ -26,8 +26,10 @@ class Claim:
         except OSError as e:  # a full or read-only state dir: nothing can be owned, so nothing is sent
             from clawrelay.errors import StateError
 
-            raise StateError(f"cannot take {self.path}: {e.strerror or e} (set CLAWRELAY_HOME to a "
-                             "writable folder with room)") from None
+            raise StateError(
+                f"cannot take {self.path}: {e.strerror or e} (set CLAWRELAY_HOME to a "
+                "writable folder with room)"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

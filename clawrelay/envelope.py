@@ -25,8 +25,9 @@ def check_text(text: str, what: str = "the message") -> str:
     except UnicodeEncodeError as e:
         raise UsageError(f"{what} is not valid UTF-8 (at character {e.start + 1})") from None
     if "\x00" in text:
-        raise UsageError(f"{what} holds a NUL character (at character {text.index(chr(0)) + 1}): "
-                         "only text can be sent") from None
+        raise UsageError(
+            f"{what} holds a NUL character (at character {text.index(chr(0)) + 1}): only text can be sent"
+        ) from None
     return text
 
 

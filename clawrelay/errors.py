@@ -9,8 +9,17 @@ from __future__ import annotations
 
 from clawrelay.reasons import Reason
 
-__all__ = ["LOST_IN_FLIGHT", "ClawrelayError", "ConfigError", "HopLimit", "Reason", "StateError",
-           "TransportError", "UnknownTarget", "UsageError"]
+__all__ = [
+    "LOST_IN_FLIGHT",
+    "ClawrelayError",
+    "ConfigError",
+    "HopLimit",
+    "Reason",
+    "StateError",
+    "TransportError",
+    "UnknownTarget",
+    "UsageError",
+]
 
 
 class ClawrelayError(Exception):

@@ -39,8 +39,12 @@ class Pass:
     expired: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
-        return {"retried": [d.to_json() for d in self.retried], "skipped": self.skipped,
-                "errors": self.errors, "expired": self.expired}
+        return {
+            "retried": [d.to_json() for d in self.retried],
+            "skipped": self.skipped,
+            "errors": self.errors,
+            "expired": self.expired,
+        }
 
     @property
     def exit_code(self) -> int:
@@ -50,16 +54,25 @@ class Pass:
     def summary(self) -> dict[str, int]:
         """What `service status` shows of the last pass: how many of each outcome."""
         by = {s: sum(1 for d in self.retried if d.status is s) for s in (Status.DELIVERED, Status.AMBIGUOUS)}
-        return {"delivered": by[Status.DELIVERED], "ambiguous": by[Status.AMBIGUOUS],
-                "still_queued": len(self.retried) - by[Status.DELIVERED] - by[Status.AMBIGUOUS],
-                "errors": len(self.errors), "expired": len(self.expired),
-                "exit_code": self.exit_code}
+        return {
+            "delivered": by[Status.DELIVERED],
+            "ambiguous": by[Status.AMBIGUOUS],
+            "still_queued": len(self.retried) - by[Status.DELIVERED] - by[Status.AMBIGUOUS],
+            "errors": len(self.errors),
+            "expired": len(self.expired),
+            "exit_code": self.exit_code,
+        }
 
 
 class Flusher:
-    def __init__(self, router: Router, *, probe_timeout: float = 3.0,
-                 on_start: Callable[[MessageRecord], None] | None = None,
-                 on_done: Callable[[Delivery], None] | None = None) -> None:
+    def __init__(
+        self,
+        router: Router,
+        *,
+        probe_timeout: float = 3.0,
+        on_start: Callable[[MessageRecord], None] | None = None,
+        on_done: Callable[[Delivery], None] | None = None,
+    ) -> None:
         self.router = router
         self.journal: Journal = router.journal
         self.probe_timeout = probe_timeout
@@ -81,27 +94,30 @@ class Flusher:
         due = {}
         for target, rs in self.waiting().items():
             if target not in known:  # removed from the routes: it waits for them, or for a purge
-                result.skipped += [{"id": r.id, "reason": Reason.UNKNOWN_TARGET, "target": target}
-                                   for r in rs]
+                result.skipped += [
+                    {"id": r.id, "reason": Reason.UNKNOWN_TARGET, "target": target} for r in rs
+                ]
             elif now or _due(rs[0]):
                 due[target] = rs
             else:
-                result.skipped += [{"id": r.id, "reason": Reason.BACKOFF,
-                                    "next_attempt_ms": r.next_attempt_ms}
-                                   for r in rs]
+                result.skipped += [
+                    {"id": r.id, "reason": Reason.BACKOFF, "next_attempt_ms": r.next_attempt_ms} for r in rs
+                ]
         await self._drain_all(due, result)
         return result
 
-    async def watch(self, interval: float, report: Callable[[Pass], None],
-                    on_pass: Callable[[Pass], None] | None = None) -> None:
+    async def watch(
+        self, interval: float, report: Callable[[Pass], None], on_pass: Callable[[Pass], None] | None = None
+    ) -> None:
         """Pass after pass until the router is told to stop; `report` gets each pass that did
         something, `on_pass` every pass (its finish is what tells that a flusher runs)."""
         while not self.router.stopping:
             result = await self.once()
             # waiting out a backoff (or for a target to be put back) is the normal state of a
             # watched outbox: not worth a report every interval
-            result.skipped = [s for s in result.skipped
-                              if s["reason"] not in (Reason.BACKOFF, Reason.UNKNOWN_TARGET)]
+            result.skipped = [
+                s for s in result.skipped if s["reason"] not in (Reason.BACKOFF, Reason.UNKNOWN_TARGET)
+            ]
             tried = {d.target for d in result.retried}
             came_back = await self._came_back(set(self.waiting()), tried)
             if came_back and not self.router.stopping:
@@ -167,8 +183,10 @@ class Flusher:
             if self.on_done is not None:
                 self.on_done(d)
             if d.status is not Status.DELIVERED:
-                result.skipped += [{"id": later.id, "reason": Reason.BEHIND_UNDELIVERED, "behind": r.id}
-                                   for later in records[i + 1:]]
+                result.skipped += [
+                    {"id": later.id, "reason": Reason.BEHIND_UNDELIVERED, "behind": r.id}
+                    for later in records[i + 1 :]
+                ]
                 return
 
 

@@ -72,8 +72,15 @@ class MessageRecord:
     attempts: list[Attempt]
 
     def envelope(self) -> Envelope:
-        return Envelope(sender=self.sender, target=self.target, body=self.body, id=self.id,
-                        hops=self.hops, created_ms=self.created_ms, kind=self.kind)
+        return Envelope(
+            sender=self.sender,
+            target=self.target,
+            body=self.body,
+            id=self.id,
+            hops=self.hops,
+            created_ms=self.created_ms,
+            kind=self.kind,
+        )
 
     def delivery(self) -> Delivery:
         return Delivery(self.id, self.target, self.status, self.via, self.attempts, self.reply)
@@ -81,10 +88,17 @@ class MessageRecord:
     def to_json(self) -> dict[str, object]:
         out = self.delivery().to_json()
         out["status"] = str(self.status)
-        out.update(sender=self.sender, kind=self.kind, created_ms=self.created_ms, runs=self.runs,
-                   body=self.body, next_attempt_ms=self.next_attempt_ms, expires_ms=self.expires_ms,
-                   batch=Batch(self.batch, self.batch_to or "").to_json() if self.batch else None,
-                   only_via=self.only_via)
+        out.update(
+            sender=self.sender,
+            kind=self.kind,
+            created_ms=self.created_ms,
+            runs=self.runs,
+            body=self.body,
+            next_attempt_ms=self.next_attempt_ms,
+            expires_ms=self.expires_ms,
+            batch=Batch(self.batch, self.batch_to or "").to_json() if self.batch else None,
+            only_via=self.only_via,
+        )
         return out
 
 
@@ -114,8 +128,15 @@ class Journal:
 
     # -- writes ----------------------------------------------------------------------------
 
-    def add_message(self, env: Envelope, *, expires_in_s: float, status: Status = Status.QUEUED,
-                    batch: Batch | None = None, only_via: str | None = None) -> None:
+    def add_message(
+        self,
+        env: Envelope,
+        *,
+        expires_in_s: float,
+        status: Status = Status.QUEUED,
+        batch: Batch | None = None,
+        only_via: str | None = None,
+    ) -> None:
         """Record a new message as queued (an event or a command as failed until it says otherwise),
         before any attempt. A message is added with its claim held."""
         t = now_ms()
@@ -125,14 +146,28 @@ class Journal:
                 "INSERT INTO messages (id, kind, sender, target, body, hops, created_ms, status,"
                 " runs, updated_ms, expires_ms, batch, batch_to, only_via)"
                 " VALUES (?,?,?,?,?,?,?,?,0,?,?,?,?,?)",
-                (env.id, env.kind, env.sender, env.target, env.body, env.hops, env.created_ms,
-                 status.value, t, env.created_ms + int(expires_in_s * 1000), batch_id, batch_to, only_via),
+                (
+                    env.id,
+                    env.kind,
+                    env.sender,
+                    env.target,
+                    env.body,
+                    env.hops,
+                    env.created_ms,
+                    status.value,
+                    t,
+                    env.created_ms + int(expires_in_s * 1000),
+                    batch_id,
+                    batch_to,
+                    only_via,
+                ),
             )
 
     def begin_run(self, message_id: str) -> int:
         with self._write() as db:
-            db.execute("UPDATE messages SET runs = runs + 1, updated_ms = ? WHERE id = ?",
-                       (now_ms(), message_id))
+            db.execute(
+                "UPDATE messages SET runs = runs + 1, updated_ms = ? WHERE id = ?", (now_ms(), message_id)
+            )
             row = db.execute("SELECT runs FROM messages WHERE id = ?", (message_id,)).fetchone()
             return int(row[0]) if row else 1
 
@@ -149,17 +184,30 @@ class Journal:
 
     def end_attempt(self, row: int, a: Attempt) -> None:
         with self._write() as db:
-            db.execute("UPDATE attempts SET carrier = ?, outcome = ?, reason = ?, retryable = ?, detail = ?,"
-                       " elapsed_ms = ? WHERE rowid = ?",
-                       (a.carrier, a.outcome.value, a.reason, int(a.retryable), a.detail, a.elapsed_ms, row))
+            db.execute(
+                "UPDATE attempts SET carrier = ?, outcome = ?, reason = ?, retryable = ?, detail = ?,"
+                " elapsed_ms = ? WHERE rowid = ?",
+                (a.carrier, a.outcome.value, a.reason, int(a.retryable), a.detail, a.elapsed_ms, row),
+            )
 
     def add_attempt(self, message_id: str, a: Attempt) -> None:
         with self._write() as db:
             db.execute(
                 "INSERT INTO attempts (message_id, run, step, transport, carrier, outcome, reason,"
                 " retryable, detail, started_ms, elapsed_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (message_id, a.run, a.step, a.transport, a.carrier, a.outcome.value, a.reason,
-                 int(a.retryable), a.detail, a.started_ms, a.elapsed_ms),
+                (
+                    message_id,
+                    a.run,
+                    a.step,
+                    a.transport,
+                    a.carrier,
+                    a.outcome.value,
+                    a.reason,
+                    int(a.retryable),
+                    a.detail,
+                    a.started_ms,
+                    a.elapsed_ms,
+                ),
             )
 
     def finish(self, delivery: Delivery, *, backoff_s: float = 60.0, max_backoff_s: float = 3600.0) -> None:
@@ -172,27 +220,36 @@ class Journal:
                 runs = int(row[0]) if row else 1
                 wait = min(max_backoff_s, backoff_s * 2 ** max(0, runs - 1)) * random.uniform(0.8, 1.2)
                 next_ms = t + int(wait * 1000)
-            db.execute("UPDATE messages SET status = ?, via = ?, reply = ?, updated_ms = ?,"
-                       " next_attempt_ms = ? WHERE id = ?",
-                       (delivery.status.value, delivery.via, delivery.reply, t, next_ms, delivery.id))
+            db.execute(
+                "UPDATE messages SET status = ?, via = ?, reply = ?, updated_ms = ?,"
+                " next_attempt_ms = ? WHERE id = ?",
+                (delivery.status.value, delivery.via, delivery.reply, t, next_ms, delivery.id),
+            )
 
     def set_reply(self, message_id: str, reply: str) -> None:
         """The agent's answer, come after the message was recorded delivered."""
         with self._write() as db:
-            db.execute("UPDATE messages SET reply = ?, updated_ms = ? WHERE id = ?",
-                       (reply, now_ms(), message_id))
+            db.execute(
+                "UPDATE messages SET reply = ?, updated_ms = ? WHERE id = ?", (reply, now_ms(), message_id)
+            )
 
     def set_status(self, message_id: str, status: Status) -> None:
         with self._write() as db:
-            db.execute("UPDATE messages SET status = ?, updated_ms = ?, next_attempt_ms = NULL"
-                       " WHERE id = ?", (status.value, now_ms(), message_id))
+            db.execute(
+                "UPDATE messages SET status = ?, updated_ms = ?, next_attempt_ms = NULL WHERE id = ?",
+                (status.value, now_ms(), message_id),
+            )
 
     # -- interrupted attempts (see recovery) ------------------------------------------------
 
     def open_attempts(self) -> list[str]:
         """Messages with an attempt that started and has not ended: in flight, or orphaned."""
-        return [r[0] for r in self.db.execute(
-            "SELECT DISTINCT message_id FROM attempts WHERE outcome = ?", (Outcome.STARTED.value,))]
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT DISTINCT message_id FROM attempts WHERE outcome = ?", (Outcome.STARTED.value,)
+            )
+        ]
 
     def close_interrupted(self, message_id: str, resend_safe: ResendPolicy) -> Status | None:
         """With the message's claim held (its sender is gone): each attempt it left `started`
@@ -210,53 +267,84 @@ class Journal:
             for row, transport, started in rows:
                 safe = resend_safe(transport, started)
                 every_safe &= safe
-                what = ("resending it is harmless, so it stays queued" if safe else
-                        "it may have arrived: not resent automatically (outbox retry ID sends it again)")
-                db.execute("UPDATE attempts SET outcome = ?, reason = ?, retryable = ?, detail = ?"
-                           " WHERE rowid = ?",
-                           (Outcome.AMBIGUOUS.value, Reason.INTERRUPTED.value, int(safe),
-                            f"interrupted: the sender died while {transport} ran; {what}", row))
+                what = (
+                    "resending it is harmless, so it stays queued"
+                    if safe
+                    else "it may have arrived: not resent automatically (outbox retry ID sends it again)"
+                )
+                db.execute(
+                    "UPDATE attempts SET outcome = ?, reason = ?, retryable = ?, detail = ? WHERE rowid = ?",
+                    (
+                        Outcome.AMBIGUOUS.value,
+                        Reason.INTERRUPTED.value,
+                        int(safe),
+                        f"interrupted: the sender died while {transport} ran; {what}",
+                        row,
+                    ),
+                )
             found = db.execute("SELECT kind, status FROM messages WHERE id = ?", (message_id,)).fetchone()
             if found is None:
                 return None
             kind, status = found[0], Status(found[1])
             if status in (Status.QUEUED, Status.FAILED) and not (kind == QUEUEABLE and every_safe):
                 status = Status.AMBIGUOUS  # it may have happened: a person decides
-            db.execute("UPDATE messages SET status = ?, next_attempt_ms = NULL, updated_ms = ? WHERE id = ?",
-                       (status.value, now_ms(), message_id))
+            db.execute(
+                "UPDATE messages SET status = ?, next_attempt_ms = NULL, updated_ms = ? WHERE id = ?",
+                (status.value, now_ms(), message_id),
+            )
             return status
 
     def settle_interrupted(self, message_id: str) -> None:
         """An interrupted attempt whose resend was harmless then is not any more (the gateway's
         idempotency window passed before a retry came): the message becomes ambiguous."""
         with self._write() as db:
-            db.execute("UPDATE attempts SET retryable = 0, detail = detail || ?"
-                       " WHERE message_id = ? AND reason = ? AND retryable = 1",
-                       ("; by the next retry resending was no longer harmless", message_id,
-                        Reason.INTERRUPTED.value))
-            db.execute("UPDATE messages SET status = ?, next_attempt_ms = NULL, updated_ms = ? WHERE id = ?",
-                       (Status.AMBIGUOUS.value, now_ms(), message_id))
+            db.execute(
+                "UPDATE attempts SET retryable = 0, detail = detail || ?"
+                " WHERE message_id = ? AND reason = ? AND retryable = 1",
+                (
+                    "; by the next retry resending was no longer harmless",
+                    message_id,
+                    Reason.INTERRUPTED.value,
+                ),
+            )
+            db.execute(
+                "UPDATE messages SET status = ?, next_attempt_ms = NULL, updated_ms = ? WHERE id = ?",
+                (Status.AMBIGUOUS.value, now_ms(), message_id),
+            )
 
     # -- reads -----------------------------------------------------------------------------
 
-    _COLS = ("id, kind, sender, target, body, hops, created_ms, status, via, reply, runs,"
-             " updated_ms, next_attempt_ms, expires_ms, batch, batch_to, only_via")
+    _COLS = (
+        "id, kind, sender, target, body, hops, created_ms, status, via, reply, runs,"
+        " updated_ms, next_attempt_ms, expires_ms, batch, batch_to, only_via"
+    )
 
     def _records(self, rows: Iterable[tuple[Any, ...]]) -> list[MessageRecord]:
         rows = list(rows)
         attempts: dict[str, list[Attempt]] = {r[0]: [] for r in rows}
         ids = list(attempts)
         for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
+            chunk = ids[i : i + 500]
             for row in self.db.execute(
                 "SELECT message_id, run, step, transport, carrier, outcome, reason, retryable, detail,"
                 f" started_ms, elapsed_ms FROM attempts WHERE message_id IN ({','.join('?' * len(chunk))})"
-                " ORDER BY run, started_ms, rowid", chunk,
+                " ORDER BY run, started_ms, rowid",
+                chunk,
             ):
-                attempts[row[0]].append(Attempt(
-                    run=row[1], step=row[2], transport=row[3], carrier=row[4], outcome=Outcome(row[5]),
-                    reason=row[6], retryable=bool(row[7]), detail=row[8], started_ms=row[9],
-                    elapsed_ms=row[10]))
+                attempts[row[0]].append(
+                    Attempt(
+                        run=row[1],
+                        step=row[2],
+                        transport=row[3],
+                        carrier=row[4],
+                        outcome=Outcome(row[5]),
+                        reason=row[6],
+                        retryable=bool(row[7]),
+                        detail=row[8],
+                        started_ms=row[9],
+                        elapsed_ms=row[10],
+                    )
+                )
         return [MessageRecord(*r[:7], Status(r[7]), *r[8:], attempts=attempts[r[0]]) for r in rows]
 
     def get(self, given: str) -> MessageRecord | None:
@@ -268,20 +356,25 @@ class Journal:
         rows = self.db.execute(f"SELECT {self._COLS} FROM messages WHERE id = ?", (given,)).fetchall()
         if not rows:
             n = len(given)
-            rows = self.db.execute(f"SELECT {self._COLS} FROM messages WHERE substr(id, 1, ?) = ?"
-                                   " OR substr(id, -?) = ? ORDER BY id LIMIT 2",
-                                   (n, given, n, given)).fetchall()
+            rows = self.db.execute(
+                f"SELECT {self._COLS} FROM messages WHERE substr(id, 1, ?) = ?"
+                " OR substr(id, -?) = ? ORDER BY id LIMIT 2",
+                (n, given, n, given),
+            ).fetchall()
         if len(rows) > 1:
             shown = given if len(given) <= 40 else given[:37] + "…"
-            raise LookupError(f"{shown!r} matches more than one message; give more of the id "
-                              f"(its last {SHORT_ID} characters are unique in practice)")
+            raise LookupError(
+                f"{shown!r} matches more than one message; give more of the id "
+                f"(its last {SHORT_ID} characters are unique in practice)"
+            )
         return self._records(rows)[0] if rows else None
 
     def recent(self, *, target: str | None = None, last: int = 20) -> list[MessageRecord]:
         where, args = ("WHERE target = ?", [target]) if target else ("", [])
         rows = self.db.execute(
             f"SELECT {self._COLS} FROM messages {where} ORDER BY created_ms DESC, rowid DESC LIMIT ?",
-            [*args, last]).fetchall()
+            [*args, last],
+        ).fetchall()
         return self._records(reversed(rows))
 
     def outbox(self, *, include_dead: bool = False, target: str | None = None) -> list[MessageRecord]:
@@ -293,8 +386,9 @@ class Journal:
         args: list[object] = [QUEUEABLE, *statuses]
         if target is not None:
             where, args = where + " AND target = ?", [*args, target]
-        rows = self.db.execute(f"SELECT {self._COLS} FROM messages WHERE {where} ORDER BY created_ms, rowid",
-                               args).fetchall()
+        rows = self.db.execute(
+            f"SELECT {self._COLS} FROM messages WHERE {where} ORDER BY created_ms, rowid", args
+        ).fetchall()
         return self._records(rows)
 
     def waiting(self) -> dict[str, dict[str, int]]:
@@ -302,7 +396,9 @@ class Journal:
         out: dict[str, dict[str, int]] = {}
         for target, status, n in self.db.execute(
             "SELECT target, status, count(*) FROM messages WHERE kind = ? AND status IN (?, ?)"
-            " GROUP BY target, status", (QUEUEABLE, Status.QUEUED.value, Status.AMBIGUOUS.value)):
+            " GROUP BY target, status",
+            (QUEUEABLE, Status.QUEUED.value, Status.AMBIGUOUS.value),
+        ):
             out.setdefault(target, {"queued": 0, "ambiguous": 0})[status] = n
         return out
 
@@ -311,14 +407,20 @@ class Journal:
         rows = self.db.execute(
             f"SELECT {self._COLS} FROM messages WHERE rowid IN (SELECT rowid FROM (SELECT rowid,"
             " target, max(updated_ms) FROM messages WHERE status = ? AND kind IN ('message', 'event')"
-            " GROUP BY target))", (Status.DELIVERED.value,)).fetchall()
+            " GROUP BY target))",
+            (Status.DELIVERED.value,),
+        ).fetchall()
         return {r.target: r for r in self._records(rows)}
 
     def expire(self) -> list[str]:
         """Queued messages past their expiry become dead letters (unless a sender holds one)."""
         t = now_ms()
-        expired = [r[0] for r in self.db.execute(
-            "SELECT id FROM messages WHERE status = ? AND expires_ms <= ?", (Status.QUEUED.value, t))]
+        expired = [
+            r[0]
+            for r in self.db.execute(
+                "SELECT id FROM messages WHERE status = ? AND expires_ms <= ?", (Status.QUEUED.value, t)
+            )
+        ]
         dead = []
         for message_id in expired:
             claim = self.claim(message_id)

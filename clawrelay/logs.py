@@ -71,8 +71,9 @@ def configure() -> None:
     level = os.environ.get(LEVEL_ENV, "warning").upper()
     handler = logging.StreamHandler()
     handler.addFilter(MaskingFilter())
-    handler.setFormatter(ScrubbingFormatter("clawrelay[%(name)s] %(levelname)s: %(message)s",
-                                            traceback=level == "DEBUG"))
+    handler.setFormatter(
+        ScrubbingFormatter("clawrelay[%(name)s] %(levelname)s: %(message)s", traceback=level == "DEBUG")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level if level in logging.getLevelNamesMapping() else logging.WARNING)

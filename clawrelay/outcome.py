@@ -44,18 +44,38 @@ class StepResult:
     later: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def delivered(cls, detail: str | None = None, *, carrier: str | None = None,
-                  reply: str | None = None, later: Any = None) -> StepResult:
+    def delivered(
+        cls,
+        detail: str | None = None,
+        *,
+        carrier: str | None = None,
+        reply: str | None = None,
+        later: Any = None,
+    ) -> StepResult:
         return cls(Outcome.DELIVERED, detail=detail, carrier=carrier, reply=reply, later=later)
 
     @classmethod
-    def failed(cls, reason: str, detail: str | None = None, *, retryable: bool = False,
-               carrier: str | None = None, retry_after: float | None = None) -> StepResult:
+    def failed(
+        cls,
+        reason: str,
+        detail: str | None = None,
+        *,
+        retryable: bool = False,
+        carrier: str | None = None,
+        retry_after: float | None = None,
+    ) -> StepResult:
         return cls(Outcome.FAILED, reason, retryable, detail, carrier, retry_after)
 
     @classmethod
-    def ambiguous(cls, reason: str, detail: str | None = None, *, carrier: str | None = None,
-                  retryable: bool = False, retry_after: float | None = None) -> StepResult:
+    def ambiguous(
+        cls,
+        reason: str,
+        detail: str | None = None,
+        *,
+        carrier: str | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> StepResult:
         """`retryable` only from a transport whose next try resumes without repeating what
         arrived (Telegram's remaining parts); any other ambiguous attempt is never retried."""
         return cls(Outcome.AMBIGUOUS, reason, retryable, detail, carrier, retry_after)
@@ -79,8 +99,20 @@ class Attempt:
     def to_json(self) -> dict[str, object]:
         d = asdict(self)
         d["outcome"] = str(self.outcome)
-        return {k: d[k] for k in ("transport", "carrier", "outcome", "reason", "retryable",
-                                  "elapsed_ms", "detail", "step", "run")}
+        return {
+            k: d[k]
+            for k in (
+                "transport",
+                "carrier",
+                "outcome",
+                "reason",
+                "retryable",
+                "elapsed_ms",
+                "detail",
+                "step",
+                "run",
+            )
+        }
 
 
 @dataclass

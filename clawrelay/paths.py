@@ -32,8 +32,10 @@ def state_dir() -> Path:
     except OSError as e:
         from clawrelay.errors import StateError
 
-        raise StateError(f"cannot use {path} as clawrelay's state dir: {e.strerror or e} "
-                         "(set CLAWRELAY_HOME to a writable folder)") from None
+        raise StateError(
+            f"cannot use {path} as clawrelay's state dir: {e.strerror or e} "
+            "(set CLAWRELAY_HOME to a writable folder)"
+        ) from None
     return path
 
 

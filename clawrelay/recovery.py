@@ -47,6 +47,11 @@ def recover(journal: Journal, policy: ResendPolicy = resend_safe) -> list[str]:
 def still_resendable(record: MessageRecord, policy: ResendPolicy = resend_safe) -> bool:
     """Before an automatic retry: every interrupted attempt of the last run may still be resent
     (a gateway's idempotency window may have passed since it was recovered)."""
-    return all(policy(a.transport, a.started_ms) for a in record.attempts
-               if a.run == record.runs and a.reason == Reason.INTERRUPTED
-               and a.outcome is Outcome.AMBIGUOUS and a.retryable)
+    return all(
+        policy(a.transport, a.started_ms)
+        for a in record.attempts
+        if a.run == record.runs
+        and a.reason == Reason.INTERRUPTED
+        and a.outcome is Outcome.AMBIGUOUS
+        and a.retryable
+    )

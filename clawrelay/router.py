@@ -54,8 +54,15 @@ def retry_wait(initial: float = 0.5, maximum: float = 30.0) -> Callable[..., flo
 
 
 class Router:
-    def __init__(self, routes: Routes, journal: Journal, *, on_attempt: AttemptHook | None = None,
-                 deadline: float | None = None, wait_reply: float | None = None) -> None:
+    def __init__(
+        self,
+        routes: Routes,
+        journal: Journal,
+        *,
+        on_attempt: AttemptHook | None = None,
+        deadline: float | None = None,
+        wait_reply: float | None = None,
+    ) -> None:
         self.routes = routes
         self.wait_reply = wait_reply  # seconds to wait for the agent's answer once delivered
         self.journal = journal
@@ -111,27 +118,40 @@ class Router:
         limit = self.routes.config.defaults.max_hops
         if hops >= limit:
             raise HopLimit(f"{kind} refused: it has been relayed {hops} times (max_hops is {limit})")
-        return [Envelope(sender=self.routes.self_name, target=t, body=body, hops=hops, kind=kind)
-                for t in targets]
+        return [
+            Envelope(sender=self.routes.self_name, target=t, body=body, hops=hops, kind=kind) for t in targets
+        ]
 
-    async def send(self, envelopes: list[Envelope], via: str | None = None, *,
-                   batch: Batch | None = None) -> list[Delivery]:
+    async def send(
+        self, envelopes: list[Envelope], via: str | None = None, *, batch: Batch | None = None
+    ) -> list[Delivery]:
         """Journal every message first, then deliver them (a group concurrently, with a bound).
         `via` restricts the chain to one transport, for this send and every retry of it."""
         plans = {e.id: self.routes.plan(e.target, via) for e in envelopes}
         return await self.run(envelopes, plans, batch=batch, only_via=via)
 
-    async def run(self, envelopes: list[Envelope], plans: dict[str, list[PlannedStep]], *,
-                  batch: Batch | None = None, queue: bool = True,
-                  only_via: str | None = None) -> list[Delivery]:
+    async def run(
+        self,
+        envelopes: list[Envelope],
+        plans: dict[str, list[PlannedStep]],
+        *,
+        batch: Batch | None = None,
+        queue: bool = True,
+        only_via: str | None = None,
+    ) -> list[Delivery]:
         """Deliver each envelope down its own plan. `queue=False` (an event): what no step
         delivered ends `failed` instead of waiting in the outbox."""
         expire = self.routes.config.outbox.expire
         claims = {}
         for env in envelopes:
             claims[env.id] = self.journal.claim(env.id)
-            self.journal.add_message(env, expires_in_s=expire if queue else 0, batch=batch,
-                                     status=Status.QUEUED if queue else Status.FAILED, only_via=only_via)
+            self.journal.add_message(
+                env,
+                expires_in_s=expire if queue else 0,
+                batch=batch,
+                status=Status.QUEUED if queue else Status.FAILED,
+                only_via=only_via,
+            )
         bound = asyncio.Semaphore(GROUP_CONCURRENCY)
 
         async def one(env: Envelope) -> Delivery:
@@ -202,14 +222,17 @@ class Router:
         if not manual and fresh.status is Status.AMBIGUOUS:
             return fresh, Reason.AMBIGUOUS
         if fresh.target not in self.routes.config.targets:
-            raise TransportError(f"{message_id}: target {fresh.target!r} is no longer in the routes",
-                                 reason=Reason.UNKNOWN_TARGET)
+            raise TransportError(
+                f"{message_id}: target {fresh.target!r} is no longer in the routes",
+                reason=Reason.UNKNOWN_TARGET,
+            )
         return fresh, None
 
     # -- one message -----------------------------------------------------------------------
 
-    async def _deliver_claimed(self, env: Envelope, plan: list[PlannedStep], claim: Claim | None, *,
-                               queue: bool = True) -> Delivery:
+    async def _deliver_claimed(
+        self, env: Envelope, plan: list[PlannedStep], claim: Claim | None, *, queue: bool = True
+    ) -> Delivery:
         delivery = Delivery(env.id, env.target, Status.QUEUED)
         try:
             run = self.journal.begin_run(env.id)
@@ -232,10 +255,20 @@ class Router:
             if self.stopping:
                 break  # the message keeps its place; the next flush starts its chain again
             if time.monotonic() >= deadline:
-                self._record(env, delivery, Attempt(
-                    step=step.index, transport=step.transport, outcome=Outcome.FAILED, reason=Reason.DEADLINE,
-                    retryable=True, detail=f"not tried: the {budget:g}s deadline ran out",
-                    started_ms=now_ms(), run=run))
+                self._record(
+                    env,
+                    delivery,
+                    Attempt(
+                        step=step.index,
+                        transport=step.transport,
+                        outcome=Outcome.FAILED,
+                        reason=Reason.DEADLINE,
+                        retryable=True,
+                        detail=f"not tried: the {budget:g}s deadline ran out",
+                        started_ms=now_ms(),
+                        run=run,
+                    ),
+                )
                 continue
             result = await self._run_step(env, step, run, deadline, delivery)
             if result.outcome is Outcome.DELIVERED:
@@ -250,8 +283,9 @@ class Router:
         delivery.status = Status.AMBIGUOUS if ambiguous else Status.QUEUED
         return delivery
 
-    async def _run_step(self, env: Envelope, step: PlannedStep, run: int, deadline: float,
-                        delivery: Delivery) -> StepResult:
+    async def _run_step(
+        self, env: Envelope, step: PlannedStep, run: int, deadline: float, delivery: Delivery
+    ) -> StepResult:
         from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, stop_before_delay
 
         transport = get_transport(step.transport)
@@ -265,8 +299,9 @@ class Router:
             stop=stop_after_attempt(step.retries + 1) | stop_before_delay(deadline - time.monotonic()),
             wait=retry_wait(),
             sleep=self._pause,
-            retry=retry_if_result(lambda r: r.retryable and r.outcome is not Outcome.DELIVERED
-                                  and not self.stopping),
+            retry=retry_if_result(
+                lambda r: r.retryable and r.outcome is not Outcome.DELIVERED and not self.stopping
+            ),
             retry_error_callback=lambda rs: rs.outcome.result(),  # type: ignore[union-attr]
         )
         try:
@@ -279,16 +314,37 @@ class Router:
         if await self.wait_stopped(seconds):
             raise _Stopped
 
-    async def _attempt(self, env: Envelope, step: PlannedStep, transport: Transport, run: int,
-                       deadline: float, delivery: Delivery) -> StepResult:
-        ctx = AttemptContext(self.routes, env.target, step, gateway_pool=self.gateways,
-                             host_carriers=self.carriers, earlier=tuple(delivery.attempts),
-                             deadline=min(deadline, time.monotonic() + step.timeout))
+    async def _attempt(
+        self,
+        env: Envelope,
+        step: PlannedStep,
+        transport: Transport,
+        run: int,
+        deadline: float,
+        delivery: Delivery,
+    ) -> StepResult:
+        ctx = AttemptContext(
+            self.routes,
+            env.target,
+            step,
+            gateway_pool=self.gateways,
+            host_carriers=self.carriers,
+            earlier=tuple(delivery.attempts),
+            deadline=min(deadline, time.monotonic() + step.timeout),
+        )
         started, t0 = now_ms(), time.monotonic()
         # In the journal before anything can leave: a sender that dies in there leaves a record
         # that recovery can tell for what it is.
-        row = self.journal.start_attempt(env.id, Attempt(
-            step=step.index, transport=step.transport, outcome=Outcome.STARTED, started_ms=started, run=run))
+        row = self.journal.start_attempt(
+            env.id,
+            Attempt(
+                step=step.index,
+                transport=step.transport,
+                outcome=Outcome.STARTED,
+                started_ms=started,
+                run=run,
+            ),
+        )
         try:
             async with asyncio.timeout(ctx.remaining()):
                 result = await transport.deliver(env, ctx)
@@ -297,23 +353,37 @@ class Router:
             if ctx.sent:
                 result = StepResult.ambiguous(Reason.TIMEOUT, f"{waited} after sending")
             elif ctx.connecting:  # the gateway's handshake never completed: nothing was sent
-                result = StepResult.failed(Reason.HANDSHAKE_TIMEOUT, f"{waited}: {ctx.connecting} did not "
-                                           "complete the handshake", retryable=True)
+                result = StepResult.failed(
+                    Reason.HANDSHAKE_TIMEOUT,
+                    f"{waited}: {ctx.connecting} did not complete the handshake",
+                    retryable=True,
+                )
             else:
                 result = StepResult.failed(Reason.TIMEOUT, waited, retryable=True)
         except ClawrelayError as e:  # TransportError, or a ConfigError such as an unset secret
             if ctx.sent and e.reason in LOST_IN_FLIGHT:  # it left; the answer went with the connection
                 result = StepResult.ambiguous(e.reason, str(e))
             else:
-                result = StepResult.failed(e.reason, str(e), retryable=getattr(e, "retryable", False),
-                                           retry_after=getattr(e, "retry_after", None))
+                result = StepResult.failed(
+                    e.reason,
+                    str(e),
+                    retryable=getattr(e, "retryable", False),
+                    retry_after=getattr(e, "retry_after", None),
+                )
         except Exception as e:  # a bug in a transport must not lose the message or the record
             result = StepResult.failed(Reason.INTERNAL_ERROR, f"{e.__class__.__name__}: {e}")
         attempt = Attempt(
-            step=step.index, transport=step.transport, outcome=result.outcome,
-            carrier=result.carrier or ctx.carrier, reason=result.reason, retryable=result.retryable,
-            detail=scrub(result.detail), started_ms=started,
-            elapsed_ms=int((time.monotonic() - t0) * 1000), run=run)
+            step=step.index,
+            transport=step.transport,
+            outcome=result.outcome,
+            carrier=result.carrier or ctx.carrier,
+            reason=result.reason,
+            retryable=result.retryable,
+            detail=scrub(result.detail),
+            started_ms=started,
+            elapsed_ms=int((time.monotonic() - t0) * 1000),
+            run=run,
+        )
         self._record(env, delivery, attempt, row)
         return result
 

@@ -167,7 +167,7 @@ def _grams() -> dict[str, list[tuple[str, int]]]:
         for value in key:
             if len(value) >= FRAGMENT:
                 for i in range(len(value) - _GRAM + 1):
-                    grams.setdefault(value[i:i + _GRAM], []).append((value, i))
+                    grams.setdefault(value[i : i + _GRAM], []).append((value, i))
         _index = (key, grams)
     return _index[1]
 
@@ -184,7 +184,7 @@ def _fragments(text: str) -> list[tuple[int, int]]:
         return spans
     grown: dict[tuple[str, int], int] = {}  # (secret, text position - secret offset) → end of its run
     for i in range(0, len(text) - _GRAM + 1, _STEP):
-        for value, at in grams.get(text[i:i + _GRAM], ()):
+        for value, at in grams.get(text[i : i + _GRAM], ()):
             if grown.get((value, i - at), -1) > i:
                 continue  # the same run as an earlier hit
             left = 0

@@ -27,8 +27,7 @@ class SecretsFile:
 
     MAX_BYTES = 64 * 1024
 
-    def __init__(self, path: Path, values: dict[str, tuple[str, int]] | None = None,
-                 mode: int = 0) -> None:
+    def __init__(self, path: Path, values: dict[str, tuple[str, int]] | None = None, mode: int = 0) -> None:
         self.path = path  # absolute
         self.missing = values is None
         self.mode = mode
@@ -118,15 +117,13 @@ def _value(text: str, path: Path, n: int) -> str:
         return _COMMENT.split(text, maxsplit=1)[0].rstrip()
     quote, out, i = text[0], [], 1
     while i < len(text) and text[i] != quote:
-        if quote == '"' and text[i] == "\\" and text[i + 1:i + 2] in ('"', "\\"):
+        if quote == '"' and text[i] == "\\" and text[i + 1 : i + 2] in ('"', "\\"):
             i += 1
         out.append(text[i])
         i += 1
     if i == len(text):
         raise SecretsFileError(f"{path}:{n}: no closing {quote} quote")
-    tail = text[i + 1:].strip()
+    tail = text[i + 1 :].strip()
     if tail and not tail.startswith("#"):
         raise SecretsFileError(f"{path}:{n}: text after the closing quote")
     return "".join(out)
-
-

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from clawrelay.doctor.report import Check, checked
 
 if TYPE_CHECKING:
-
     from clawrelay.config.routes import Routes
     from clawrelay.doctor.probes import Probes
     from clawrelay.journal import Journal

@@ -67,7 +67,7 @@ CREATE INDEX IF NOT EXISTS attempts_open ON attempts(message_id) WHERE outcome =
 MIGRATIONS = {  # from user_version N to N + 1
     1: "ALTER TABLE messages ADD COLUMN batch TEXT; ALTER TABLE messages ADD COLUMN batch_to TEXT;",
     2: "ALTER TABLE messages ADD COLUMN only_via TEXT;"
-       " CREATE INDEX IF NOT EXISTS attempts_open ON attempts(message_id) WHERE outcome = 'started';",
+    " CREATE INDEX IF NOT EXISTS attempts_open ON attempts(message_id) WHERE outcome = 'started';",
 }
 
 
@@ -76,22 +76,34 @@ def state_error(path: Path, e: BaseException) -> StateError:
     (`sqlite_errorname`, e.g. SQLITE_FULL, SQLITE_CORRUPT, SQLITE_IOERR_WRITE), or the OS error."""
     code = getattr(e, "sqlite_errorname", "") or ""
     detail = getattr(e, "strerror", None) or str(e)
-    if code == "SQLITE_FULL" or getattr(e, "errno", None) == errno.ENOSPC or (
-            code.startswith("SQLITE_IOERR") and _full(path)):  # a WAL that cannot grow says only IOERR
-        return StateError(f"cannot write the journal {path}: the disk is full; free some space",
-                          reason=Reason.DISK_FULL)
+    if (
+        code == "SQLITE_FULL"
+        or getattr(e, "errno", None) == errno.ENOSPC
+        or (code.startswith("SQLITE_IOERR") and _full(path))
+    ):  # a WAL that cannot grow says only IOERR
+        return StateError(
+            f"cannot write the journal {path}: the disk is full; free some space", reason=Reason.DISK_FULL
+        )
     if code in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
-        return StateError(f"the journal {path} is damaged ({detail}); move it aside (clawrelay starts a new "
-                          "one) or restore it from a backup", reason=Reason.JOURNAL_CORRUPT)
+        return StateError(
+            f"the journal {path} is damaged ({detail}); move it aside (clawrelay starts a new "
+            "one) or restore it from a backup",
+            reason=Reason.JOURNAL_CORRUPT,
+        )
     unwritable = ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")
     if isinstance(e, PermissionError) or code.startswith(unwritable):
-        return StateError(f"cannot write the journal {path}: {detail} (set CLAWRELAY_HOME to a writable "
-                          "folder)", reason=Reason.STATE_UNAVAILABLE)
+        return StateError(
+            f"cannot write the journal {path}: {detail} (set CLAWRELAY_HOME to a writable folder)",
+            reason=Reason.STATE_UNAVAILABLE,
+        )
     if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-        return StateError(f"the journal {path} stayed locked by another clawrelay for 30 s ({detail})",
-                          reason=Reason.STATE_UNAVAILABLE)
-    return StateError(f"cannot use the journal {path}: {e.__class__.__name__}: {detail}",
-                      reason=Reason.STATE_UNAVAILABLE)
+        return StateError(
+            f"the journal {path} stayed locked by another clawrelay for 30 s ({detail})",
+            reason=Reason.STATE_UNAVAILABLE,
+        )
+    return StateError(
+        f"cannot use the journal {path}: {e.__class__.__name__}: {detail}", reason=Reason.STATE_UNAVAILABLE
+    )
 
 
 def _full(path: Path) -> bool:
@@ -209,8 +221,10 @@ def _prepare(path: Path, notices: list[str]) -> None:
     try:
         version = int((db.execute("PRAGMA user_version").fetchone() or (0,))[0])
         if version > SCHEMA_VERSION:
-            raise StateError(f"the journal {path} was written by a newer clawrelay (schema {version}); "
-                             "upgrade clawrelay", reason=Reason.STATE_UNAVAILABLE)
+            raise StateError(
+                f"the journal {path} was written by a newer clawrelay (schema {version}); upgrade clawrelay",
+                reason=Reason.STATE_UNAVAILABLE,
+            )
         if version == 0:  # an empty database file of another making: give it the schema
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)

@@ -70,13 +70,27 @@ class Env:
         return [CLAWRELAY, *args]
 
     def run(self, *args: str, input: str | None = None, timeout: float = 60, **extra: str) -> Result:
-        p = subprocess.run(self.cmd(*args), input=input, capture_output=True, text=True, cwd=self.tmp,
-                           env={**self.vars, **extra}, timeout=timeout)
+        p = subprocess.run(
+            self.cmd(*args),
+            input=input,
+            capture_output=True,
+            text=True,
+            cwd=self.tmp,
+            env={**self.vars, **extra},
+            timeout=timeout,
+        )
         return Result(p.returncode, p.stdout, p.stderr)
 
     def spawn(self, *args: str, **extra: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(self.cmd(*args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, cwd=self.tmp, env={**self.vars, **extra})
+        return subprocess.Popen(
+            self.cmd(*args),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=self.tmp,
+            env={**self.vars, **extra},
+        )
 
     def note(self) -> str:
         """The text of every daily memory note in the workspace, in date order."""
@@ -88,10 +102,18 @@ def env(tmp_path: Path) -> Env:
     home = tmp_path / "state"
     workspace = tmp_path / "workspace"
     workspace.mkdir()
-    keep = {k: v for k, v in os.environ.items()
-            if k in ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT", "PYTHONPATH", "VIRTUAL_ENV")}
-    variables = {**keep, "HOME": str(tmp_path / "home"), "CLAWRELAY_HOME": str(home),
-                 "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"), "XDG_STATE_HOME": str(tmp_path / "xdg-state")}
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        if k in ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT", "PYTHONPATH", "VIRTUAL_ENV")
+    }
+    variables = {
+        **keep,
+        "HOME": str(tmp_path / "home"),
+        "CLAWRELAY_HOME": str(home),
+        "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),
+        "XDG_STATE_HOME": str(tmp_path / "xdg-state"),
+    }
     return Env(tmp_path, home, workspace, variables)
 
 

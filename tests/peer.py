@@ -32,8 +32,9 @@ def free_port() -> int:
 
 def openclaw_bin() -> Path:
     """The folder with `node` and `openclaw`, installing them the first time."""
-    out = subprocess.run(["bash", str(ROOT / "scripts" / "install-openclaw.sh")], capture_output=True,
-                         text=True, timeout=900)
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "install-openclaw.sh")], capture_output=True, text=True, timeout=900
+    )
     if out.returncode != 0:
         raise RuntimeError(f"install-openclaw.sh failed:\n{out.stderr[-3000:]}")
     return Path(out.stdout.strip().splitlines()[-1])
@@ -58,8 +59,16 @@ def _stop_group(pid: int, timeout: float = 20.0) -> None:
 class Gateway:
     """`openclaw gateway run` on 127.0.0.1:<port>, token auth, its model on another port."""
 
-    def __init__(self, bin_dir: Path, folder: Path, *, token: str = TOKEN, port: int | None = None,
-                 path: str | None = None, in_workspace: bool = False) -> None:
+    def __init__(
+        self,
+        bin_dir: Path,
+        folder: Path,
+        *,
+        token: str = TOKEN,
+        port: int | None = None,
+        path: str | None = None,
+        in_workspace: bool = False,
+    ) -> None:
         """`path`: the gateway's PATH (default this process's, after openclaw's); `in_workspace`: run
         it from its workspace, as a service does, instead of its folder."""
         self.bin_dir = bin_dir
@@ -77,14 +86,27 @@ class Gateway:
 
     def env(self) -> dict[str, str]:
         """The environment `openclaw` needs to act on this instance (and nothing of the host's)."""
-        return {"PATH": self.path, "HOME": str(self.dir / "home"),
-                "OPENCLAW_STATE_DIR": str(self.state), "OPENCLAW_CONFIG_PATH": str(self.state / "openclaw.json"),
-                "OPENCLAW_DISABLE_BONJOUR": "1", "OPENCLAW_SKIP_CHANNELS": "1", "LANG": "C.UTF-8"}
+        return {
+            "PATH": self.path,
+            "HOME": str(self.dir / "home"),
+            "OPENCLAW_STATE_DIR": str(self.state),
+            "OPENCLAW_CONFIG_PATH": str(self.state / "openclaw.json"),
+            "OPENCLAW_DISABLE_BONJOUR": "1",
+            "OPENCLAW_SKIP_CHANNELS": "1",
+            "LANG": "C.UTF-8",
+        }
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
         log = open(self.dir / f"{name}.log", "ab")  # noqa: SIM115 (the child owns it)
-        self.procs[name] = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True, cwd=cwd or self.dir)
+        self.procs[name] = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=cwd or self.dir,
+        )
         log.close()
 
     def start(self, timeout: float = 180.0) -> Gateway:
@@ -93,27 +115,61 @@ class Gateway:
         if "model" not in self.procs:
             pidfile = self.dir / "model.pid"
             pidfile.unlink(missing_ok=True)
-            self._spawn("model", [sys.executable, str(PROGRAMS / "fake_model.py"), str(self.model_port),
-                                  str(pidfile), str(self.prompt_log)],
-                        {"PATH": os.environ.get("PATH", ""),
-                         **{k: v for k, v in os.environ.items() if k.startswith("FAKE_MODEL_")}})
+            self._spawn(
+                "model",
+                [
+                    sys.executable,
+                    str(PROGRAMS / "fake_model.py"),
+                    str(self.model_port),
+                    str(pidfile),
+                    str(self.prompt_log),
+                ],
+                {
+                    "PATH": os.environ.get("PATH", ""),
+                    **{k: v for k, v in os.environ.items() if k.startswith("FAKE_MODEL_")},
+                },
+            )
         config = {
-            "gateway": {"mode": "local", "bind": "loopback", "port": self.port,
-                        "auth": {"mode": "token", "token": self.token}},
+            "gateway": {
+                "mode": "local",
+                "bind": "loopback",
+                "port": self.port,
+                "auth": {"mode": "token", "token": self.token},
+            },
             "telemetry": {"enabled": False},
-            "models": {"mode": "merge", "providers": {"fake": {
-                "baseUrl": f"http://127.0.0.1:{self.model_port}/v1", "apiKey": "sk-fake-local",
-                "api": "openai-completions", "timeoutSeconds": 60,
-                "models": [{"id": "fake-model", "name": "Fake Model", "reasoning": False, "input": ["text"],
-                            "cost": {"input": 0, "output": 0, "cacheRead": 0, "cacheWrite": 0},
-                            "contextWindow": 128000, "maxTokens": 4096}]}}},
+            "models": {
+                "mode": "merge",
+                "providers": {
+                    "fake": {
+                        "baseUrl": f"http://127.0.0.1:{self.model_port}/v1",
+                        "apiKey": "sk-fake-local",
+                        "api": "openai-completions",
+                        "timeoutSeconds": 60,
+                        "models": [
+                            {
+                                "id": "fake-model",
+                                "name": "Fake Model",
+                                "reasoning": False,
+                                "input": ["text"],
+                                "cost": {"input": 0, "output": 0, "cacheRead": 0, "cacheWrite": 0},
+                                "contextWindow": 128000,
+                                "maxTokens": 4096,
+                            }
+                        ],
+                    }
+                },
+            },
             "agents": {"defaults": {"model": {"primary": "fake/fake-model"}}},
         }
         (self.state / "openclaw.json").write_text(json.dumps(config, indent=1))
         if self.in_workspace:
             self.workspace.mkdir(parents=True, exist_ok=True)
-        self._spawn("gateway", [str(self.bin_dir / "openclaw"), "gateway", "run"], self.env(),
-                    self.workspace if self.in_workspace else None)
+        self._spawn(
+            "gateway",
+            [str(self.bin_dir / "openclaw"), "gateway", "run"],
+            self.env(),
+            self.workspace if self.in_workspace else None,
+        )
         self.wait_ready(timeout)
         return self
 
@@ -138,8 +194,14 @@ class Gateway:
 
         async def go() -> dict:
             try:
-                client = await open_gateway(self.url, name="test", token=self.token, home=self.dir / "client",
-                                            scopes=ALL_SCOPES, timeout=timeout)
+                client = await open_gateway(
+                    self.url,
+                    name="test",
+                    token=self.token,
+                    home=self.dir / "client",
+                    scopes=ALL_SCOPES,
+                    timeout=timeout,
+                )
             except GatewayError as e:
                 return {"ok": False, "error": e.to_json()}
             try:
@@ -173,17 +235,36 @@ class Gateway:
             return []
         return [p for line in self.prompt_log.read_text().splitlines() if text in (p := json.loads(line))]
 
-    def start_node(self, name: str, timeout: float = 120.0, *, approve: bool = True,
-                   env: dict[str, str] | None = None) -> str:
+    def start_node(
+        self, name: str, timeout: float = 120.0, *, approve: bool = True, env: dict[str, str] | None = None
+    ) -> str:
         """A node host paired to this gateway: its node id once approved, or (approve=False) the
         id of its pairing request, left waiting. `env`: more variables for the node host's own
         environment (a proxy set on that machine, say). Its state dir, and so its exec approvals,
         are its own (`node_home(name)/state`)."""
-        env = {**self.env(), "HOME": str(self.node_home(name)), "OPENCLAW_GATEWAY_TOKEN": self.token,
-               "OPENCLAW_STATE_DIR": str(self.node_home(name) / "state"), **(env or {})}
+        env = {
+            **self.env(),
+            "HOME": str(self.node_home(name)),
+            "OPENCLAW_GATEWAY_TOKEN": self.token,
+            "OPENCLAW_STATE_DIR": str(self.node_home(name) / "state"),
+            **(env or {}),
+        }
         Path(env["OPENCLAW_STATE_DIR"]).mkdir(parents=True, exist_ok=True)
-        self._spawn(f"node-{name}", [str(self.bin_dir / "openclaw"), "node", "run", "--host", "127.0.0.1",
-                                     "--port", str(self.port), "--display-name", name], env)
+        self._spawn(
+            f"node-{name}",
+            [
+                str(self.bin_dir / "openclaw"),
+                "node",
+                "run",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--display-name",
+                name,
+            ],
+            env,
+        )
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             pending = (self.call("node.pair.list").get("payload") or {}).get("pending") or []
@@ -195,7 +276,11 @@ class Gateway:
                 self.call("node.pair.approve", {"requestId": p["requestId"]})
             nodes = (self.call("node.list").get("payload") or {}).get("nodes") or []
             for n in nodes:
-                if n.get("displayName") == name and n.get("connected") and n.get("approvalState") == "approved":
+                if (
+                    n.get("displayName") == name
+                    and n.get("connected")
+                    and n.get("approvalState") == "approved"
+                ):
                     return str(n["nodeId"])
             time.sleep(0.5)
         raise RuntimeError(f"node {name} not approved in {timeout:g}s:\n{self.log_tail(f'node-{name}')}")
@@ -207,9 +292,14 @@ class Gateway:
     def openclaw(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         """The `openclaw` CLI on this gateway's machine, as its operator runs it (`openclaw
         approvals allowlist add --node …`, say)."""
-        return subprocess.run([str(self.bin_dir / "openclaw"), *args], capture_output=True, text=True,
-                              env={**self.env(), "OPENCLAW_GATEWAY_TOKEN": self.token}, timeout=timeout,
-                              cwd=self.dir)
+        return subprocess.run(
+            [str(self.bin_dir / "openclaw"), *args],
+            capture_output=True,
+            text=True,
+            env={**self.env(), "OPENCLAW_GATEWAY_TOKEN": self.token},
+            timeout=timeout,
+            cwd=self.dir,
+        )
 
     def stop_node(self, name: str) -> None:
         proc = self.procs.pop(f"node-{name}", None)
@@ -233,8 +323,9 @@ class Gateway:
 
 
 @contextlib.contextmanager
-def running_gateway(folder: Path, *, port: int | None = None, start: bool = True,
-                    **options: object) -> Iterator[Gateway]:
+def running_gateway(
+    folder: Path, *, port: int | None = None, start: bool = True, **options: object
+) -> Iterator[Gateway]:
     """A gateway in `folder` (started unless `start=False`: a port to bring up later), stopped
     with everything it started on the way out. `options`: Gateway's (path, in_workspace)."""
     gw = Gateway(openclaw_bin(), folder, port=port, **options)  # type: ignore[arg-type]
@@ -250,8 +341,14 @@ def set_exec_policy(gw: Gateway, node_id: str, **defaults: str) -> None:
     """Replace a node's exec approvals defaults (security, ask, askFallback) through the gateway."""
     current = gw.call("exec.approvals.node.get", {"nodeId": node_id})
     assert current["ok"], current
-    res = gw.call("exec.approvals.node.set", {"nodeId": node_id, "baseHash": current["payload"].get("hash"),
-                                              "file": {"version": 1, "defaults": defaults}})
+    res = gw.call(
+        "exec.approvals.node.set",
+        {
+            "nodeId": node_id,
+            "baseHash": current["payload"].get("hash"),
+            "file": {"version": 1, "defaults": defaults},
+        },
+    )
     assert res["ok"], res
 
 

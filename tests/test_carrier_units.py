@@ -17,8 +17,12 @@ ARGV = ["printf", "%s\\n", "a b", "it's", '"q"', "$(id)", "`id`", "x;y", "a\nb",
 @pytest.mark.parametrize("cwd", [None, "/tmp", "~"])
 def test_the_ssh_command_line_gives_the_remote_shell_exactly_the_argv(cwd: str | None) -> None:
     line = command_line(ARGV, timeout=5, cwd=cwd, strip_proxy=True)
-    out = subprocess.run(["sh", "-c", line], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin",
-                                                                                  "HOME": "/tmp", "HTTP_PROXY": "x"})
+    out = subprocess.run(
+        ["sh", "-c", line],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "HTTP_PROXY": "x"},
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout == "".join(f"{a}\n" for a in ARGV[2:])
 
@@ -26,8 +30,12 @@ def test_the_ssh_command_line_gives_the_remote_shell_exactly_the_argv(cwd: str |
 def test_proxy_variables_are_unset_inside_the_command_and_nothing_else() -> None:
     argv = wrap(["env"])
     assert argv[: 1 + 2 * len(PROXY_VARS)] == ["env", *[x for v in PROXY_VARS for x in ("-u", v)]]
-    out = subprocess.run(argv, capture_output=True, text=True,
-                         env={**{v: "http://127.0.0.1:9" for v in PROXY_VARS}, "KEEP": "1", "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        env={**{v: "http://127.0.0.1:9" for v in PROXY_VARS}, "KEEP": "1", "PATH": "/usr/bin:/bin"},
+    )
     assert "KEEP=1" in out.stdout and "127.0.0.1:9" not in out.stdout
     assert wrap(["env"], strip=False) == ["env"]
 
@@ -86,5 +94,7 @@ def test_run_first_moves_on_only_while_nothing_has_left_and_says_what_failed_bef
     assert not spare.ran  # it may have run over ssh: never a second time elsewhere
 
     first, second = _Carrier("node", fails=True), _Carrier("ssh", fails=True)
-    with pytest.raises(TransportError, match=r"ssh: connection refused \(before that, node: node: connection"):
+    with pytest.raises(
+        TransportError, match=r"ssh: connection refused \(before that, node: node: connection"
+    ):
         asyncio.run(run_first([first, second], ["true"], timeout=lambda: 5))

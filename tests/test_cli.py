@@ -16,8 +16,10 @@ def test_the_embedded_demo_falls_back_to_its_memory_file_on_a_bare_machine(env: 
     assert r.code == 0, r.err
     doc = r.json()
     assert [(a["transport"], a["outcome"], a["reason"]) for a in doc["attempts"]] == [
-        ("sessions_send", "failed", "connection_refused"), ("sessions_send", "failed", "connection_refused"),
-        ("memory_file", "delivered", None)]
+        ("sessions_send", "failed", "connection_refused"),
+        ("sessions_send", "failed", "connection_refused"),
+        ("memory_file", "delivered", None),
+    ]
     notes = list((env.home / "demo" / "workspace" / "memory").glob("*.md"))
     assert len(notes) == 1 and "hello from the README" in notes[0].read_text()
     show = env.run("routes", "show")
@@ -48,13 +50,16 @@ def test_config_is_found_by_flag_then_env_then_cwd_then_user_dir(env: Env) -> No
 
 
 def test_routes_show_masks_secrets_and_check_warns_about_them(env: Env) -> None:
-    env.routes(header(env.workspace) + """
+    env.routes(
+        header(env.workspace)
+        + """
 gateways:
   gw: {url: "ws://127.0.0.1:9", token: "${GW_TOKEN}"}
   literal: {url: "ws://127.0.0.1:9", token: "plain-text-token"}
 targets:
   xiaom: {chain: [sessions_send: {gateway: gw}]}
-""")
+"""
+    )
     secret = "tok-8c1f0e-very-secret"
     show = env.run("routes", "show", "--json", GW_TOKEN=secret)
     assert show.code == 0, show.err
@@ -72,11 +77,14 @@ targets:
 
 def test_a_literal_proxy_password_is_masked_everywhere_the_url_is_shown(env: Env) -> None:
     password = "LiteralPw99x"
-    env.routes(header(env.workspace) + f"""
+    env.routes(
+        header(env.workspace)
+        + f"""
 telegram: {{token: "${{BOT}}", proxy: "http://relay:{password}@127.0.0.1:3128"}}
 targets:
   xiaom: {{chain: [telegram: {{chat_id: 42}}]}}
-""")
+"""
+    )
     for args in (["routes", "show", "--json"], ["routes", "show"], ["routes", "check", "--json"]):
         r = env.run(*args)
         assert r.code == 0, r.err
@@ -85,25 +93,33 @@ targets:
     check = env.run("routes", "check")
     assert "telegram.proxy holds a literal password" in check.err and password not in check.out + check.err
 
-    env.routes(header(env.workspace) + f"""
+    env.routes(
+        header(env.workspace)
+        + f"""
 telegram: {{token: "${{BOT}}", proxy: "relay:{password}@127.0.0.1:3128"}}
 targets:
   xiaom: {{chain: [telegram: {{chat_id: 42}}]}}
-""")
+"""
+    )
     bad = env.run("routes", "check", "--json")
     assert bad.code == 2 and "not a proxy URL" in bad.out and password not in bad.out + bad.err
 
 
 def test_routes_check_lists_every_error(env: Env) -> None:
-    env.routes(header(env.workspace) + """
+    env.routes(
+        header(env.workspace)
+        + """
 targets:
   a: {host: nowhere, chain: [memory_file: {}]}
   b: {chain: [teleport: {}]}
-""")
+"""
+    )
     r = env.run("routes", "check", "--json")
     assert r.code == 2
     doc = r.json()
-    assert doc["ok"] is False and len(doc["errors"]) == 1 and "unknown transport 'teleport'" in doc["errors"][0]
+    assert (
+        doc["ok"] is False and len(doc["errors"]) == 1 and "unknown transport 'teleport'" in doc["errors"][0]
+    )
 
 
 def test_help_and_python_dash_m(env: Env) -> None:
@@ -117,8 +133,12 @@ def test_json_errors_are_parseable(env: Env) -> None:
     env.routes(header(env.workspace) + "targets: {a: {host: here, chain: [memory_file: {}]}}\n")
     r = env.run("send", "nobody", "x", "--json")
     assert r.code == 3
-    assert r.json() == {"error": {"reason": "unknown_target",
-                                  "message": "unknown target 'nobody' (known: a; groups start with @)"}}
+    assert r.json() == {
+        "error": {
+            "reason": "unknown_target",
+            "message": "unknown target 'nobody' (known: a; groups start with @)",
+        }
+    }
 
 
 def test_an_unusable_state_dir_is_one_clear_error(env: Env) -> None:
@@ -138,13 +158,17 @@ def test_the_readme_demo_works_in_a_checkout_whose_example_routes_would_be_found
     r = env.run("send", "demo", "hello from clawrelay", "--config", "builtin", CLAWRELAY_DEMO_GATEWAY=nobody)
     assert r.code == 0, r.err
     assert "delivered to demo via memory_file" in r.out
-    assert env.run("routes", "show", CLAWRELAY_CONFIG="builtin").out.startswith("# source: <embedded default>")
+    assert env.run("routes", "show", CLAWRELAY_CONFIG="builtin").out.startswith(
+        "# source: <embedded default>"
+    )
 
 
 def test_config_option_before_or_after_the_command_and_the_commands_own_wins(env: Env) -> None:
     def routes_with(target: str, name: str) -> Path:
-        return env.routes(header(env.workspace) + f"targets: {{{target}: {{host: here, chain: [memory_file: {{}}]}}}}\n",
-                          name)
+        return env.routes(
+            header(env.workspace) + f"targets: {{{target}: {{host: here, chain: [memory_file: {{}}]}}}}\n",
+            name,
+        )
 
     a, b = routes_with("from_a", "a.yaml"), routes_with("from_b", "b.yaml")
     assert env.run("-c", str(a), "send", "from_a", "x").code == 0  # before the command
@@ -154,7 +178,9 @@ def test_config_option_before_or_after_the_command_and_the_commands_own_wins(env
     both = env.run("-c", str(a), "send", "from_b", "x", "-c", str(b))
     assert both.code == 0, both.err  # the command's own -c wins
     assert env.run("-c", str(a), "send", "from_a", "x", "--config", str(b)).code == 3
-    assert env.run("-c", str(a), "send", "from_a", "x", CLAWRELAY_CONFIG=str(b)).code == 0  # over the variable
+    assert (
+        env.run("-c", str(a), "send", "from_a", "x", CLAWRELAY_CONFIG=str(b)).code == 0
+    )  # over the variable
     missing = env.run("-c", str(env.tmp / "gone.yaml"), "doctor")
     assert missing.code == 2 and "gone.yaml: no such config file" in missing.err, missing.err
     assert len(missing.err.strip().splitlines()) == 1 and "Traceback" not in missing.err

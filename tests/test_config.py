@@ -43,32 +43,68 @@ def test_shipped_example_is_valid_and_matches_the_issue_interface() -> None:
     assert errors == []
     assert routes is not None
     plan = routes.plan("xiaom")
-    assert [s.transport for s in plan] == ["sessions_send", "nodes_run", "agent_cli", "memory_file", "telegram"]
+    assert [s.transport for s in plan] == [
+        "sessions_send",
+        "nodes_run",
+        "agent_cli",
+        "memory_file",
+        "telegram",
+    ]
     assert plan[0].timeout == 5 and plan[2].timeout == 120 and plan[3].timeout == 10
     assert plan[3].carriers == ("ssh", "node")
     assert routes.resolve("小m") == routes.resolve("XIAOM") == "xiaom"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    (GOOD.replace("timeout: 5s", "timeout: 5 parsecs"), "r.yaml:12: targets.xiaom.chain[0].sessions_send.timeout:"),
-    (GOOD.replace("aliases", "alias"), "r.yaml:9: targets.xiaom.alias: unknown key"),
-    (GOOD.replace("nodes_run", "carrier_pigeon"), "r.yaml:13: targets.xiaom.chain[1]: unknown transport 'carrier_pigeon'"),
-    (GOOD.replace("{gateway: gw, timeout", "{gateway: gx, timeout"),
-     "r.yaml:12: targets.xiaom.chain[0].sessions_send.gateway: unknown gateway 'gx' (known: gw)"),
-    (GOOD.replace("host: mac", "host: pc"), "r.yaml:10: targets.xiaom.host: unknown host 'pc' (known: mac)"),
-    (GOOD.replace("Asia/Shanghai", "Asia/Atlantis"), "r.yaml:6: hosts.mac.timezone: unknown timezone"),
-    (GOOD.replace("version: 1", "version: 2"), "r.yaml:1: version: must be one of 1"),
-    (GOOD.replace("all: [xiaom]", "all: [xiaom, nobody]"), "r.yaml:15: groups.all[1]: unknown target 'nobody'"),
-    (GOOD.replace("ws://", "http://"), "r.yaml:4: gateways.gw.url: 'http://127.0.0.1:18789' is not a gateway URL"),
-    (GOOD + "targets: {}\n", "r.yaml:16: targets: duplicate key"),
-    (GOOD.replace("groups:", "  xiaoj: {aliases: [XIAOM], chain: [command: {argv: [x]}]}\ngroups:"),
-     "r.yaml:14: targets.xiaoj.aliases[0]: 'XIAOM' is already a name or alias of target xiaom"),
-    (GOOD.replace("chain:\n", "chain: [\n"), "r.yaml:1"),  # broken YAML still names the file and a line
-    (GOOD.replace("/tmp/ws", '"${NOT_SET_ANYWHERE}"'),
-     "r.yaml:6: hosts.mac.workspace: environment variable NOT_SET_ANYWHERE is not set"),
-    (GOOD.replace("id: mac}", "id: mac, approve: always}"), "r.yaml:6: hosts.mac.node.approve: must be one of"),
-    (GOOD.replace("timezone: Asia/Shanghai", "openclaw: []"), "r.yaml:6: hosts.mac.openclaw: a path such as"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            GOOD.replace("timeout: 5s", "timeout: 5 parsecs"),
+            "r.yaml:12: targets.xiaom.chain[0].sessions_send.timeout:",
+        ),
+        (GOOD.replace("aliases", "alias"), "r.yaml:9: targets.xiaom.alias: unknown key"),
+        (
+            GOOD.replace("nodes_run", "carrier_pigeon"),
+            "r.yaml:13: targets.xiaom.chain[1]: unknown transport 'carrier_pigeon'",
+        ),
+        (
+            GOOD.replace("{gateway: gw, timeout", "{gateway: gx, timeout"),
+            "r.yaml:12: targets.xiaom.chain[0].sessions_send.gateway: unknown gateway 'gx' (known: gw)",
+        ),
+        (
+            GOOD.replace("host: mac", "host: pc"),
+            "r.yaml:10: targets.xiaom.host: unknown host 'pc' (known: mac)",
+        ),
+        (GOOD.replace("Asia/Shanghai", "Asia/Atlantis"), "r.yaml:6: hosts.mac.timezone: unknown timezone"),
+        (GOOD.replace("version: 1", "version: 2"), "r.yaml:1: version: must be one of 1"),
+        (
+            GOOD.replace("all: [xiaom]", "all: [xiaom, nobody]"),
+            "r.yaml:15: groups.all[1]: unknown target 'nobody'",
+        ),
+        (
+            GOOD.replace("ws://", "http://"),
+            "r.yaml:4: gateways.gw.url: 'http://127.0.0.1:18789' is not a gateway URL",
+        ),
+        (GOOD + "targets: {}\n", "r.yaml:16: targets: duplicate key"),
+        (
+            GOOD.replace("groups:", "  xiaoj: {aliases: [XIAOM], chain: [command: {argv: [x]}]}\ngroups:"),
+            "r.yaml:14: targets.xiaoj.aliases[0]: 'XIAOM' is already a name or alias of target xiaom",
+        ),
+        (GOOD.replace("chain:\n", "chain: [\n"), "r.yaml:1"),  # broken YAML still names the file and a line
+        (
+            GOOD.replace("/tmp/ws", '"${NOT_SET_ANYWHERE}"'),
+            "r.yaml:6: hosts.mac.workspace: environment variable NOT_SET_ANYWHERE is not set",
+        ),
+        (
+            GOOD.replace("id: mac}", "id: mac, approve: always}"),
+            "r.yaml:6: hosts.mac.node.approve: must be one of",
+        ),
+        (
+            GOOD.replace("timezone: Asia/Shanghai", "openclaw: []"),
+            "r.yaml:6: hosts.mac.openclaw: a path such as",
+        ),
+    ],
+)
 def test_each_mistake_names_file_line_and_key(text: str, expected: str) -> None:
     errors = errors_of(text)
     assert any(e.startswith(expected) for e in errors), errors
@@ -114,8 +150,10 @@ def test_groups_and_aliases_expand_in_order_without_repeats() -> None:
         routes.expand("xiaoz")
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("500ms", 0.5), ("5s", 5), ("2m", 120), ("1h", 3600),
-                                               ("3d", 259200), ("7", 7), (1.5, 1.5)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("500ms", 0.5), ("5s", 5), ("2m", 120), ("1h", 3600), ("3d", 259200), ("7", 7), (1.5, 1.5)],
+)
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
 

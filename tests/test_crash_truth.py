@@ -23,13 +23,18 @@ from clawrelay.outcome import Attempt, Outcome, Status
 
 
 def routes(env: Env, steps: str, targets: tuple[str, ...] = ("xiaom",)) -> Path:
-    body = "".join(f"""
+    body = "".join(
+        f"""
       {t}:
         host: here
         chain:
-{steps}""" for t in targets)
+{steps}"""
+        for t in targets
+    )
     groups = f"\ngroups:\n  all: [{', '.join(targets)}]\n"
-    return env.routes(header(env.workspace) + "targets:" + textwrap.indent(textwrap.dedent(body), "  ") + groups)
+    return env.routes(
+        header(env.workspace) + "targets:" + textwrap.indent(textwrap.dedent(body), "  ") + groups
+    )
 
 
 def command(argv: list[str], timeout: str = "60s") -> str:
@@ -52,7 +57,11 @@ def test_a_killed_sender_takes_its_program_with_it_and_the_journal_says_interrup
     (listed,) = env.run("outbox", "list", "--json").json()
     assert (listed["status"], listed["in_flight"]) == ("ambiguous", False)
     (attempt,) = listed["attempts"]
-    assert (attempt["outcome"], attempt["reason"], attempt["retryable"]) == ("ambiguous", "interrupted", False)
+    assert (attempt["outcome"], attempt["reason"], attempt["retryable"]) == (
+        "ambiguous",
+        "interrupted",
+        False,
+    )
     assert "the sender died while command ran" in attempt["detail"]
 
     # nothing automatic runs it again
@@ -79,8 +88,11 @@ def test_a_killed_group_send_runs_no_program_twice(env: Env) -> None:
     runs = env.tmp / "runs"
     runs.mkdir()
     # hang.py takes its pid file from argv: give each target its own through a tiny shell
-    routes(env, command(["sh", "-c", 'exec "$0" "$1" "$2/$CLAWRELAY_TARGET"', *program("hang.py"), str(runs)]),
-           targets)
+    routes(
+        env,
+        command(["sh", "-c", 'exec "$0" "$1" "$2/$CLAWRELAY_TARGET"', *program("hang.py"), str(runs)]),
+        targets,
+    )
     proc = env.spawn("send", "@all", "to everyone", "--json")
     wait_for(lambda: len(list(runs.glob("t?"))) == 4)
     started = sorted(p.name for p in runs.glob("t?"))
@@ -111,8 +123,11 @@ def test_an_interrupted_memory_file_attempt_is_resent_and_written_once(env: Env)
     with open(note, "a") as held:  # the writer waits for this lock: the attempt is under way
         fcntl.flock(held, fcntl.LOCK_EX)
         proc = env.spawn("send", "xiaom", "write me once", "--json")
-        wait_for(lambda: [a["outcome"] for m in env.run("log", "--json").json() for a in m["attempts"]]
-                 == ["started"])
+        wait_for(
+            lambda: (
+                [a["outcome"] for m in env.run("log", "--json").json() for a in m["attempts"]] == ["started"]
+            )
+        )
         proc.kill()
         proc.wait()
     (listed,) = env.run("outbox", "list", "--json").json()
@@ -148,8 +163,12 @@ def test_recovery_resends_a_sessions_send_only_inside_the_gateways_idempotency_w
         env = Envelope(sender="a", target="t", body="x")
         journal.add_message(env, expires_in_s=3600)
         journal.begin_run(env.id)
-        journal.start_attempt(env.id, Attempt(step=1, transport="sessions_send", outcome=Outcome.STARTED,
-                                              started_ms=now_ms() - age_s * 1000))
+        journal.start_attempt(
+            env.id,
+            Attempt(
+                step=1, transport="sessions_send", outcome=Outcome.STARTED, started_ms=now_ms() - age_s * 1000
+            ),
+        )
         ids[age_s] = env.id
     assert sorted(recover(journal)) == sorted(ids.values())
     assert journal.get(ids[10]).status is Status.QUEUED  # type: ignore[union-attr]
@@ -164,8 +183,9 @@ def test_an_attempt_in_flight_is_left_alone_by_recovery(tmp_path: Path) -> None:
     env = Envelope(sender="a", target="t", body="x")
     claim = journal.claim(env.id)  # a live sender holds it
     journal.add_message(env, expires_in_s=3600)
-    journal.start_attempt(env.id, Attempt(step=1, transport="command", outcome=Outcome.STARTED,
-                                          started_ms=now_ms()))
+    journal.start_attempt(
+        env.id, Attempt(step=1, transport="command", outcome=Outcome.STARTED, started_ms=now_ms())
+    )
     assert recover(Journal(tmp_path)) == []
     assert journal.get(env.id).attempts[0].outcome is Outcome.STARTED  # type: ignore[union-attr]
     assert claim is not None
@@ -178,16 +198,21 @@ def test_an_interrupted_sessions_send_is_resent_and_the_gateway_runs_it_once(env
     """Killed while it waited for the reply: the retry reuses the idempotency key, so the
     gateway does not start a second run."""
     session = "agent:main:relay-interrupted"
-    env.routes(header(env.workspace) + textwrap.dedent(f"""
+    env.routes(
+        header(env.workspace)
+        + textwrap.dedent(f"""
     gateways:
       gw: {{url: "{gateway.url}", token: "${{TEST_GW_TOKEN}}"}}
     targets:
       xiaom:
         session: "{session}"
         chain: [sessions_send: {{gateway: gw, wait_reply: true, timeout: 60s}}]
-    """))
+    """)
+    )
     proc = env.spawn("send", "xiaom", "resend me safely [[delay=8]]", "--json", TEST_GW_TOKEN=gateway.token)
-    wait_for(lambda: gateway.user_messages(session, "resend me safely"), 60)  # the run is under way over there
+    wait_for(
+        lambda: gateway.user_messages(session, "resend me safely"), 60
+    )  # the run is under way over there
     proc.kill()
     proc.wait()
     (listed,) = env.run("outbox", "list", "--json").json()
@@ -201,5 +226,8 @@ def test_an_interrupted_sessions_send_is_resent_and_the_gateway_runs_it_once(env
     status = retried["attempts"][-1]["detail"].split(" in agent:")[0].rsplit(" ", 1)[-1]
     assert status in ("in_flight", "ok"), retried  # the gateway knew the key: no second run started
     # the first run's reply comes; a second run's message would be in the session before it
-    wait_for(lambda: any(m.startswith("assistant:") and "resend me safely" in m for m in gateway.history(session)), 60)
+    wait_for(
+        lambda: any(m.startswith("assistant:") and "resend me safely" in m for m in gateway.history(session)),
+        60,
+    )
     assert len(gateway.user_messages(session, listed["id"])) == 1

@@ -51,7 +51,9 @@ def test_the_reason_table_lists_exactly_the_reasons_the_code_has() -> None:
 
     text = ROOT.joinpath("docs", "delivery.md").read_text()
     table = text.split("| reason | retried | from |", 1)[1].split("\n\n", 1)[0]
-    documented = {code for row in table.splitlines()[2:] for code in re.findall(r"`([a-z_]+)`", row.split("|")[1])}
+    documented = {
+        code for row in table.splitlines()[2:] for code in re.findall(r"`([a-z_]+)`", row.split("|")[1])
+    }
     assert documented == {r.value for r in Reason}
 
 
@@ -69,19 +71,32 @@ def test_every_reason_the_code_gives_is_a_member_of_the_enumeration() -> None:
             found: list[ast.expr] = []
             if isinstance(node, ast.Call):
                 found += [k.value for k in node.keywords if k.arg == "reason"]
-                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                name = (
+                    node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                )
                 if name in ("failed", "ambiguous", "Failure", "err", "_fail") and node.args:
                     found.append(node.args[0])
                 if name in ("Broken",) and len(node.args) > 1:
                     found.append(node.args[1])
-            elif isinstance(node, ast.Compare) and isinstance(node.left, ast.Attribute) and node.left.attr == "reason":
+            elif (
+                isinstance(node, ast.Compare)
+                and isinstance(node.left, ast.Attribute)
+                and node.left.attr == "reason"
+            ):
                 found += node.comparators
             elif isinstance(node, ast.Dict):
-                found += [v for k, v in zip(node.keys, node.values, strict=True)
-                          if isinstance(k, ast.Constant) and k.value == "reason"]
+                found += [
+                    v
+                    for k, v in zip(node.keys, node.values, strict=True)
+                    if isinstance(k, ast.Constant) and k.value == "reason"
+                ]
             for expr in found:
                 for const in ast.walk(expr):
-                    if isinstance(const, ast.Constant) and isinstance(const.value, str) and const.value in known:
+                    if (
+                        isinstance(const, ast.Constant)
+                        and isinstance(const.value, str)
+                        and const.value in known
+                    ):
                         bare.append(f"{path.relative_to(ROOT)}:{const.lineno}: {const.value!r}")
     assert bare == []
 
@@ -117,7 +132,9 @@ def options(help_text: str) -> dict[str, bool]:
     """The options a `--help` lists: each spelling, and whether it takes a value."""
     found = {}
     spellings = r"(-[^\s,/]+(?:(?:, | / )-[^\s,/]+)*)"  # `-n, --last`, `--explain / --brief`
-    for names, value in re.findall(rf"(?m)^  {spellings}(?: ([A-Z\[]\S*(?: [A-Z]+)*))?(?:\s{{2,}}|$)", help_text):
+    for names, value in re.findall(
+        rf"(?m)^  {spellings}(?: ([A-Z\[]\S*(?: [A-Z]+)*))?(?:\s{{2,}}|$)", help_text
+    ):
         for name in re.split(r", | / ", names):
             found[name] = bool(value)
     return found
@@ -145,7 +162,9 @@ def test_every_clawrelay_command_in_the_readme_uses_only_options_that_exist(env:
                 known = options(text)
                 name = word.split("=", 1)[0]
                 if name not in known:
-                    wrong.append(f"clawrelay {' '.join(words)}: {' '.join(('clawrelay', *path))} has no {name}")
+                    wrong.append(
+                        f"clawrelay {' '.join(words)}: {' '.join(('clawrelay', *path))} has no {name}"
+                    )
                 elif known[name] and "=" not in word:
                     i += 1  # its value
             elif "\nCommands:\n" in text:
@@ -166,8 +185,9 @@ def test_the_readmes_routes_check_and_its_sends_plan(env: Env) -> None:
     # its rungs fail independently: none after the gateway's rides that gateway (no node, no nodes_run)
     plan = env.run("send", "xiaom", "x", "--dry-run", "--json").json()["plan"]
     assert plan[0]["transport"] == "sessions_send" and plan[-1]["transport"] == "telegram"
-    assert all(p["transport"] not in ("sessions_send", "nodes_run") and "node" not in p["carriers"]
-               for p in plan[1:]), plan
+    assert all(
+        p["transport"] not in ("sessions_send", "nodes_run") and "node" not in p["carriers"] for p in plan[1:]
+    ), plan
 
     # the mistake the README shows is the one line routes check prints for it
     shown = re.search(r"`(routes\.yaml:\d+: (\S+): unknown key)`", README.read_text())
@@ -176,7 +196,6 @@ def test_the_readmes_routes_check_and_its_sends_plan(env: Env) -> None:
     (env.tmp / "routes.yaml").write_text(readme_routes().replace("timeout:", f"{key}:", 1))
     bad = env.run("routes", "check")
     assert bad.code == 2 and shown.group(1) in bad.err + bad.out, bad.err
-
 
 
 def test_the_readmes_paths_on_another_host_are_quoted_from_the_local_shell() -> None:
@@ -193,6 +212,6 @@ def test_the_readmes_paths_on_another_host_are_quoted_from_the_local_shell() -> 
             if len(words) < 2 or Path(words[0]).name != "clawrelay" or words[1] not in ("exec", "sync"):
                 continue
             after = words.index("--") if "--" in words else len(words)
-            remote = words[after + 1:] + [v for o, v in itertools.pairwise(words) if o in on_host]
+            remote = words[after + 1 :] + [v for o, v in itertools.pairwise(words) if o in on_host]
             wrong += [f"{line.strip()}: {w}" for w in remote if w.startswith("~")]
     assert wrong == []

@@ -40,7 +40,9 @@ hosts:
 
 
 def doctor(env: Env, gateway, *args: str, **extra: str) -> tuple[int, dict[str, Any], str]:  # type: ignore[no-untyped-def]
-    r = env.run("doctor", "--json", *args, timeout=240, **{GW_TOKEN_ENV: gateway.token, TOKEN_ENV: TOKEN, **extra})
+    r = env.run(
+        "doctor", "--json", *args, timeout=240, **{GW_TOKEN_ENV: gateway.token, TOKEN_ENV: TOKEN, **extra}
+    )
     assert r.out.startswith("{"), r.err[-3000:]
     doc = r.json()
     assert isinstance(doc, dict), r.err
@@ -51,8 +53,15 @@ def by_step(doc: dict[str, Any]) -> dict[tuple[str, int | None], dict[str, Any]]
     return {(c["subject"], c["step"]): c for c in doc["checks"]}
 
 
-def test_everything_set_up_is_ok_and_nothing_is_sent(env: Env, gateway, node, sshd, bot_api: FakeTelegram) -> None:  # type: ignore[no-untyped-def]
-    routes(env, gateway, sshd, bot_api, targets="""
+def test_everything_set_up_is_ok_and_nothing_is_sent(
+    env: Env, gateway, node, sshd, bot_api: FakeTelegram
+) -> None:  # type: ignore[no-untyped-def]
+    routes(
+        env,
+        gateway,
+        sshd,
+        bot_api,
+        targets="""
   xiaom:
     aliases: [小m]
     host: xiaom
@@ -68,14 +77,20 @@ def test_everything_set_up_is_ok_and_nothing_is_sent(env: Env, gateway, node, ss
       - agent_cli: {via: [ssh]}
       - memory_file: {via: [ssh]}
       - command: {argv: ["true"]}
-""".replace("ALICE", str(ALICE)))
+""".replace("ALICE", str(ALICE)),
+    )
     prompts = len(gateway.prompts_containing(""))
     code, doc, out = doctor(env, gateway, HTTPS_PROXY="http://127.0.0.1:9")
     assert code == 0, out
     assert doc["ok"] is True
     checks = by_step(doc)
-    assert [k for k in checks] == [("config", None), ("proxies", None), *[("xiaom", i) for i in range(1, 6)],
-                                   *[("box", i) for i in range(1, 4)], ("flusher", None)]
+    assert [k for k in checks] == [
+        ("config", None),
+        ("proxies", None),
+        *[("xiaom", i) for i in range(1, 6)],
+        *[("box", i) for i in range(1, 4)],
+        ("flusher", None),
+    ]
     assert all(c["ok"] for c in doc["checks"]), out
     assert "token accepted, device paired" in checks["xiaom", 1]["detail"]
     assert "node xiaom on gw: connected, approved, system.run offered" in checks["xiaom", 2]["detail"]
@@ -96,11 +111,17 @@ def test_each_broken_thing_is_reported_with_its_fix(env: Env, gateway, sshd, bot
     empty_known_hosts = env.tmp / "known_hosts"
     empty_known_hosts.write_text("")
     missing = env.tmp / "no-such-workspace"
-    routes(env, gateway, sshd, bot_api, extra_hosts=f"""
+    routes(
+        env,
+        gateway,
+        sshd,
+        bot_api,
+        extra_hosts=f"""
   stranger: {{ssh: {sshd.routes_entry(known_hosts=str(empty_known_hosts))}}}
   gone: {{local: true, workspace: "{missing}"}}
   waiting: {{node: {{gateway: gw, id: doctor-waiting}}}}
-""", targets="""
+""",
+        targets="""
   a: {chain: [sessions_send]}
   b: {host: waiting, chain: [nodes_run]}
   c: {host: stranger, chain: [{agent_cli: {via: [ssh]}}]}
@@ -108,15 +129,23 @@ def test_each_broken_thing_is_reported_with_its_fix(env: Env, gateway, sshd, bot
   e: {chain: [{telegram: {chat_id: ALICE}}]}
   f: {chain: [{telegram: {chat_id: HELPER_BOT}}]}
   g: {chain: [{command: {argv: [no-such-program-here]}}]}
-""".replace("ALICE", str(ALICE)).replace("HELPER_BOT", str(HELPER_BOT)))
+""".replace("ALICE", str(ALICE)).replace("HELPER_BOT", str(HELPER_BOT)),
+    )
     bad_token = "wrong-gateway-token-1234567"
     bad_bot = TOKEN[:-1] + "X"
     code, doc, out = doctor(env, gateway, **{GW_TOKEN_ENV: bad_token, TOKEN_ENV: bad_bot})
     assert code == 1 and doc["ok"] is False
     checks = by_step(doc)
     got = {k[0]: (c["ok"], c["reason"]) for k, c in checks.items() if k[1] is not None}
-    assert got == {"a": (False, "auth"), "b": (False, "auth"), "c": (False, "host_key_unknown"),
-                   "d": (False, "not_found"), "e": (False, "auth"), "f": (False, "auth"), "g": (False, "not_found")}
+    assert got == {
+        "a": (False, "auth"),
+        "b": (False, "auth"),
+        "c": (False, "host_key_unknown"),
+        "d": (False, "not_found"),
+        "e": (False, "auth"),
+        "f": (False, "auth"),
+        "g": (False, "not_found"),
+    }
     assert checks["a", 1]["fix"].startswith(f"export {GW_TOKEN_ENV}=")
     assert checks["c", 1]["fix"] == f"ssh-keyscan -p {sshd.port} 127.0.0.1 >> {empty_known_hosts}"
     assert checks["d", 1]["fix"] == f"on gone: mkdir -p {missing}"
@@ -132,13 +161,17 @@ def test_each_broken_thing_is_reported_with_its_fix(env: Env, gateway, sshd, bot
     checks = by_step(doc)
     assert (checks["b", 1]["ok"], checks["b", 1]["reason"]) == (False, "pairing_required"), out
     assert checks["b", 1]["fix"] == f"openclaw nodes approve {request}"
-    assert (checks["f", 1]["reason"], checks["f", 1]["fix"]) == ("bot_chat", "set chat_id to a person's chat or a group, never a bot")
+    assert (checks["f", 1]["reason"], checks["f", 1]["fix"]) == (
+        "bot_chat",
+        "set chat_id to a person's chat or a group, never a bot",
+    )
     assert checks["a", 1]["ok"] and checks["e", 1]["ok"]
 
 
 @contextmanager
 def answering_404(protocol: str = "HTTP/1.1") -> Iterator[int]:
     """A web server that is not an OpenClaw gateway: every request gets HTTP 404."""
+
     class NotFound(BaseHTTPRequestHandler):
         protocol_version = protocol
 
@@ -237,8 +270,11 @@ targets:
     assert "telegram.base_url" in fixes["f 1"] and TOKEN not in r.out + r.err
 
     # Telegram's own API, by a name that does not resolve here
-    env.routes((env.tmp / "routes.yaml").read_text().replace(f"http://127.0.0.1:{closed}/bot",
-                                                              "https://nonexistent.invalid/bot"))
+    env.routes(
+        (env.tmp / "routes.yaml")
+        .read_text()
+        .replace(f"http://127.0.0.1:{closed}/bot", "https://nonexistent.invalid/bot")
+    )
     r = env.run("doctor", "f", "--timeout", "3s", **secrets)
     fixes = fails_with_fixes(r.out)
     assert r.code == 1 and [k for k in fixes if k.endswith(" 1")] == ["f 1"], r.out + r.err

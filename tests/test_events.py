@@ -28,8 +28,14 @@ from clawrelay.transports.system_event import watching
 TOKEN_ENV = "TEST_GW_TOKEN"
 
 
-def event_routes(env: Env, gw: Gateway, *, session: str = "agent:main:main", timeout: str = "30s",
-                 workspace: Path | None = None) -> None:
+def event_routes(
+    env: Env,
+    gw: Gateway,
+    *,
+    session: str = "agent:main:main",
+    timeout: str = "30s",
+    workspace: Path | None = None,
+) -> None:
     env.routes(f"""
     version: 1
     self: tester
@@ -65,7 +71,8 @@ def long_turn_done(gw: Gateway, session: str) -> bool:
 
 
 def test_an_event_during_a_fresh_sessions_first_turn_is_not_delivered_unless_its_turn_ended_well(
-        env: Env, gw: Gateway) -> None:
+    env: Env, gw: Gateway
+) -> None:
     """The reported sequence: a send starts the session's first turn, an event follows."""
     event_routes(env, gw, timeout="60s")
     sender = env.spawn("send", "t", "first message on a fresh gateway", "--json", **{TOKEN_ENV: TOKEN})
@@ -115,14 +122,20 @@ def test_an_event_whose_turn_fails_is_ambiguous_and_goes_no_further(env: Env, gw
     doc = r.json()
     assert doc["status"] == "ambiguous" and not doc["queued"]
     (attempt,) = doc["attempts"]
-    assert (attempt["transport"], attempt["outcome"], attempt["reason"]) == ("wake", "ambiguous", "turn_failed")
+    assert (attempt["transport"], attempt["outcome"], attempt["reason"]) == (
+        "wake",
+        "ambiguous",
+        "turn_failed",
+    )
     assert attempt["detail"].startswith(f"gw: wake now into {session}; the heartbeat turn ")
     assert "failed: LLM request failed" in attempt["detail"], attempt
     assert gw.prompts_containing(doc["id"])  # it did reach the model, which refused it
     assert "ambiguous" in run(env, "log", "--brief").out
 
 
-def test_a_memory_entry_says_whether_its_wakes_turn_was_confirmed(env: Env, gw: Gateway, tmp_path: Path) -> None:
+def test_a_memory_entry_says_whether_its_wakes_turn_was_confirmed(
+    env: Env, gw: Gateway, tmp_path: Path
+) -> None:
     session = "agent:main:events-note"
     event_routes(env, gw, session=session)
     r = run(env, "send", "note", "read me from your notes", "--via", "memory_file", "--json")
@@ -137,13 +150,16 @@ def test_a_memory_entry_says_whether_its_wakes_turn_was_confirmed(env: Env, gw: 
     r = run(env, "send", "note", "the wake's turn fails", "--via", "memory_file", "--json")
     assert r.code == 0, r.out + r.err  # the entry on disk is the delivery
     doc = r.json()
-    assert doc["status"] == "delivered" and doc["id"] in "".join(p.read_text() for p in failing.glob("memory/*"))
+    assert doc["status"] == "delivered" and doc["id"] in "".join(
+        p.read_text() for p in failing.glob("memory/*")
+    )
     detail = doc["attempts"][0]["detail"]
     assert f"; then gw: wake now into {session}, turn failed: LLM request failed" in detail, detail
 
 
 def test_on_a_busy_session_an_event_is_ambiguous_and_a_memory_entry_says_its_wake_is_unconfirmed(
-        env: Env, gw: Gateway) -> None:
+    env: Env, gw: Gateway
+) -> None:
     """A turn that takes 15 s holds the session: a wake's heartbeat waits behind it. An event given
     4 s cannot be confirmed, nor can a memory entry's wake in its 3 s; neither is lost: the agent
     sees both after the long turn."""
@@ -177,8 +193,20 @@ async def fake_gateway(script: Script) -> tuple[Any, str]:
     async def handler(ws: ServerConnection) -> None:
         await ws.send(json.dumps({"type": "event", "event": "connect.challenge", "payload": {"nonce": "n"}}))
         hello = json.loads(await ws.recv())
-        await ws.send(json.dumps({"type": "res", "id": hello["id"], "ok": True, "payload": {
-            "type": "hello-ok", "protocol": 4, "auth": {"scopes": ["operator.read", "operator.write"]}}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "res",
+                    "id": hello["id"],
+                    "ok": True,
+                    "payload": {
+                        "type": "hello-ok",
+                        "protocol": 4,
+                        "auth": {"scopes": ["operator.read", "operator.write"]},
+                    },
+                }
+            )
+        )
         async for raw in ws:
             await script(json.loads(raw), ws)
 
@@ -190,10 +218,24 @@ async def answer(ws: ServerConnection, frame: dict[str, Any], payload: dict[str,
     await ws.send(json.dumps({"type": "res", "id": frame["id"], "ok": True, "payload": payload}))
 
 
-async def lifecycle(ws: ServerConnection, run: str, phase: str, key: str = "agent:main:main", **data: Any) -> None:
-    await ws.send(json.dumps({"type": "event", "event": "agent", "payload": {
-        "runId": run, "sessionKey": key, "stream": "lifecycle", "isHeartbeat": True,
-        "data": {"phase": phase, **data}}}))
+async def lifecycle(
+    ws: ServerConnection, run: str, phase: str, key: str = "agent:main:main", **data: Any
+) -> None:
+    await ws.send(
+        json.dumps(
+            {
+                "type": "event",
+                "event": "agent",
+                "payload": {
+                    "runId": run,
+                    "sessionKey": key,
+                    "stream": "lifecycle",
+                    "isHeartbeat": True,
+                    "data": {"phase": phase, **data},
+                },
+            }
+        )
+    )
 
 
 def watch_turn(script: Script, *, text: str = "the event", within: float = 5.0) -> tuple[str, str]:
@@ -286,19 +328,30 @@ def test_a_failed_turn_and_a_turn_that_never_comes_are_not_delivered() -> None:
 
     outcome, detail = watch_turn(failing)
     assert outcome == "failed"
-    assert detail == ("the heartbeat turn run-1 failed: Agent run failed (model: m); "
-                      "whether the model had the event before that is not known")
+    assert detail == (
+        "the heartbeat turn run-1 failed: Agent run failed (model: m); "
+        "whether the model had the event before that is not known"
+    )
 
     async def busy(frame: dict[str, Any], ws: ServerConnection) -> None:
         await answer(ws, frame, {"ok": True})
         if frame["method"] == "wake":
-            await ws.send(json.dumps({"type": "event", "event": "heartbeat",
-                                      "payload": {"status": "skipped", "reason": "requests-in-flight"}}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "event",
+                        "event": "heartbeat",
+                        "payload": {"status": "skipped", "reason": "requests-in-flight"},
+                    }
+                )
+            )
 
     outcome, detail = watch_turn(busy, within=0.5)
     assert outcome == "unconfirmed"
     assert detail.startswith("no heartbeat turn started within ")
-    assert detail.endswith("s (the gateway's last heartbeat: skipped, requests-in-flight); the agent may still see it")
+    assert detail.endswith(
+        "s (the gateway's last heartbeat: skipped, requests-in-flight); the agent may still see it"
+    )
 
     async def restarting(frame: dict[str, Any], ws: ServerConnection) -> None:
         await answer(ws, frame, {"ok": True, "key": "agent:main:main"})
@@ -306,5 +359,7 @@ def test_a_failed_turn_and_a_turn_that_never_comes_are_not_delivered() -> None:
             await lifecycle(ws, "run-1", "start")
             await ws.close(1012, "restart")
 
-    assert watch_turn(restarting) == ("unconfirmed", "the connection closed before its turn ended "
-                                      "(gateway_restarting); the agent may still see it")
+    assert watch_turn(restarting) == (
+        "unconfirmed",
+        "the connection closed before its turn ended (gateway_restarting); the agent may still see it",
+    )

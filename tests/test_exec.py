@@ -15,8 +15,19 @@ from peer import Gateway, free_port, set_exec_policy
 from remote import GW_TOKEN_ENV, remote_routes
 from sshd import Sshd
 
-NASTY = ["two words", "it's \"quoted\"", "a; rm -rf /nothing", "$(touch /tmp/clawrelay-pwned)", "line1\nline2",
-         "`id`", "*", "", "--flag", "tab\there", "ünïcødé 小m"]
+NASTY = [
+    "two words",
+    'it\'s "quoted"',
+    "a; rm -rf /nothing",
+    "$(touch /tmp/clawrelay-pwned)",
+    "line1\nline2",
+    "`id`",
+    "*",
+    "",
+    "--flag",
+    "tab\there",
+    "ünïcødé 小m",
+]
 ECHO_ARGV = [sys.executable, "-c", "import json, sys; print(json.dumps(sys.argv[1:]))"]
 
 
@@ -40,7 +51,9 @@ def no_process_matching(marker: str) -> bool:
     return subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 1
 
 
-def test_argv_arrives_verbatim_and_the_run_is_journaled(env: Env, carrier: tuple[str, dict[str, str]]) -> None:
+def test_argv_arrives_verbatim_and_the_run_is_journaled(
+    env: Env, carrier: tuple[str, dict[str, str]]
+) -> None:
     host, extra = carrier
     Path("/tmp/clawrelay-pwned").unlink(missing_ok=True)
     r = env.run("exec", host, "--json", "--", *ECHO_ARGV, *NASTY, **extra)
@@ -67,8 +80,9 @@ def test_exit_code_and_output_are_the_remote_ones(env: Env, carrier: tuple[str, 
 def test_timeout_is_124_and_leaves_nothing_running(env: Env, carrier: tuple[str, dict[str, str]]) -> None:
     host, extra = carrier
     marker = f"{time.time() % 1000:.3f}"  # `sleep 30.123` on this machine identifies our command
-    r = env.run("exec", host, "--timeout", "2s", "--json", "--", "sh", "-c", f"echo started; sleep 3{marker}",
-                **extra)
+    r = env.run(
+        "exec", host, "--timeout", "2s", "--json", "--", "sh", "-c", f"echo started; sleep 3{marker}", **extra
+    )
     assert r.code == 124, r.err
     doc = r.json()
     assert doc["timed_out"] is True and doc["exit_code"] == 124
@@ -83,10 +97,14 @@ def test_cwd_and_shell_opt_in(env: Env, carrier: tuple[str, dict[str, str]]) -> 
     assert (r.code, r.out) == (0, "X2\n"), r.err
 
 
-def test_a_dead_proxy_in_the_environment_changes_nothing(env: Env, carrier: tuple[str, dict[str, str]]) -> None:
+def test_a_dead_proxy_in_the_environment_changes_nothing(
+    env: Env, carrier: tuple[str, dict[str, str]]
+) -> None:
     host, extra = carrier
     dead = f"http://127.0.0.1:{free_port()}"
-    proxies = {k: dead for k in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")}
+    proxies = {
+        k: dead for k in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+    }
     r = env.run("exec", host, "--", "env", **extra, **proxies)
     assert r.code == 0, r.err
     assert not [line for line in r.out.splitlines() if line.split("=")[0].upper().endswith("_PROXY")]
@@ -101,8 +119,9 @@ def test_strip_proxy_false_keeps_them_for_a_host_that_needs_them(env: Env) -> No
 def test_detach_returns_at_once_with_pid_and_log(env: Env, carrier: tuple[str, dict[str, str]]) -> None:
     host, extra = carrier
     flag = env.tmp / f"done-{uuid.uuid4().hex[:6]}"
-    r = env.run("exec", host, "--detach", "--json", "--", "sh", "-c", f"sleep 2; echo finished; touch {flag}",
-                **extra)
+    r = env.run(
+        "exec", host, "--detach", "--json", "--", "sh", "-c", f"sleep 2; echo finished; touch {flag}", **extra
+    )
     assert r.code == 0, r.err
     doc = r.json()
     assert doc["pid"] > 0 and not flag.exists() and doc["log"].endswith(f"/{doc['id']}.log")
@@ -180,9 +199,19 @@ def test_approval_asked_of_a_human_then_given(env: Env, gateway: Gateway, node: 
     remote_routes(env, gateway=gateway)
     set_exec_policy(gateway, node, security="allowlist", ask="on-miss", askFallback="deny")
     try:
-        proc = env.spawn("exec", "xiaom", "--timeout", "60s", "--", "echo", "approved by a human",
-                         **{GW_TOKEN_ENV: gateway.token})
-        line = proc.stderr.readline()  # clawrelay: node … asks for approval …; run: openclaw approvals resolve ID …
+        proc = env.spawn(
+            "exec",
+            "xiaom",
+            "--timeout",
+            "60s",
+            "--",
+            "echo",
+            "approved by a human",
+            **{GW_TOKEN_ENV: gateway.token},
+        )
+        line = (
+            proc.stderr.readline()
+        )  # clawrelay: node … asks for approval …; run: openclaw approvals resolve ID …
         assert "openclaw approvals resolve" in line, line
         approval_id = line.split("openclaw approvals resolve ")[1].split()[0]
         assert gateway.call("exec.approval.resolve", {"id": approval_id, "decision": "allow-once"})["ok"]
@@ -243,15 +272,18 @@ def test_a_local_program_named_like_a_shell_builtin_is_the_program_not_the_built
     fake.write_text(f"#!/bin/sh\necho \"$0 $*\" > '{marker}'\n")
     fake.chmod(0o755)
     remote_routes(env)
-    r = env.run("exec", "here", "--via", "local", "--", "true", "-e", "x",
-                PATH=f"{bin_dir}:{env.vars['PATH']}")
+    r = env.run(
+        "exec", "here", "--via", "local", "--", "true", "-e", "x", PATH=f"{bin_dir}:{env.vars['PATH']}"
+    )
     assert r.code == 0, r.err
     assert marker.read_text().split()[1:] == ["-e", "x"]
 
 
 def test_the_log_keeps_one_line_per_record_whatever_a_command_holds(env: Env) -> None:
     remote_routes(env)
-    assert env.run("exec", "here", "--via", "local", "--", "printf", "%s", "x\nclawrelay: forged line").code == 0
+    assert (
+        env.run("exec", "here", "--via", "local", "--", "printf", "%s", "x\nclawrelay: forged line").code == 0
+    )
     lines = env.run("log", "--brief").out.splitlines()
     assert not any(line.startswith("clawrelay:") for line in lines), lines
     assert len([line for line in lines if not line.startswith(" ")]) == 1, lines

@@ -32,8 +32,9 @@ def third(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         yield gw
 
 
-def fleet_routes(env: Env, a: Gateway, b: Gateway, c: Gateway, *, extra_targets: str = "",
-                 top: str = "") -> None:
+def fleet_routes(
+    env: Env, a: Gateway, b: Gateway, c: Gateway, *, extra_targets: str = "", top: str = ""
+) -> None:
     env.routes(f"""
     version: 1
     self: tester
@@ -43,13 +44,13 @@ def fleet_routes(env: Env, a: Gateway, b: Gateway, c: Gateway, *, extra_targets:
       gw-b: {{url: "{b.url}", token: "${{{TOKEN_ENV}}}"}}
       gw-c: {{url: "{c.url}", token: "${{{TOKEN_ENV}}}"}}
     hosts:
-      xiaom: {{node: {{gateway: gw-a, id: xiaom}}, openclaw: "{a.bin_dir / 'openclaw'}"}}
+      xiaom: {{node: {{gateway: gw-a, id: xiaom}}, openclaw: "{a.bin_dir / "openclaw"}"}}
       ghost: {{node: {{gateway: gw-a, id: no-such-node}}}}
     targets:
       a: {{chain: [sessions_send: {{gateway: gw-a}}]}}
       b: {{chain: [sessions_send: {{gateway: gw-b}}]}}
       c: {{session: "agent:main:main", chain: [sessions_send: {{gateway: gw-c, timeout: 5s}}]}}
-{textwrap.indent(textwrap.dedent(extra_targets), '      ')}
+{textwrap.indent(textwrap.dedent(extra_targets), "      ")}
     groups:
       fleet: [a, b, c]
     """)
@@ -64,7 +65,8 @@ def by_target(docs: list[dict]) -> dict[str, dict]:
 
 
 def test_a_group_send_gives_each_target_its_own_id_and_exit_4_when_one_is_down(
-        env: Env, gateway: Gateway, second: Gateway, third: Gateway) -> None:
+    env: Env, gateway: Gateway, second: Gateway, third: Gateway
+) -> None:
     fleet_routes(env, gateway, second, third)
     r = run(env, "send", "@fleet", "rolling restart in 5 min", "--json")
     assert r.code == 4, r.err
@@ -90,7 +92,8 @@ def test_a_group_send_gives_each_target_its_own_id_and_exit_4_when_one_is_down(
 
 
 def test_status_matches_what_is_up_and_what_the_journal_says(
-        env: Env, gateway: Gateway, second: Gateway, third: Gateway, node: str) -> None:
+    env: Env, gateway: Gateway, second: Gateway, third: Gateway, node: str
+) -> None:
     fleet_routes(env, gateway, second, third)
     assert run(env, "send", "a", "first", "--json").code == 0
     assert run(env, "send", "c", "for the one that is down").code == 1
@@ -119,7 +122,8 @@ def test_status_matches_what_is_up_and_what_the_journal_says(
 
 
 def test_an_event_wakes_the_target_session_over_its_gateway(
-        env: Env, gateway: Gateway, second: Gateway, third: Gateway) -> None:
+    env: Env, gateway: Gateway, second: Gateway, third: Gateway
+) -> None:
     fleet_routes(env, gateway, second, third)
     r = run(env, "event", "b", "backup finished on the VPS", "--json")
     assert r.code == 0, r.err
@@ -128,25 +132,42 @@ def test_an_event_wakes_the_target_session_over_its_gateway(
     assert doc["via"] == "wake" and detail.startswith("gw-b: wake now into agent:main:main; heartbeat turn ")
     assert detail.endswith(" ended ok")  # delivered once the turn that took it ended well
     # the heartbeat turn that saw the event is in the target session's history
-    wait_for(lambda: any(doc["id"] in m and "backup finished on the VPS" in m
-                         for m in second.history() if m.startswith("assistant:")), 60)
+    wait_for(
+        lambda: any(
+            doc["id"] in m and "backup finished on the VPS" in m
+            for m in second.history()
+            if m.startswith("assistant:")
+        ),
+        60,
+    )
     assert not any(doc["id"] in m for m in gateway.history())
     log = run(env, "log", "--brief").out
     assert "event `backup finished on the VPS`" in log and "delivered via wake" in log
 
 
 def test_an_event_goes_over_the_node_when_the_targets_gateway_is_down(
-        env: Env, gateway: Gateway, second: Gateway, third: Gateway, node: str) -> None:
-    fleet_routes(env, gateway, second, third, extra_targets="""
+    env: Env, gateway: Gateway, second: Gateway, third: Gateway, node: str
+) -> None:
+    fleet_routes(
+        env,
+        gateway,
+        second,
+        third,
+        extra_targets="""
         x: {host: xiaom, chain: [sessions_send: {gateway: gw-c}]}
         y: {host: xiaom, chain: [sessions_send: {gateway: gw-a}]}
-    """)
+    """,
+    )
     r = run(env, "event", "x", "disk almost full", "--mode", "now", "--json", "--deadline", "100s")
     # the host's gateway queued it, and its turn cannot be watched from here: not "delivered"
     assert r.code == 4, r.err
     doc = r.json()
     last = doc["attempts"][-1]
-    assert (last["transport"], last["outcome"], last["reason"]) == ("system_event", "ambiguous", "unconfirmed")
+    assert (last["transport"], last["outcome"], last["reason"]) == (
+        "system_event",
+        "ambiguous",
+        "unconfirmed",
+    )
     assert doc["attempts"][0]["reason"] == "connection_refused" and last["carrier"] == "node"
     assert "no connection to gw-c from here (connection_refused)" in last["detail"]
     # it did reach the model (the prompt log: a reply quoting it may be cut short by other events)
@@ -161,9 +182,10 @@ def test_an_event_goes_over_the_node_when_the_targets_gateway_is_down(
     assert gateway.prompts_containing(r.json()["id"])
 
 
-def test_events_are_never_queued_and_bad_input_is_refused(env: Env, gateway: Gateway, second: Gateway,
-                                                          third: Gateway) -> None:
-    fleet_routes(env, gateway, second, third, extra_targets="m: {chain: [command: {argv: [\"true\"]}]}")
+def test_events_are_never_queued_and_bad_input_is_refused(
+    env: Env, gateway: Gateway, second: Gateway, third: Gateway
+) -> None:
+    fleet_routes(env, gateway, second, third, extra_targets='m: {chain: [command: {argv: ["true"]}]}')
     r = run(env, "event", "c", "nobody home", "--json")
     assert r.code == 1 and r.json()["status"] == "failed" and not r.json()["queued"]
     assert run(env, "outbox", "list", "--json").json() == []
@@ -175,7 +197,8 @@ def test_events_are_never_queued_and_bad_input_is_refused(env: Env, gateway: Gat
 
 
 def test_flush_watch_delivers_to_a_gateway_that_comes_back_exactly_once_with_two_flushers(
-        env: Env, gateway: Gateway, second: Gateway, third: Gateway) -> None:
+    env: Env, gateway: Gateway, second: Gateway, third: Gateway
+) -> None:
     # a backoff far longer than this test: only "drained at once when it comes back" can deliver it
     fleet_routes(env, gateway, second, third, top="outbox: {backoff: 10m}")
     r = run(env, "send", "c", "waiting for you to come back", "--json")
@@ -184,7 +207,9 @@ def test_flush_watch_delivers_to_a_gateway_that_comes_back_exactly_once_with_two
     (waiting,) = run(env, "outbox", "list", "--json").json()
     assert waiting["next_attempt_ms"] > time.time() * 1000 + 5 * 60_000
     extra = {TOKEN_ENV: TOKEN}
-    flushers = [env.spawn("outbox", "flush", "--watch", "--interval", "1s", "--json", **extra) for _ in range(2)]
+    flushers = [
+        env.spawn("outbox", "flush", "--watch", "--interval", "1s", "--json", **extra) for _ in range(2)
+    ]
     try:
         time.sleep(3)  # both have looked at c and found it down
         assert all(f.poll() is None for f in flushers)
@@ -228,15 +253,33 @@ def test_the_documented_openclaw_cron_job_drains_the_outbox(env: Env, gateway: G
     oc_env = {**gateway.env(), "OPENCLAW_GATEWAY_TOKEN": gateway.token}
 
     def openclaw(*args: str) -> dict:
-        p = subprocess.run([str(gateway.bin_dir / "openclaw"), *args, "--json"], env=oc_env,
-                           capture_output=True, text=True, timeout=180)
+        p = subprocess.run(
+            [str(gateway.bin_dir / "openclaw"), *args, "--json"],
+            env=oc_env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert p.stdout.strip(), p.stderr
         return json.loads(p.stdout)
 
-    job = openclaw("cron", "add", "--name", "clawrelay-flush", "--every", "5m", "--no-deliver",
-                   "--command-argv", json.dumps([CLAWRELAY, "outbox", "flush", "--exit-zero", "--config", str(routes)]),
-                   "--command-env", f"CLAWRELAY_HOME={env.home}", "--command-env", "CLAWRELAY_SERVICE=cron",
-                   "--timeout-seconds", "240")
+    job = openclaw(
+        "cron",
+        "add",
+        "--name",
+        "clawrelay-flush",
+        "--every",
+        "5m",
+        "--no-deliver",
+        "--command-argv",
+        json.dumps([CLAWRELAY, "outbox", "flush", "--exit-zero", "--config", str(routes)]),
+        "--command-env",
+        f"CLAWRELAY_HOME={env.home}",
+        "--command-env",
+        "CLAWRELAY_SERVICE=cron",
+        "--timeout-seconds",
+        "240",
+    )
     try:
         ran = openclaw("cron", "run", job["id"], "--wait")  # the target is down: still a good run
         assert (ran["status"], ran["completionStatus"]) == ("ok", "succeeded"), ran

@@ -16,11 +16,14 @@ from conftest import Env, header, program, wait_for
 def outbox_routes(env: Env, *, seconds: float | None = None) -> None:
     """Target `s`: a program that delivers only while the flag file exists; `t`: always delivers."""
     argv = program("when_file.py", env.tmp / "up", env.tmp / "out.txt", *([seconds] if seconds else []))
-    env.routes(header(env.workspace) + textwrap.dedent(f"""
+    env.routes(
+        header(env.workspace)
+        + textwrap.dedent(f"""
     targets:
       s: {{chain: [command: {{argv: {json.dumps(argv)}, retries: 0, timeout: 30s}}]}}
       t: {{host: here, chain: [memory_file]}}
-    """))
+    """)
+    )
 
 
 def delivered_lines(env: Env) -> list[str]:
@@ -80,8 +83,14 @@ def test_sigterm_lets_the_attempt_in_flight_finish_then_exits(env: Env) -> None:
     (env.tmp / "up").touch()
     log = env.tmp / "flush.out"
     with log.open("w") as f:
-        proc = subprocess.Popen(env.cmd("outbox", "flush", "--watch", "--interval", "30s"), stdout=f,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=env.tmp, env=env.vars)
+        proc = subprocess.Popen(
+            env.cmd("outbox", "flush", "--watch", "--interval", "30s"),
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=env.tmp,
+            env=env.vars,
+        )
     try:
         # the watcher sees `s` answer (its program is there) and drains it at once, backoff or not
         wait_for(lambda: f"(id {first}, run 2)" in log.read_text(), 30)
@@ -114,9 +123,11 @@ def test_an_outbox_written_by_the_previous_journal_version_is_flushed(env: Env) 
     PRAGMA user_version=1;
     """)
     now = int(time.time() * 1000)
-    db.execute("INSERT INTO messages VALUES ('01a00000-0000-7000-8000-000000000001', 'message', 'tester',"
-               " 's', 'from before the upgrade', 0, ?, 'queued', NULL, NULL, 1, ?, ?, ?)",
-               (now - 1000, now - 1000, now - 500, now + 86_400_000))
+    db.execute(
+        "INSERT INTO messages VALUES ('01a00000-0000-7000-8000-000000000001', 'message', 'tester',"
+        " 's', 'from before the upgrade', 0, ?, 'queued', NULL, NULL, 1, ?, ?, ?)",
+        (now - 1000, now - 1000, now - 500, now + 86_400_000),
+    )
     db.commit()
     db.close()
     (env.tmp / "up").touch()
@@ -136,10 +147,13 @@ def test_a_stopped_router_finishes_the_attempt_and_starts_no_retry_and_no_next_s
     from clawrelay.router import Router
 
     argv = program("when_file.py", env.tmp / "up", env.tmp / "out.txt")
-    path = env.routes(header(env.workspace) + textwrap.dedent(f"""
+    path = env.routes(
+        header(env.workspace)
+        + textwrap.dedent(f"""
     targets:
       s: {{host: here, chain: [command: {{argv: {json.dumps(argv)}, retries: 5}}, memory_file]}}
-    """))
+    """)
+    )
     env.home.mkdir(parents=True)
     router = Router(load_routes(str(path)), Journal(env.home), on_attempt=lambda _env, _a: router.stop())
 
@@ -156,7 +170,9 @@ def test_a_stopped_router_finishes_the_attempt_and_starts_no_retry_and_no_next_s
     assert record.id == delivery.id and len(record.attempts) == 1
 
 
-def test_the_shipped_systemd_unit_starts_a_watcher_that_delivers_and_stops_on_its_kill_signal(env: Env) -> None:
+def test_the_shipped_systemd_unit_starts_a_watcher_that_delivers_and_stops_on_its_kill_signal(
+    env: Env,
+) -> None:
     """contrib/systemd/clawrelay-flush.service, as systemd would run it (%h = the user's home)."""
     import os
     import shlex
@@ -167,7 +183,9 @@ def test_the_shipped_systemd_unit_starts_a_watcher_that_delivers_and_stops_on_it
     root = Path(__file__).resolve().parents[1]
     unit = (root / "contrib" / "systemd" / "clawrelay-flush.service").read_text()
     assert unit in (root / "docs" / "fleet.md").read_text()  # the documented unit is the shipped one
-    fields = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#"))
+    fields = dict(
+        line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#")
+    )
     home = env.tmp / "home"
     (home / ".local" / "bin").mkdir(parents=True)
     os.symlink(str(CLAWRELAY), home / ".local" / "bin" / "clawrelay")
@@ -175,9 +193,15 @@ def test_the_shipped_systemd_unit_starts_a_watcher_that_delivers_and_stops_on_it
     outbox_routes(env)
     message = env.run("send", "s", "delivered by the service", "--json").json()["id"]
     (env.tmp / "up").touch()
-    proc = subprocess.Popen(shlex.split(fields["ExecStart"].replace("%h", str(home))), cwd=env.tmp,
-                            env={**env.vars, "HOME": str(home)}, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        shlex.split(fields["ExecStart"].replace("%h", str(home))),
+        cwd=env.tmp,
+        env={**env.vars, "HOME": str(home)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(lambda: env.run("log", "--json").json()[-1]["status"] == "delivered", 60)
         proc.send_signal(getattr(signal, fields["KillSignal"]))
@@ -193,14 +217,20 @@ def test_the_shipped_systemd_unit_starts_a_watcher_that_delivers_and_stops_on_it
 def test_a_retry_keeps_the_via_the_message_was_sent_with(env: Env) -> None:
     """Sent with `--via command`, it waits for that rung: a flush never takes it down the chain."""
     argv = program("when_file.py", env.tmp / "up", env.tmp / "out.txt")
-    env.routes(header(env.workspace) + textwrap.dedent(f"""
+    env.routes(
+        header(env.workspace)
+        + textwrap.dedent(f"""
     targets:
       s: {{host: here, chain: [command: {{argv: {json.dumps(argv)}, retries: 0}}, memory_file: {{wake: false}}]}}
-    """))
+    """)
+    )
     sent = env.run("send", "s", "only by command", "--via", "command", "--json")
     assert sent.code == 1 and sent.json()["status"] == "failed"
-    for flush in (["outbox", "flush", "--now"], ["outbox", "retry", "--now"],
-                  ["outbox", "retry", sent.json()["id"]]):
+    for flush in (
+        ["outbox", "flush", "--now"],
+        ["outbox", "retry", "--now"],
+        ["outbox", "retry", sent.json()["id"]],
+    ):
         r = env.run(*flush, "--json")
         assert r.code == 1, r.out
         assert [a["transport"] for d in r.json()["retried"] for a in d["attempts"]] == ["command"], flush
@@ -258,11 +288,15 @@ def test_a_targets_messages_go_one_at_a_time_in_order_whatever_retries_them(env:
 
     prog, flag, log = env.tmp / "starting.py", env.tmp / "up", env.tmp / "log.txt"
     prog.write_text(STARTING)
-    env.routes(header(env.workspace) + textwrap.dedent(f"""
+    env.routes(
+        header(env.workspace)
+        + textwrap.dedent(f"""
     targets:
-      s: {{chain: [command: {{argv: {json.dumps([sys.executable, str(prog), str(flag), str(log),
-                                                    str(env.tmp / "calls")])}, retries: 0}}]}}
-    """))
+      s: {{chain: [command: {{argv: {
+            json.dumps([sys.executable, str(prog), str(flag), str(log), str(env.tmp / "calls")])
+        }, retries: 0}}]}}
+    """)
+    )
     ids = [env.run("send", "s", f"m{i}", "--json").json()["id"] for i in (1, 2, 3)]
     flag.touch()
 
@@ -270,7 +304,8 @@ def test_a_targets_messages_go_one_at_a_time_in_order_whatever_retries_them(env:
     assert r.code == 1
     assert [d["id"] for d in r.json()["retried"]] == ids[:1]
     assert [(s["id"], s["reason"]) for s in r.json()["skipped"]] == [
-        (i, "behind_undelivered") for i in ids[1:]]
+        (i, "behind_undelivered") for i in ids[1:]
+    ]
     assert not log.exists()  # nothing overtook m1
 
     # a flusher is sending m1 (slowly) when a retry comes: it leaves the target to the flusher
@@ -280,7 +315,10 @@ def test_a_targets_messages_go_one_at_a_time_in_order_whatever_retries_them(env:
         r = env.run("outbox", "retry", "--now", "--json")
         assert r.code == 0 and r.json()["retried"] == []
         assert [(s["id"], s["reason"]) for s in r.json()["skipped"]] == [
-            (ids[0], "in_flight"), (ids[1], "behind_undelivered"), (ids[2], "behind_undelivered")]
+            (ids[0], "in_flight"),
+            (ids[1], "behind_undelivered"),
+            (ids[2], "behind_undelivered"),
+        ]
     finally:
         out, _ = flusher.communicate(timeout=60)
     assert flusher.returncode == 0, out

@@ -38,12 +38,22 @@ Reply = Callable[[dict[str, Any]], Awaitable[None]]
 class FakeGateway:
     """Just enough of a gateway: challenge, connect, then `on_request(frame, ws)` per request."""
 
-    def __init__(self, *, hello: dict[str, Any] | None = None, connect_error: dict[str, Any] | None = None,
-                 challenge: bool = True,
-                 verify: Callable[[dict[str, Any], str], dict[str, Any] | None] | None = None) -> None:
-        self.hello = {"type": "hello-ok", "protocol": 4, "server": {"version": "fake"},
-                      "features": {"methods": ["health", "agent"]},
-                      "auth": {"role": "operator", "scopes": ["operator.read", "operator.write"]}, **(hello or {})}
+    def __init__(
+        self,
+        *,
+        hello: dict[str, Any] | None = None,
+        connect_error: dict[str, Any] | None = None,
+        challenge: bool = True,
+        verify: Callable[[dict[str, Any], str], dict[str, Any] | None] | None = None,
+    ) -> None:
+        self.hello = {
+            "type": "hello-ok",
+            "protocol": 4,
+            "server": {"version": "fake"},
+            "features": {"methods": ["health", "agent"]},
+            "auth": {"role": "operator", "scopes": ["operator.read", "operator.write"]},
+            **(hello or {}),
+        }
         self.connect_error = connect_error
         self.challenge = challenge
         self.verify = verify
@@ -61,7 +71,9 @@ class FakeGateway:
             await ws.wait_closed()  # say nothing until the client gives up
             return
         nonce = "nonce-123"
-        await ws.send(json.dumps({"type": "event", "event": "connect.challenge", "payload": {"nonce": nonce}}))
+        await ws.send(
+            json.dumps({"type": "event", "event": "connect.challenge", "payload": {"nonce": nonce}})
+        )
         frame = json.loads(await ws.recv())
         self.connects.append(frame["params"])
         error = self.connect_error or (self.verify(frame["params"], nonce) if self.verify else None)
@@ -94,11 +106,27 @@ def test_two_phase_answers_are_never_taken_as_final() -> None:
 
     async def two_phase(frame: dict[str, Any], ws: ServerConnection) -> None:
         await ws.send(json.dumps({"type": "event", "event": "tick", "payload": {}}))
-        await ws.send(json.dumps({"type": "res", "id": frame["id"], "ok": True,
-                                  "payload": {"runId": "r1", "status": "accepted"}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "res",
+                    "id": frame["id"],
+                    "ok": True,
+                    "payload": {"runId": "r1", "status": "accepted"},
+                }
+            )
+        )
         await asyncio.sleep(0.2)
-        await ws.send(json.dumps({"type": "res", "id": frame["id"], "ok": True,
-                                  "payload": {"runId": "r1", "status": "ok", "result": {"payloads": [{"text": "hi"}]}}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "res",
+                    "id": frame["id"],
+                    "ok": True,
+                    "payload": {"runId": "r1", "status": "ok", "result": {"payloads": [{"text": "hi"}]}},
+                }
+            )
+        )
 
     fake.on_request = two_phase
 
@@ -115,8 +143,13 @@ def test_two_phase_answers_are_never_taken_as_final() -> None:
 
 
 def test_pairing_required_names_the_command_to_run() -> None:
-    fake = FakeGateway(connect_error={"code": "NOT_PAIRED", "message": "pairing required",
-                                      "details": {"code": "PAIRING_REQUIRED", "requestId": "req-42"}})
+    fake = FakeGateway(
+        connect_error={
+            "code": "NOT_PAIRED",
+            "message": "pairing required",
+            "details": {"code": "PAIRING_REQUIRED", "requestId": "req-42"},
+        }
+    )
 
     async def go() -> None:
         async with fake as url:
@@ -128,14 +161,33 @@ def test_pairing_required_names_the_command_to_run() -> None:
     run(go())
 
 
-@pytest.mark.parametrize(("hello", "connect_error", "reason"), [
-    ({"protocol": 5}, None, "protocol_mismatch"),
-    ({}, {"code": "INVALID_REQUEST", "message": "protocol mismatch",
-          "details": {"code": "PROTOCOL_MISMATCH", "expectedProtocol": 5}}, "protocol_mismatch"),
-    ({}, {"code": "INVALID_REQUEST", "message": "unauthorized: gateway token mismatch",
-          "details": {"code": "AUTH_TOKEN_MISMATCH"}}, "auth"),
-])
-def test_handshake_refusals_are_typed_and_permanent(hello: dict[str, Any], connect_error: Any, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("hello", "connect_error", "reason"),
+    [
+        ({"protocol": 5}, None, "protocol_mismatch"),
+        (
+            {},
+            {
+                "code": "INVALID_REQUEST",
+                "message": "protocol mismatch",
+                "details": {"code": "PROTOCOL_MISMATCH", "expectedProtocol": 5},
+            },
+            "protocol_mismatch",
+        ),
+        (
+            {},
+            {
+                "code": "INVALID_REQUEST",
+                "message": "unauthorized: gateway token mismatch",
+                "details": {"code": "AUTH_TOKEN_MISMATCH"},
+            },
+            "auth",
+        ),
+    ],
+)
+def test_handshake_refusals_are_typed_and_permanent(
+    hello: dict[str, Any], connect_error: Any, reason: str
+) -> None:
     fake = FakeGateway(hello=hello, connect_error=connect_error)
 
     async def go() -> None:
@@ -179,16 +231,19 @@ def test_no_origin_header_and_no_proxy_from_the_environment(monkeypatch: pytest.
 def routes_for(url: str, targets: str, token: str = "") -> Routes:
     """Routes with one gateway `gw` at the fake's URL and the given `targets:` mapping."""
     token_key = f', token: "{token}"' if token else ""
-    routes, errors = parse_routes(f'version: 1\nself: xiaoa\ngateways: {{gw: {{url: "{url}"{token_key}}}}}\n'
-                                  f"targets:\n{targets}", "t.yaml")
+    routes, errors = parse_routes(
+        f'version: 1\nself: xiaoa\ngateways: {{gw: {{url: "{url}"{token_key}}}}}\ntargets:\n{targets}',
+        "t.yaml",
+    )
     assert routes is not None, errors
     return routes
 
 
 def context(url: str, pool: GatewayPool) -> AttemptContext:
     routes = routes_for(url, "  xiaom: {chain: [sessions_send: {gateway: gw}]}\n")
-    return AttemptContext(routes, "xiaom", routes.plan("xiaom")[0], deadline=time.monotonic() + 10,
-                          gateway_pool=lambda: pool)
+    return AttemptContext(
+        routes, "xiaom", routes.plan("xiaom")[0], deadline=time.monotonic() + 10, gateway_pool=lambda: pool
+    )
 
 
 def test_a_restart_under_a_sent_request_is_ambiguous_not_failed(tmp_path: Path) -> None:
@@ -234,11 +289,32 @@ def test_unavailable_with_retry_after_is_retried_no_sooner(tmp_path: Path) -> No
     async def busy_then_ok(frame: dict[str, Any], ws: ServerConnection) -> None:
         seen.append(time.monotonic())
         if len(seen) == 1:
-            await ws.send(json.dumps({"type": "res", "id": frame["id"], "ok": False, "error": {
-                "code": "UNAVAILABLE", "message": "busy", "retryable": True, "retryAfterMs": 1500}}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "res",
+                        "id": frame["id"],
+                        "ok": False,
+                        "error": {
+                            "code": "UNAVAILABLE",
+                            "message": "busy",
+                            "retryable": True,
+                            "retryAfterMs": 1500,
+                        },
+                    }
+                )
+            )
         else:
-            await ws.send(json.dumps({"type": "res", "id": frame["id"], "ok": True,
-                                      "payload": {"runId": frame["params"]["idempotencyKey"], "status": "accepted"}}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "res",
+                        "id": frame["id"],
+                        "ok": True,
+                        "payload": {"runId": frame["params"]["idempotencyKey"], "status": "accepted"},
+                    }
+                )
+            )
 
     fake.on_request = busy_then_ok
 
@@ -250,7 +326,9 @@ def test_unavailable_with_retry_after_is_retried_no_sooner(tmp_path: Path) -> No
             (delivery,) = await router.send([env])
             await router.aclose()
         assert [(a.outcome, a.reason) for a in delivery.attempts] == [
-            (Outcome.FAILED, "unavailable"), (Outcome.DELIVERED, None)]
+            (Outcome.FAILED, "unavailable"),
+            (Outcome.DELIVERED, None),
+        ]
         assert seen[1] - seen[0] >= 1.5
         ids = {r["params"]["idempotencyKey"] for r in fake.requests}
         assert ids == {env.id}  # the retry carried the same idempotency key
@@ -267,27 +345,49 @@ def _verifier(accept: set[str]) -> Callable[[dict[str, Any], str], dict[str, Any
         pub = base64.urlsafe_b64decode(pad(d["publicKey"]))
         c = params["client"]
         token = params["auth"].get("token") or params["auth"].get("deviceToken") or ""
-        base = [d["id"], c["id"], c["mode"], params["role"], ",".join(params["scopes"]), str(d["signedAt"]),
-                token, nonce]
+        base = [
+            d["id"],
+            c["id"],
+            c["mode"],
+            params["role"],
+            ",".join(params["scopes"]),
+            str(d["signedAt"]),
+            token,
+            nonce,
+        ]
         candidates = {"v3": "|".join(["v3", *base, c["platform"].lower(), ""]), "v2": "|".join(["v2", *base])}
         for version in accept:
             try:
-                Ed25519PublicKey.from_public_bytes(pub).verify(base64.urlsafe_b64decode(pad(d["signature"])),
-                                                               candidates[version].encode())
+                Ed25519PublicKey.from_public_bytes(pub).verify(
+                    base64.urlsafe_b64decode(pad(d["signature"])), candidates[version].encode()
+                )
                 return None
             except Exception:
                 continue
-        return {"code": "INVALID_REQUEST", "message": "device signature invalid",
-                "details": {"code": "DEVICE_AUTH_SIGNATURE_INVALID"}}
+        return {
+            "code": "INVALID_REQUEST",
+            "message": "device signature invalid",
+            "details": {"code": "DEVICE_AUTH_SIGNATURE_INVALID"},
+        }
 
     return verify
 
 
 def test_device_identity_signs_v3_and_falls_back_to_v2_once(tmp_path: Path) -> None:
-    v3 = FakeGateway(verify=_verifier({"v3"}), hello={"auth": {"role": "operator", "scopes": ["operator.read"],
-                                                                "deviceToken": "devtok-abc123"}})
-    v2_only = FakeGateway(verify=_verifier({"v2"}), hello={"auth": {"role": "operator", "scopes": [
-        "operator.read", "operator.write"], "deviceToken": "devtok-v2-xyz"}})
+    v3 = FakeGateway(
+        verify=_verifier({"v3"}),
+        hello={"auth": {"role": "operator", "scopes": ["operator.read"], "deviceToken": "devtok-abc123"}},
+    )
+    v2_only = FakeGateway(
+        verify=_verifier({"v2"}),
+        hello={
+            "auth": {
+                "role": "operator",
+                "scopes": ["operator.read", "operator.write"],
+                "deviceToken": "devtok-v2-xyz",
+            }
+        },
+    )
 
     async def go() -> None:
         async with v3 as url:
@@ -314,21 +414,37 @@ def test_one_connection_serves_a_whole_group_send(tmp_path: Path, monkeypatch: p
     fake = FakeGateway()
 
     async def accept(frame: dict[str, Any], ws: ServerConnection) -> None:
-        await ws.send(json.dumps({"type": "res", "id": frame["id"], "ok": True,
-                                  "payload": {"runId": frame["params"]["idempotencyKey"], "status": "accepted"}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "res",
+                    "id": frame["id"],
+                    "ok": True,
+                    "payload": {"runId": frame["params"]["idempotencyKey"], "status": "accepted"},
+                }
+            )
+        )
 
     fake.on_request = accept
 
     async def go() -> None:
         async with fake as url:
-            routes = routes_for(url, "".join(f'  {t}: {{session: "agent:main:{t}", chain: [sessions_send: {{}}]}}\n'
-                                             for t in "abc"), token="${FAKE_TOKEN}")
+            routes = routes_for(
+                url,
+                "".join(
+                    f'  {t}: {{session: "agent:main:{t}", chain: [sessions_send: {{}}]}}\n' for t in "abc"
+                ),
+                token="${FAKE_TOKEN}",
+            )
             router = Router(routes, Journal(tmp_path))
             deliveries = await router.send(router.envelopes(["a", "b", "c"], "to all", 0))
             await router.aclose()
         assert [d.status.value for d in deliveries] == ["delivered"] * 3
         assert len(fake.connects) == 1 and fake.connects[0]["auth"] == {"token": "fake-token-1"}
-        assert sorted(r["params"]["sessionKey"] for r in fake.requests) == ["agent:main:a", "agent:main:b",
-                                                                             "agent:main:c"]
+        assert sorted(r["params"]["sessionKey"] for r in fake.requests) == [
+            "agent:main:a",
+            "agent:main:b",
+            "agent:main:c",
+        ]
 
     run(go())

@@ -43,7 +43,9 @@ class GarbageGateway:
         if self.where == "challenge":
             await ws.send("<html>502 Bad Gateway</html>")
         else:
-            await ws.send(json.dumps({"type": "event", "event": "connect.challenge", "payload": {"nonce": "n"}}))
+            await ws.send(
+                json.dumps({"type": "event", "event": "connect.challenge", "payload": {"nonce": "n"}})
+            )
             await ws.recv()
             await ws.send("{not json")
         await ws.wait_closed()
@@ -86,7 +88,8 @@ def test_a_connection_dropped_during_the_http_upgrade_is_lost_and_retried(tmp_pa
 
     attempts = asyncio.run(go())
     assert [(a.outcome, a.reason, a.retryable) for a in attempts] == [
-        (Outcome.FAILED, "connection_lost", True)] * 2
+        (Outcome.FAILED, "connection_lost", True)
+    ] * 2
     assert len(accepted) == 2  # retried
 
 
@@ -106,7 +109,8 @@ def test_a_connection_closed_during_the_handshake_is_lost_and_retried(tmp_path: 
 
     attempts = asyncio.run(go())
     assert [(a.outcome, a.reason, a.retryable) for a in attempts] == [
-        (Outcome.FAILED, "connection_lost", True)] * 2
+        (Outcome.FAILED, "connection_lost", True)
+    ] * 2
 
 
 def test_a_silent_gateway_is_a_handshake_timeout(tmp_path: Path) -> None:

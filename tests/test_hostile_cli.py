@@ -34,8 +34,10 @@ class Case:
 
 
 def routes(env: Env) -> None:
-    env.routes(header(env.workspace) + "targets:\n  xiaom: {host: here, chain: [memory_file: {wake: false}]}\n"
-               "groups:\n  all: [xiaom]\n")
+    env.routes(
+        header(env.workspace) + "targets:\n  xiaom: {host: here, chain: [memory_file: {wake: false}]}\n"
+        "groups:\n  all: [xiaom]\n"
+    )
 
 
 def journal_with_history(env: Env) -> None:
@@ -72,10 +74,12 @@ def state_dir_is_a_file(env: Env) -> None:
 def on_a_full_disk(env: Env, argv: list[str | bytes]) -> list[str | bytes]:
     """Run inside a private mount namespace whose state dir is a tiny tmpfs, filled up after the
     journal exists: the send cannot journal anything. The outcome goes to files beside it."""
-    script = ('set -e; mount -t tmpfs -o size=2m tmpfs "$CLAWRELAY_HOME"; '
-              '"$0" send xiaom first > /dev/null; '
-              'dd if=/dev/zero of="$CLAWRELAY_HOME/filler" bs=4k 2>/dev/null || true; '
-              'exec "$0" "$@"')
+    script = (
+        'set -e; mount -t tmpfs -o size=2m tmpfs "$CLAWRELAY_HOME"; '
+        '"$0" send xiaom first > /dev/null; '
+        'dd if=/dev/zero of="$CLAWRELAY_HOME/filler" bs=4k 2>/dev/null || true; '
+        'exec "$0" "$@"'
+    )
     return ["unshare", "-r", "-m", "sh", "-c", script, CLAWRELAY or "clawrelay", *argv]
 
 
@@ -85,38 +89,51 @@ def full_disk_setup(env: Env) -> None:
 
 
 CASES = {
-    "stdin not UTF-8": Case(["send", "xiaom"], 2, "stdin is not valid UTF-8", stdin=b"caf\xe9 \xff\xfe", setup=routes),
+    "stdin not UTF-8": Case(
+        ["send", "xiaom"], 2, "stdin is not valid UTF-8", stdin=b"caf\xe9 \xff\xfe", setup=routes
+    ),
     "argument not UTF-8": Case(["send", "xiaom", b"caf\xe9"], 2, "not valid UTF-8", setup=routes),
     "NUL on stdin": Case(["send", "xiaom"], 2, "NUL", stdin=b"a\x00b", setup=routes),
-    "event with an unknown mode": Case(["event", "xiaom", "hi", "--mode", "later"], 2, "--mode", setup=routes),
+    "event with an unknown mode": Case(
+        ["event", "xiaom", "hi", "--mode", "later"], 2, "--mode", setup=routes
+    ),
     "100 KB target name": Case(["send", "x" * 100_000, "hi"], 3, "unknown target", setup=routes),
     "100 KB group name": Case(["send", "@" + "g" * 100_000, "hi"], 3, "unknown group", setup=routes),
-    "target name with a newline": Case(["send", "evil\nclawrelay: delivered", "hi"], 3, "unknown target", setup=routes),
+    "target name with a newline": Case(
+        ["send", "evil\nclawrelay: delivered", "hi"], 3, "unknown target", setup=routes
+    ),
     "damaged journal, send": Case(["send", "xiaom", "hi"], 2, "is damaged", setup=damaged_journal),
     "damaged journal, log": Case(["log", "--last", "50"], 2, "is damaged", setup=damaged_journal),
     "not a database": Case(["outbox", "list"], 2, "is damaged", setup=not_a_database),
-    "emptied journal": Case(["send", "xiaom", "after the loss"], 0, "", setup=emptied_journal,
-                            warns="history is gone"),
+    "emptied journal": Case(
+        ["send", "xiaom", "after the loss"], 0, "", setup=emptied_journal, warns="history is gone"
+    ),
     "state dir is a file": Case(["send", "xiaom", "hi"], 2, "", setup=state_dir_is_a_file),
-    "state dir is a file, demo routes": Case(["send", "demo", "hi", "--config", "builtin"], 2, "",
-                                             setup=state_dir_is_a_file),
+    "state dir is a file, demo routes": Case(
+        ["send", "demo", "hi", "--config", "builtin"], 2, "", setup=state_dir_is_a_file
+    ),
     "config is a folder": Case(["send", "xiaom", "hi", "--config", "/"], 2, "", setup=routes),
     "bad duration": Case(["send", "xiaom", "hi", "--deadline", "5 parsecs"], 2, "--deadline", setup=routes),
     "option out of range": Case(["log", "--last", "0"], 2, "--last", setup=routes),
     "unknown option": Case(["send", "--frobnicate"], 2, "No such option", setup=routes),
     "unknown message id": Case(["outbox", "retry", "deadbeef"], 1, "no message", setup=routes),
-    "full disk under the state dir": Case(["send", "xiaom", "hi"], 2, "disk is full", setup=full_disk_setup,
-                                          wrap=on_a_full_disk),
+    "full disk under the state dir": Case(
+        ["send", "xiaom", "hi"], 2, "disk is full", setup=full_disk_setup, wrap=on_a_full_disk
+    ),
 }
 
 
 def can_unshare() -> bool:
-    return shutil.which("unshare") is not None and subprocess.run(
-        ["unshare", "-r", "-m", "true"], capture_output=True).returncode == 0
+    return (
+        shutil.which("unshare") is not None
+        and subprocess.run(["unshare", "-r", "-m", "true"], capture_output=True).returncode == 0
+    )
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_hostile_input_and_broken_state_get_one_line_and_the_documented_exit_code(env: Env, name: str) -> None:
+def test_hostile_input_and_broken_state_get_one_line_and_the_documented_exit_code(
+    env: Env, name: str
+) -> None:
     case = CASES[name]
     if case.wrap is not None and not can_unshare():
         pytest.skip("this machine allows no private mount namespace (unshare -r -m)")

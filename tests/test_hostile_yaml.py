@@ -32,21 +32,63 @@ def bomb() -> str:
 CASES: list[tuple[str, str | bytes, int, str]] = [
     ("alias bomb", bomb(), 6, "alias *a3 expands the document to more than"),
     ("recursive alias in a list", "version: 1\na: &a [*a]\n", 2, "recursive alias *a"),
-    ("recursive alias in a mapping", "version: 1\nself: x\nb: &b\n  c:\n    d: *b\n", 5, "recursive alias *b"),
+    (
+        "recursive alias in a mapping",
+        "version: 1\nself: x\nb: &b\n  c:\n    d: *b\n",
+        5,
+        "recursive alias *b",
+    ),
     ("5000-deep flow sequence", "version: 1\nx: " + "[" * 5000 + "]" * 5000 + "\n", 2, "nested more than"),
-    ("5000-deep flow mapping", "version: 1\nx: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n", 2, "nested more than"),
-    ("700-deep block mapping", "version: 1\n" + "".join(" " * i + "k:\n" for i in range(700)) + " " * 700 + "v\n",
-     66, "nested more than"),
+    (
+        "5000-deep flow mapping",
+        "version: 1\nx: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n",
+        2,
+        "nested more than",
+    ),
+    (
+        "700-deep block mapping",
+        "version: 1\n" + "".join(" " * i + "k:\n" for i in range(700)) + " " * 700 + "v\n",
+        66,
+        "nested more than",
+    ),
     ("5000-deep block sequence", "version: 1\nx:\n" + "- " * 5000 + "x\n", 3, "nested more than"),
-    ("an alias that nests too deep", "version: 1\na: &a " + "[" * 40 + "]" * 40 + "\nb: " + "[" * 40 + "*a" + "]" * 40 + "\n",
-     3, "alias *a nests the document more than"),
-    ("complex key (block)", "version: 1\n? [a, b]\n: 1\n", 2, "a mapping key must be a plain value, not a sequence"),
-    ("complex key (flow)", "version: 1\nx: {{a: b}: 1}\n", 2, "a mapping key must be a plain value, not a mapping"),
+    (
+        "an alias that nests too deep",
+        "version: 1\na: &a " + "[" * 40 + "]" * 40 + "\nb: " + "[" * 40 + "*a" + "]" * 40 + "\n",
+        3,
+        "alias *a nests the document more than",
+    ),
+    (
+        "complex key (block)",
+        "version: 1\n? [a, b]\n: 1\n",
+        2,
+        "a mapping key must be a plain value, not a sequence",
+    ),
+    (
+        "complex key (flow)",
+        "version: 1\nx: {{a: b}: 1}\n",
+        2,
+        "a mapping key must be a plain value, not a mapping",
+    ),
     ("complex key (alias)", "version: 1\nl: &l [a]\nm: {*l : 1}\n", 3, "a mapping key must be a plain value"),
-    ("merge key", "version: 1\nbase: &b {x: 1}\nd:\n  <<: *b\n  y: 2\n", 4, "`<<` merge keys are not supported"),
-    ("python object tag on a mapping", "version: 1\nx: !!python/object:os.system {}\n", 2,
-     "tag !!python/object:os.system is not supported"),
-    ("python name tag on a scalar", "version: 1\nx: !!python/name:os.system ''\n", 2, "python/name:os.system"),
+    (
+        "merge key",
+        "version: 1\nbase: &b {x: 1}\nd:\n  <<: *b\n  y: 2\n",
+        4,
+        "`<<` merge keys are not supported",
+    ),
+    (
+        "python object tag on a mapping",
+        "version: 1\nx: !!python/object:os.system {}\n",
+        2,
+        "tag !!python/object:os.system is not supported",
+    ),
+    (
+        "python name tag on a scalar",
+        "version: 1\nx: !!python/name:os.system ''\n",
+        2,
+        "python/name:os.system",
+    ),
     ("set tag", "version: 1\nx: !!set {a, b}\n", 2, "tag !!set is not supported"),
     ("duplicate anchor", "version: 1\na: &x 1\nb: &x 2\n", 3, "anchor &x is already defined on line 2"),
     ("two documents", "version: 1\n---\nversion: 1\n", 2, "second YAML document"),
@@ -73,13 +115,25 @@ def _write(env: Env, content: str | bytes) -> Path:
 
 @pytest.mark.parametrize(("content", "line", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_hostile_routes_file_is_one_line_with_its_file_and_line(
-        env: Env, content: str | bytes, line: int, fragment: str) -> None:
+    env: Env, content: str | bytes, line: int, fragment: str
+) -> None:
     path = _write(env, content)
-    commands = {"routes check": ("routes", "check", "--config", str(path)),
-                "send": ("send", "x", "y", "--config", str(path))}
-    procs = {name: subprocess.Popen(env.cmd(*args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True, cwd=env.tmp, env=env.vars)
-             for name, args in commands.items()}
+    commands = {
+        "routes check": ("routes", "check", "--config", str(path)),
+        "send": ("send", "x", "y", "--config", str(path)),
+    }
+    procs = {
+        name: subprocess.Popen(
+            env.cmd(*args),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=env.tmp,
+            env=env.vars,
+        )
+        for name, args in commands.items()
+    }
     try:
         for name, proc in procs.items():
             out, err = proc.communicate(timeout=TIMEOUT)
@@ -112,8 +166,14 @@ def test_alias_bomb_is_refused_without_expanding_it(env: Env) -> None:
     """Peak memory of the CLI refusing the bomb stays small (it grew to ~600 MB, still going, before)."""
     path = _write(env, bomb())
     assert CLAWRELAY
-    p = subprocess.run([sys.executable, "-c", PEAK, CLAWRELAY, "routes", "check", "--config", str(path)],
-                       capture_output=True, text=True, env=env.vars, cwd=env.tmp, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-c", PEAK, CLAWRELAY, "routes", "check", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        env=env.vars,
+        cwd=env.tmp,
+        timeout=60,
+    )
     report = json.loads(p.stdout)
     assert report["rc"] == 2, report
     assert report["maxrss_kb"] < 200 * 1024, report
@@ -128,13 +188,33 @@ def test_limits_leave_a_large_ordinary_file_alone() -> None:
 
 
 def test_line_of_and_duplicate_keys_still_work_through_aliases() -> None:
-    text = ("version: 1\nself: me\nc: &c [command: {argv: [notify]}]\n")
+    text = "version: 1\nself: me\nc: &c [command: {argv: [notify]}]\n"
     routes, errors = parse_routes(text + "targets:\n  t: {chain: *c}\n  t: {chain: *c}\n", "r.yaml")
-    assert routes is None and "r.yaml:3: c: unknown key" in errors and "r.yaml:6: targets.t: duplicate key" in errors
+    assert (
+        routes is None
+        and "r.yaml:3: c: unknown key" in errors
+        and "r.yaml:6: targets.t: duplicate key" in errors
+    )
 
 
-TOKENS = [*"[]{}:,-&*!?|>'\"#% \n\t<@`~\\.aab01=", "a:", "&a ", "*a", "- ", "? ", "!!", "<<: ", "!!int ", "!!set ",
-          "2020-13-45", "1:2", "---", "...", "\u00e9", "\x00"]
+TOKENS = [
+    *"[]{}:,-&*!?|>'\"#% \n\t<@`~\\.aab01=",
+    "a:",
+    "&a ",
+    "*a",
+    "- ",
+    "? ",
+    "!!",
+    "<<: ",
+    "!!int ",
+    "!!set ",
+    "2020-13-45",
+    "1:2",
+    "---",
+    "...",
+    "\u00e9",
+    "\x00",
+]
 
 
 def test_any_text_gives_routes_or_one_line_errors_with_a_line() -> None:

@@ -20,12 +20,15 @@ from clawrelay.transports.memory_file import MemoryFile, has_entry
 
 def context(workspace: Path, timezone: str | None = None) -> AttemptContext:
     tz = f", timezone: {timezone}" if timezone else ""
-    routes, errors = parse_routes(f"""
+    routes, errors = parse_routes(
+        f"""
 version: 1
 self: xiaoa
 hosts: {{here: {{local: true, workspace: "{workspace}"{tz}}}}}
 targets: {{xiaom: {{host: here, chain: [memory_file: {{}}]}}}}
-""", "t.yaml")
+""",
+        "t.yaml",
+    )
     assert routes is not None, errors
     return AttemptContext(routes, "xiaom", routes.plan("xiaom")[0], deadline=time.monotonic() + 10)
 

@@ -32,9 +32,16 @@ def write_local(workspace: Path, env: Envelope, timezone: str | None = None):  #
     return asyncio.run(MemoryFile().deliver(env, context(workspace, timezone)))
 
 
-def write_remote(workspace: Path, env: Envelope, when: datetime | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv_for(env, str(workspace), when), capture_output=True, text=True,
-                          env={**SH_ENV, "HOME": str(workspace.parent)}, timeout=30)
+def write_remote(
+    workspace: Path, env: Envelope, when: datetime | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv_for(env, str(workspace), when),
+        capture_output=True,
+        text=True,
+        env={**SH_ENV, "HOME": str(workspace.parent)},
+        timeout=30,
+    )
 
 
 def note_text(workspace: Path) -> str:
@@ -70,8 +77,11 @@ def test_a_body_quoting_a_queued_messages_header_does_not_shadow_it(tmp_path: Pa
         ws = tmp_path / writer
         ws.mkdir()
         queued = Envelope(sender="xiaoa", target="xiaom", body="the real text")
-        quoting = Envelope(sender="xiaoa", target="xiaom",
-                           body=f"as I said:\n### 10:00:00 +0800 · clawrelay message from xiaoa · id {queued.id}")
+        quoting = Envelope(
+            sender="xiaoa",
+            target="xiaom",
+            body=f"as I said:\n### 10:00:00 +0800 · clawrelay message from xiaoa · id {queued.id}",
+        )
         if writer == "local":
             write_local(ws, quoting)
             result = write_local(ws, queued)
@@ -114,18 +124,44 @@ def test_a_retry_after_midnight_finds_the_entry_of_the_day_before(tmp_path: Path
 
 # -- every body, read back with one parser --------------------------------------------------------
 
-HEADERISH = st.builds(lambda i, s: f"### 12:00:00 +0000 · clawrelay message from {s} · id {i}",
-                      st.just(new_id()), st.text(max_size=10))
+HEADERISH = st.builds(
+    lambda i, s: f"### 12:00:00 +0000 · clawrelay message from {s} · id {i}",
+    st.just(new_id()),
+    st.text(max_size=10),
+)
 LINES = st.one_of(
     st.text(max_size=40),
     HEADERISH,
-    st.sampled_from(["", ">", "> ", "```", "~~~", "<!--", "-->", "###", "### ", "EOF", "\r", "\x0b",
-                     "\u2028", "\x1b[2J", "\t", "  ", "---", "> ### 1"]),
+    st.sampled_from(
+        [
+            "",
+            ">",
+            "> ",
+            "```",
+            "~~~",
+            "<!--",
+            "-->",
+            "###",
+            "### ",
+            "EOF",
+            "\r",
+            "\x0b",
+            "\u2028",
+            "\x1b[2J",
+            "\t",
+            "  ",
+            "---",
+            "> ### 1",
+        ]
+    ),
     st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=20),
 )
 # a message holds no NUL (refused at input) and is not blank (refused too)
-BODIES = st.lists(LINES, min_size=1, max_size=8).map(lambda ls: "\n".join(ls).replace("\x00", "")).filter(
-    lambda b: b.strip() != "")
+BODIES = (
+    st.lists(LINES, min_size=1, max_size=8)
+    .map(lambda ls: "\n".join(ls).replace("\x00", ""))
+    .filter(lambda b: b.strip() != "")
+)
 
 
 def expected(body: str) -> str:
@@ -152,8 +188,11 @@ def test_any_bodies_read_back_as_one_entry_each_local_writer(tmp_path_factory, b
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(bodies=st.lists(BODIES, min_size=1, max_size=3), sender=st.text(min_size=1, max_size=12))
-def test_any_bodies_read_back_as_one_entry_each_remote_script(tmp_path_factory, bodies: list[str],  # type: ignore[no-untyped-def]
-                                                             sender: str) -> None:
+def test_any_bodies_read_back_as_one_entry_each_remote_script(
+    tmp_path_factory,
+    bodies: list[str],  # type: ignore[no-untyped-def]
+    sender: str,
+) -> None:
     from clawrelay.transports.memory_note import parse
 
     sender = sender.replace("\x00", "") or "x"

@@ -26,36 +26,51 @@ from clawrelay.transports.memory_note import parse
 
 DEAD_PROXY = "http://127.0.0.1:9/dead-proxy"
 HELPER = ".local/share/clawrelay/node-helper.sh"  # under the node user's home
-GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
+GIT_ENV = {
+    **os.environ,
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@t",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@t",
+}
 
 
 def routes(env: Env, gateway: Gateway, *, host: str = "locked", node_id: str = "locked") -> None:
     """A host with nothing but a node (no ssh, not local), and one target per host transport."""
-    env.routes(textwrap.dedent(f"""
+    env.routes(
+        textwrap.dedent(f"""
     version: 1
     self: tester
     gateways:
       gw: {{url: "{gateway.url}", token: "${{{GW_TOKEN_ENV}}}"}}
     hosts:
-      {host}: {{node: {{gateway: gw, id: {node_id}}}, workspace: "{env.workspace}", openclaw: "{gateway.bin_dir / 'openclaw'}"}}
+      {host}: {{node: {{gateway: gw, id: {node_id}}}, workspace: "{env.workspace}", openclaw: "{gateway.bin_dir / "openclaw"}"}}
     targets:
       by-memory: {{host: {host}, chain: [memory_file: {{timeout: 30s}}]}}
       by-event: {{host: {host}, session: "agent:main:main", chain: [nodes_run: {{timeout: 60s}}]}}
       by-cli: {{host: {host}, session: "agent:main:policy-cli", chain: [agent_cli: {{timeout: 90s}}]}}
-    """).lstrip())
+    """).lstrip()
+    )
 
 
 def fix_lines(out: str) -> list[str]:
-    return [line.split("fix: ", 1)[1].strip() for line in out.splitlines() if "fix: openclaw approvals" in line]
+    return [
+        line.split("fix: ", 1)[1].strip() for line in out.splitlines() if "fix: openclaw approvals" in line
+    ]
 
 
 def raw_run(gateway: Gateway, node_id: str, argv: list[str]) -> dict:
     """system.run straight through the gateway, as an agent's exec tool would send it."""
-    res = gateway.call("node.invoke", {"nodeId": node_id, "command": "system.run", "timeoutMs": 20000,
-                                       "idempotencyKey": f"t-{time.monotonic_ns()}",
-                                       "params": {"command": argv, "agentId": "main", "timeoutMs": 15000,
-                                                  "suppressNotifyOnExit": True}})
+    res = gateway.call(
+        "node.invoke",
+        {
+            "nodeId": node_id,
+            "command": "system.run",
+            "timeoutMs": 20000,
+            "idempotencyKey": f"t-{time.monotonic_ns()}",
+            "params": {"command": argv, "agentId": "main", "timeoutMs": 15000, "suppressNotifyOnExit": True},
+        },
+    )
     return res
 
 
@@ -64,8 +79,17 @@ def _module_env(factory: pytest.TempPathFactory, name: str, gateway: Gateway) ->
     tmp = factory.mktemp(name)
     workspace = tmp / "workspace"
     workspace.mkdir()
-    made = Env(tmp, tmp / "state", workspace, {"PATH": os.environ["PATH"], "HOME": str(tmp / "home"),
-                                                "CLAWRELAY_HOME": str(tmp / "state"), GW_TOKEN_ENV: gateway.token})
+    made = Env(
+        tmp,
+        tmp / "state",
+        workspace,
+        {
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp / "home"),
+            "CLAWRELAY_HOME": str(tmp / "state"),
+            GW_TOKEN_ENV: gateway.token,
+        },
+    )
     routes(made, gateway)
     return made
 
@@ -99,7 +123,9 @@ def fixed(gateway: Gateway, locked: str, tmp_path_factory: pytest.TempPathFactor
     return {"before": before, "lines": lines, "after": after}
 
 
-def test_doctor_prints_the_allowlist_lines_a_locked_node_needs(fixed: dict[str, object], gateway: Gateway) -> None:
+def test_doctor_prints_the_allowlist_lines_a_locked_node_needs(
+    fixed: dict[str, object], gateway: Gateway
+) -> None:
     before, after, lines = fixed["before"], fixed["after"], fixed["lines"]
     assert before.code != 0 and "Traceback" not in before.err  # type: ignore[attr-defined]
     patterns = {shlex.split(line)[-1] for line in lines}
@@ -113,8 +139,9 @@ def test_doctor_prints_the_allowlist_lines_a_locked_node_needs(fixed: dict[str, 
     assert "fix:" not in after.out  # type: ignore[attr-defined]
 
 
-def test_after_the_fix_lines_every_transport_runs_without_asking(env: Env, gateway: Gateway, locked: str,
-                                                                fixed: dict[str, object]) -> None:
+def test_after_the_fix_lines_every_transport_runs_without_asking(
+    env: Env, gateway: Gateway, locked: str, fixed: dict[str, object]
+) -> None:
     routes(env, gateway)
     extra = {GW_TOKEN_ENV: gateway.token}
     for target in ("by-memory", "by-event", "by-cli"):
@@ -129,7 +156,8 @@ def test_after_the_fix_lines_every_transport_runs_without_asking(env: Env, gatew
 
 
 def test_exec_names_the_exact_line_and_a_proxy_on_the_node_never_reaches_the_program(
-        env: Env, gateway: Gateway, locked: str, fixed: dict[str, object]) -> None:
+    env: Env, gateway: Gateway, locked: str, fixed: dict[str, object]
+) -> None:
     routes(env, gateway)
     extra = {GW_TOKEN_ENV: gateway.token}
     r = env.run("exec", "locked", "--timeout", "4s", "--", "id", "-un", **extra)  # nobody approves
@@ -151,7 +179,8 @@ def test_exec_names_the_exact_line_and_a_proxy_on_the_node_never_reaches_the_pro
 
 
 def test_a_helper_the_node_lets_nothing_write_is_one_line_with_the_copy_to_make(
-        env: Env, gateway: Gateway, locked: str, fixed: dict[str, object]) -> None:
+    env: Env, gateway: Gateway, locked: str, fixed: dict[str, object]
+) -> None:
     routes(env, gateway)
     extra = {GW_TOKEN_ENV: gateway.token}
     helper = gateway.node_home("locked") / HELPER
@@ -180,11 +209,30 @@ def test_a_helper_the_node_lets_nothing_write_is_one_line_with_the_copy_to_make(
 def test_the_node_form_of_an_argv_gives_the_program_exactly_its_argv_and_no_proxy() -> None:
     from clawrelay.carriers.proxy import PROXY_VARS, shell_wrap
 
-    argv = ["printf", "[%s]\n", "a b", "it's", '"q"', "$(id)", "`id`", "x;y", "a\nb", "~", "*", "", "-n", "小m"]
+    argv = [
+        "printf",
+        "[%s]\n",
+        "a b",
+        "it's",
+        '"q"',
+        "$(id)",
+        "`id`",
+        "x;y",
+        "a\nb",
+        "~",
+        "*",
+        "",
+        "-n",
+        "小m",
+    ]
     proxies = {v: DEAD_PROXY for v in PROXY_VARS}
-    out = subprocess.run(shell_wrap(argv), capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **proxies})
+    out = subprocess.run(
+        shell_wrap(argv), capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **proxies}
+    )
     assert (out.returncode, out.stdout) == (0, "".join(f"[{a}]\n" for a in argv[2:])), out.stderr
-    out = subprocess.run(shell_wrap(["env"]), capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **proxies})
+    out = subprocess.run(
+        shell_wrap(["env"]), capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **proxies}
+    )
     assert DEAD_PROXY not in out.stdout and "PATH=" in out.stdout
 
 
@@ -202,10 +250,15 @@ def test_the_node_helper_writes_the_note_the_ssh_script_writes(tmp_path: Path) -
     for name in ("by-ssh", "by-node"):
         ws = tmp_path / name
         ws.mkdir()
-        argv = argv_for(message, str(ws), when) if name == "by-ssh" else \
-            ["sh", str(helper), version, "memory", *(f":{a}" for a in args_for(message, str(ws), when))]
+        argv = (
+            argv_for(message, str(ws), when)
+            if name == "by-ssh"
+            else ["sh", str(helper), version, "memory", *(f":{a}" for a in args_for(message, str(ws), when))]
+        )
         for _ in range(2):  # the second time: already there
-            done = subprocess.run(argv, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+            done = subprocess.run(
+                argv, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+            )
             assert done.returncode == 0, done.stderr
         notes.append("".join(p.read_text() for p in (ws / "memory").glob("*.md")))
     assert notes[0] == notes[1] and notes[0].count(message.id) == 1
@@ -215,8 +268,9 @@ def test_the_node_helper_writes_the_note_the_ssh_script_writes(tmp_path: Path) -
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(cwd), *args], check=True, capture_output=True, text=True,
-                          env=GIT_ENV).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(cwd), *args], check=True, capture_output=True, text=True, env=GIT_ENV
+    ).stdout.strip()
 
 
 def commit(work: Path, name: str, data: bytes) -> str:
@@ -256,14 +310,27 @@ def test_sync_to_a_node_only_host_by_origin(env: Env, gateway: Gateway, node_hos
     second = commit(work, "b.txt", b"two\n")
     git(work, "push", "-q", "origin", "main")
     link = env.tmp / "remote-ws" / "skills"
-    r = env.run("sync", str(work), "--to", node_host, "--dest", str(dest), "--link", str(link), "--json",
-                timeout=120, **extra)
+    r = env.run(
+        "sync",
+        str(work),
+        "--to",
+        node_host,
+        "--dest",
+        str(dest),
+        "--link",
+        str(link),
+        "--json",
+        timeout=120,
+        **extra,
+    )
     assert r.code == 0, r.err
     assert (r.json()["action"], git(dest, "rev-parse", "HEAD")) == ("fast-forwarded", second)
     assert os.readlink(link) == str(dest)
 
 
-def test_sync_without_an_origin_moves_a_bundle_over_the_node(env: Env, gateway: Gateway, node_host: str) -> None:
+def test_sync_without_an_origin_moves_a_bundle_over_the_node(
+    env: Env, gateway: Gateway, node_host: str
+) -> None:
     work = env.tmp / "work"
     subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
     head = commit(work, "big.bin", os.urandom(700_000))  # more than one node run's worth of argv
@@ -278,6 +345,9 @@ def test_sync_without_an_origin_moves_a_bundle_over_the_node(env: Env, gateway: 
     r = env.run("sync", str(work), "--to", node_host, "--dest", str(dest), "--json", timeout=180, **extra)
     assert r.code == 0, r.err
     assert (r.json()["method"], r.json()["action"], git(dest, "rev-parse", "HEAD")) == (
-        "bundle", "fast-forwarded", newer)
+        "bundle",
+        "fast-forwarded",
+        newer,
+    )
     home = gateway.node_home(node_host)
     assert not [p for p in home.rglob("*.bundle*") if "clawrelay" in str(p)]  # nothing left on the host

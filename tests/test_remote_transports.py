@@ -12,14 +12,21 @@ from sshd import Sshd
 
 from clawrelay.transports.memory_note import parse
 
-TEXT = "it's \"quoted\"; $(touch /tmp/clawrelay-pwned) `id`\nsecond line ünï 小m"
+TEXT = 'it\'s "quoted"; $(touch /tmp/clawrelay-pwned) `id`\nsecond line ünï 小m'
 
 
-def test_memory_file_over_ssh_and_node_arrives_verbatim(env: Env, sshd: Sshd, gateway: Gateway, node: str) -> None:
-    remote_routes(env, sshd=sshd, gateway=gateway, targets="""
+def test_memory_file_over_ssh_and_node_arrives_verbatim(
+    env: Env, sshd: Sshd, gateway: Gateway, node: str
+) -> None:
+    remote_routes(
+        env,
+        sshd=sshd,
+        gateway=gateway,
+        targets="""
         by-ssh: {host: box, chain: [memory_file]}
         by-node: {host: xiaom, chain: [memory_file]}
-    """)
+    """,
+    )
     ids = {}
     for target in ("by-ssh", "by-node"):
         r = env.run("send", target, TEXT, "--json", **{GW_TOKEN_ENV: gateway.token})
@@ -28,7 +35,9 @@ def test_memory_file_over_ssh_and_node_arrives_verbatim(env: Env, sshd: Sshd, ga
         assert doc["attempts"][0]["carrier"] == {"by-ssh": "ssh", "by-node": "node"}[target]
         ids[target] = doc["id"]
     entries = parse(env.note())
-    assert sorted((e.id, e.sender, e.body) for e in entries) == sorted((i, "tester", TEXT) for i in ids.values())
+    assert sorted((e.id, e.sender, e.body) for e in entries) == sorted(
+        (i, "tester", TEXT) for i in ids.values()
+    )
 
 
 def test_memory_file_over_ssh_concurrent_senders_never_interleave(env: Env, sshd: Sshd) -> None:
@@ -46,8 +55,12 @@ def test_the_remote_writer_never_appends_an_id_twice(env: Env) -> None:
 
     message = Envelope(sender="tester", target="t", body=TEXT)
     argv = argv_for(message, str(env.workspace), None)
-    outs = [subprocess.run(argv, capture_output=True, text=True, env={"HOME": str(env.tmp), "PATH": "/usr/bin:/bin"})
-            for _ in range(2)]
+    outs = [
+        subprocess.run(
+            argv, capture_output=True, text=True, env={"HOME": str(env.tmp), "PATH": "/usr/bin:/bin"}
+        )
+        for _ in range(2)
+    ]
     assert [o.returncode for o in outs] == [0, 0]
     assert outs[0].stdout.startswith("written ") and outs[1].stdout.startswith("already ")
     assert env.note().count(message.id) == 1
@@ -58,7 +71,7 @@ def test_remote_memory_file_refuses_a_missing_workspace(env: Env, sshd: Sshd) ->
     version: 1
     self: tester
     hosts:
-      box: {{ssh: {sshd.routes_entry()}, workspace: "{env.tmp / 'no-such-workspace'}"}}
+      box: {{ssh: {sshd.routes_entry()}, workspace: "{env.tmp / "no-such-workspace"}"}}
     targets:
       t: {{host: box, chain: [memory_file]}}
     """)
@@ -69,9 +82,13 @@ def test_remote_memory_file_refuses_a_missing_workspace(env: Env, sshd: Sshd) ->
 
 
 def test_nodes_run_wakes_the_target_session(env: Env, gateway: Gateway, node: str) -> None:
-    remote_routes(env, gateway=gateway, targets="""
+    remote_routes(
+        env,
+        gateway=gateway,
+        targets="""
         xm: {host: xiaom, session: "agent:main:main", chain: [nodes_run: {timeout: 90s}]}
-    """)
+    """,
+    )
     r = env.run("send", "xm", "nodes_run says hello", "--json", timeout=120, **{GW_TOKEN_ENV: gateway.token})
     assert r.code == 0, r.err
     doc = r.json()
@@ -82,9 +99,13 @@ def test_nodes_run_wakes_the_target_session(env: Env, gateway: Gateway, node: st
 
 def test_agent_cli_delivers_with_the_reply(env: Env, gateway: Gateway, node: str) -> None:
     session = "agent:main:relay-cli"
-    remote_routes(env, gateway=gateway, targets=f"""
+    remote_routes(
+        env,
+        gateway=gateway,
+        targets=f"""
         xm: {{host: xiaom, session: "{session}", chain: [agent_cli: {{timeout: 90s}}]}}
-    """)
+    """,
+    )
     r = env.run("send", "xm", "agent_cli says hello", "--json", timeout=120, **{GW_TOKEN_ENV: gateway.token})
     assert r.code == 0, r.err
     doc = r.json()
@@ -113,12 +134,20 @@ def test_agent_cli_that_prints_its_result_and_hangs_is_killed_and_counted(env: E
 
 
 def test_a_node_the_gateway_cannot_reach_moves_the_chain_on(env: Env, gateway: Gateway, node: str) -> None:
-    remote_routes(env, gateway=gateway, targets="""
+    remote_routes(
+        env,
+        gateway=gateway,
+        targets="""
         xm: {host: xiaom, chain: [nodes_run, memory_file: {via: [local]}]}
-    """)
+    """,
+    )
     absent = "f" * 64  # a node id the gateway has never seen connected
-    env.routes((env.tmp / "routes.yaml").read_text().replace("id: xiaom", f"id: {absent}").replace(
-        "xiaom: {node", "xiaom: {local: true, node"))
+    env.routes(
+        (env.tmp / "routes.yaml")
+        .read_text()
+        .replace("id: xiaom", f"id: {absent}")
+        .replace("xiaom: {node", "xiaom: {local: true, node")
+    )
     r = env.run("send", "xm", "to an absent node", "--json", **{GW_TOKEN_ENV: gateway.token})
     assert r.code == 0, r.err
     doc = r.json()
@@ -127,8 +156,6 @@ def test_a_node_the_gateway_cannot_reach_moves_the_chain_on(env: Env, gateway: G
     assert (first["outcome"], first["retryable"]) == ("failed", True), first
     assert first["reason"] in ("node_offline", "unavailable")
     assert doc["via"] == "memory_file"
-
-
 
 
 def test_a_connection_lost_after_the_message_left_is_ambiguous(env: Env, sshd: Sshd) -> None:
@@ -145,4 +172,8 @@ def test_a_connection_lost_after_the_message_left_is_ambiguous(env: Env, sshd: S
     r = env.run("send", "t", "hello", "--json")
     assert r.code == 4, r.err
     (attempt,) = r.json()["attempts"]
-    assert (attempt["outcome"], attempt["reason"], attempt["carrier"]) == ("ambiguous", "connection_lost", "ssh")
+    assert (attempt["outcome"], attempt["reason"], attempt["carrier"]) == (
+        "ambiguous",
+        "connection_lost",
+        "ssh",
+    )

@@ -42,8 +42,12 @@ def secrets_file(env: Env, text: str, mode: int = 0o600, name: str = "secrets.en
     return path
 
 
-def bot_routes(env: Env, bot: FakeTelegram, secrets_key: str = "secrets: ./secrets.env", extra: str = "") -> Path:
-    return env.routes(header(env.workspace) + textwrap.dedent(f"""
+def bot_routes(
+    env: Env, bot: FakeTelegram, secrets_key: str = "secrets: ./secrets.env", extra: str = ""
+) -> Path:
+    return env.routes(
+        header(env.workspace)
+        + textwrap.dedent(f"""
     {secrets_key}
     telegram: {{token: "${{{TOKEN_ENV}}}", base_url: "{bot.base_url}"}}
     {extra}
@@ -51,7 +55,8 @@ def bot_routes(env: Env, bot: FakeTelegram, secrets_key: str = "secrets: ./secre
       human:
         chain:
           - telegram: {{chat_id: {ALICE}, retries: 0}}
-    """))
+    """)
+    )
 
 
 def everything(env: Env, *results: Result) -> str:
@@ -84,11 +89,15 @@ def one_error_line(r: Result) -> str:
 
 # -- a send -----------------------------------------------------------------------------------------
 
+
 def test_a_token_only_in_the_file_is_used_and_never_shown(env: Env, bot: FakeTelegram) -> None:
-    path = secrets_file(env, f"""
+    path = secrets_file(
+        env,
+        f"""
     # the bot, for the agent's exec tool (no shell profile there)
     export {TOKEN_ENV}="{TOKEN}"
-    """)
+    """,
+    )
     bot_routes(env, bot)
     assert TOKEN_ENV not in env.vars
     r = env.run("send", "human", "the backup finished", "--json", CLAWRELAY_LOG="debug")
@@ -119,7 +128,9 @@ def test_a_secret_set_nowhere_fails_its_transport_and_the_message_waits(env: Env
     assert r.code == 1, r.err
     (attempt,) = r.json()["attempts"]
     assert attempt["reason"] == "config"
-    assert f"environment variable {TOKEN_ENV} is not set, nor in {env.tmp / 'secrets.env'}" in attempt["detail"]
+    assert (
+        f"environment variable {TOKEN_ENV} is not set, nor in {env.tmp / 'secrets.env'}" in attempt["detail"]
+    )
     assert bot.requests() == []
     assert "value-of-another-secret" not in everything(env, r)
 
@@ -140,9 +151,12 @@ def test_a_missing_file_fails_only_the_transport_that_needs_it(env: Env, bot: Fa
 def test_gateway_tokens_from_the_file_named_or_openclaws_own(env: Env, gateway: Gateway) -> None:
     """A `${VAR}` token and, for a gateway without a `token` key, OPENCLAW_GATEWAY_TOKEN: both from the file."""
     (env.tmp / "conf").mkdir()
-    secrets_file(env, f"{GW_ENV}='{gateway.token}'\nOPENCLAW_GATEWAY_TOKEN={gateway.token}\n",
-                 name="conf/gw.env")
-    routes = env.routes(header(env.workspace) + textwrap.dedent(f"""
+    secrets_file(
+        env, f"{GW_ENV}='{gateway.token}'\nOPENCLAW_GATEWAY_TOKEN={gateway.token}\n", name="conf/gw.env"
+    )
+    routes = env.routes(
+        header(env.workspace)
+        + textwrap.dedent(f"""
     secrets: gw.env
     gateways:
       named: {{url: "{gateway.url}", token: "${{{GW_ENV}}}"}}
@@ -150,9 +164,13 @@ def test_gateway_tokens_from_the_file_named_or_openclaws_own(env: Env, gateway: 
     targets:
       a: {{host: here, chain: [{{sessions_send: {{gateway: named, retries: 0}}}}]}}
       b: {{host: here, chain: [{{sessions_send: {{gateway: plain, retries: 0}}}}]}}
-    """), name="conf/routes.yaml")  # the file's path is relative to routes.yaml's folder
-    results = [env.run("send", target, f"token from the file for {target}", "--json", "--config", str(routes))
-               for target in ("a", "b")]
+    """),
+        name="conf/routes.yaml",
+    )  # the file's path is relative to routes.yaml's folder
+    results = [
+        env.run("send", target, f"token from the file for {target}", "--json", "--config", str(routes))
+        for target in ("a", "b")
+    ]
     for r in results:
         assert r.code == 0, r.out + r.err
         assert r.json()["via"] == "sessions_send"
@@ -163,6 +181,7 @@ def test_gateway_tokens_from_the_file_named_or_openclaws_own(env: Env, gateway: 
 
 
 # -- the file is refused unless it is safe ------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
 def test_a_file_others_may_read_is_refused(env: Env, bot: FakeTelegram, mode: int) -> None:
@@ -188,8 +207,9 @@ def test_a_file_that_is_not_a_regular_file_is_refused(env: Env, bot: FakeTelegra
     assert one_error_line(r).endswith(f"secrets: {env.tmp / 'secrets.env'}: not a regular file")
 
 
-def test_a_file_owned_by_someone_else_is_refused(env: Env, bot: FakeTelegram,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_file_owned_by_someone_else_is_refused(
+    env: Env, bot: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = secrets_file(env, f"{TOKEN_ENV}={TOKEN}\n")
     routes = bot_routes(env, bot)
     if os.geteuid() == 0:
@@ -204,8 +224,11 @@ def test_a_file_owned_by_someone_else_is_refused(env: Env, bot: FakeTelegram,
         monkeypatch.setattr(os, "geteuid", lambda: real + 1)
         _, errors = parse_routes(routes.read_text(), str(routes), routes)
         (line,) = errors
-    assert re.search(rf"(^|\s){re.escape(secrets_line(env))}: {re.escape(str(path))}: owned by uid \d+, not by you "
-                     rf"\(uid \d+\)$", line), line
+    assert re.search(
+        rf"(^|\s){re.escape(secrets_line(env))}: {re.escape(str(path))}: owned by uid \d+, not by you "
+        rf"\(uid \d+\)$",
+        line,
+    ), line
     assert TOKEN not in line
 
 
@@ -216,17 +239,21 @@ def test_a_file_over_64_kib_is_refused(env: Env, bot: FakeTelegram) -> None:
     assert r.code == 2 and one_error_line(r).endswith("larger than 64 KiB")
 
 
-@pytest.mark.parametrize(("text", "line", "what"), [
-    ("A=1\njust-a-bare-secret-value-7f3a\n", 2, "expected NAME=value"),
-    ("# ok\n\nexport\tB=2\nBAD-NAME=the-secret-value-7f3a\n", 4, "not a variable name before `=`"),
-    ("C='the-secret-value-7f3a\n", 1, "no closing ' quote"),
-    ('D="the-secret-value-7f3a\n', 1, 'no closing " quote'),
-    ("E='the-secret-value-7f3a' trailing-7f3a\n", 1, "text after the closing quote"),
-    ("F=one\nF=the-secret-value-7f3a\n", 2, "F is set again (first on line 1)"),
-    ("G=caf\xe9-the-secret-value-7f3a\n", 1, "not UTF-8 text"),
-])
+@pytest.mark.parametrize(
+    ("text", "line", "what"),
+    [
+        ("A=1\njust-a-bare-secret-value-7f3a\n", 2, "expected NAME=value"),
+        ("# ok\n\nexport\tB=2\nBAD-NAME=the-secret-value-7f3a\n", 4, "not a variable name before `=`"),
+        ("C='the-secret-value-7f3a\n", 1, "no closing ' quote"),
+        ('D="the-secret-value-7f3a\n', 1, 'no closing " quote'),
+        ("E='the-secret-value-7f3a' trailing-7f3a\n", 1, "text after the closing quote"),
+        ("F=one\nF=the-secret-value-7f3a\n", 2, "F is set again (first on line 1)"),
+        ("G=caf\xe9-the-secret-value-7f3a\n", 1, "not UTF-8 text"),
+    ],
+)
 def test_a_malformed_line_is_named_by_its_number_and_no_value_is_echoed(
-        env: Env, bot: FakeTelegram, text: str, line: int, what: str) -> None:
+    env: Env, bot: FakeTelegram, text: str, line: int, what: str
+) -> None:
     path = env.tmp / "secrets.env"
     path.write_bytes(text.encode("latin-1"))
     path.chmod(0o600)
@@ -240,7 +267,8 @@ def test_a_malformed_line_is_named_by_its_number_and_no_value_is_echoed(
 def test_the_format_is_read_literally_and_nothing_is_executed(tmp_path: Path) -> None:
     marker = tmp_path / "executed"
     path = tmp_path / "s.env"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         # a comment
 
         PLAIN=abc123 # a comment after a value
@@ -251,7 +279,8 @@ def test_the_format_is_read_literally_and_nothing_is_executed(tmp_path: Path) ->
         EMPTY=
         HASH=a#b
         CRLF=crlf-value\r
-        """))
+        """)
+    )
     path.chmod(0o600)
     found = SecretsFile.read(path)
     names = ("PLAIN", "EXPORTED", "SPACED", "SINGLE", "DOUBLE", "HASH", "CRLF")
@@ -270,20 +299,27 @@ def test_the_format_is_read_literally_and_nothing_is_executed(tmp_path: Path) ->
 
 # -- where each secret came from ----------------------------------------------------------------------
 
+
 def three_sources(env: Env) -> tuple[Path, dict[str, str]]:
     """A gateway token in the file, the bot's token in the environment, a proxy password nowhere."""
-    path = secrets_file(env, f"""
+    path = secrets_file(
+        env,
+        f"""
     # gateway
     {GW_ENV}=gw-secret-from-the-file-91c2
-    """)
-    env.routes(header(env.workspace) + textwrap.dedent(f"""
+    """,
+    )
+    env.routes(
+        header(env.workspace)
+        + textwrap.dedent(f"""
     secrets: {path}
     gateways:
       gw: {{url: "ws://127.0.0.1:9", token: "${{{GW_ENV}}}"}}
     telegram: {{token: "${{{TOKEN_ENV}}}", proxy: "http://u:${{PROXY_PW}}@127.0.0.1:9"}}
     targets:
       t: {{chain: [{{command: {{argv: ["true"]}}}}]}}
-    """))
+    """)
+    )
     return path, {TOKEN_ENV: TOKEN}
 
 
@@ -311,17 +347,23 @@ def test_doctor_reports_a_missing_file_with_its_fix(env: Env) -> None:
     assert r.code == 1
     checks = [c for c in r.json()["checks"] if c["subject"] == "secrets"]
     assert (checks[0]["detail"], checks[0]["ok"], checks[0]["fix"]) == (
-        f"{path}: no such file", False, f"write NAME=value lines to it, then chmod 600 {path}")
+        f"{path}: no such file",
+        False,
+        f"write NAME=value lines to it, then chmod 600 {path}",
+    )
     assert any(c["detail"] == f"${{{GW_ENV}}}: NOT SET (gateways.gw.token)" for c in checks)
 
 
 def test_doctor_without_a_file_points_to_one_for_an_unset_secret(env: Env) -> None:
-    env.routes(header(env.workspace) + textwrap.dedent(f"""
+    env.routes(
+        header(env.workspace)
+        + textwrap.dedent(f"""
     gateways:
       gw: {{url: "ws://127.0.0.1:9", token: "${{{GW_ENV}}}"}}
     targets:
       t: {{chain: [{{command: {{argv: ["true"]}}}}]}}
-    """))
+    """)
+    )
     r = env.run("doctor", "--json")
     (check,) = [c for c in r.json()["checks"] if c["subject"] == "secrets"]
     assert check["ok"] is False and check["detail"] == f"${{{GW_ENV}}}: NOT SET (gateways.gw.token)"
@@ -350,14 +392,17 @@ def test_a_command_step_gets_the_file_secrets_it_lists_and_no_others(env: Env) -
 
     got = env.tmp / "got.jsonl"
     secrets_file(env, "CLAWRELAY_T_LISTED=listed-value-123\nCLAWRELAY_T_OTHER=other-value-456\n")
-    env.routes(header(env.workspace) + textwrap.dedent(f"""
+    env.routes(
+        header(env.workspace)
+        + textwrap.dedent(f"""
     secrets: ./secrets.env
     gateways:
       a: {{url: "ws://127.0.0.1:1", token: "${{CLAWRELAY_T_LISTED}}"}}
       b: {{url: "ws://127.0.0.1:1", token: "${{CLAWRELAY_T_OTHER}}"}}
     targets:
       ops: {{chain: [{{command: {{argv: {json.dumps(program("record.py", got))}, env: [CLAWRELAY_T_LISTED]}}}}]}}
-    """))
+    """)
+    )
     r = env.run("send", "ops", "hello")
     assert r.code == 0, r.err
     (seen,) = [json.loads(line) for line in got.read_text().splitlines()]

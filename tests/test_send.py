@@ -15,14 +15,20 @@ from clawrelay.transports.memory_note import parse
 
 
 def chain(env: Env, steps: str, extra: str = "", target_extra: str = "") -> Path:
-    return env.routes(header(env.workspace) + textwrap.dedent(extra + f"""
+    return env.routes(
+        header(env.workspace)
+        + textwrap.dedent(
+            extra
+            + f"""
     targets:
       xiaom:
         aliases: [小m]
         host: here
 {target_extra}        chain:
 {steps}
-    """))
+    """
+        )
+    )
 
 
 def flow(argv: list[str], timeout: str = "10s") -> str:
@@ -37,20 +43,28 @@ def test_memory_file_delivers_and_log_tells_the_path(env: Env) -> None:
     assert doc["status"] == "delivered" and doc["via"] == "memory_file" and doc["queued"] is False
     assert doc["target"] == "xiaom"
     assert [(a["transport"], a["outcome"], a["carrier"]) for a in doc["attempts"]] == [
-        ("memory_file", "delivered", "local")]
+        ("memory_file", "delivered", "local")
+    ]
     note = env.note()
-    assert re.search(rf"^### \d\d:\d\d:\d\d [+-]\d{{4}} · clawrelay message from tester · id {doc['id']}\n\n"
-                     r"> backup finished on the VPS\n", note, re.M)
+    assert re.search(
+        rf"^### \d\d:\d\d:\d\d [+-]\d{{4}} · clawrelay message from tester · id {doc['id']}\n\n"
+        r"> backup finished on the VPS\n",
+        note,
+        re.M,
+    )
     log = env.run("log", "--json").json()
     assert [(m["id"], m["status"], m["via"]) for m in log] == [(doc["id"], "delivered", "memory_file")]
 
 
 def test_chain_is_tried_in_order_and_falls_back(env: Env) -> None:
     calls = env.tmp / "calls.jsonl"
-    chain(env, f"""          - command: {flow(program("record.py", calls, 3))}
+    chain(
+        env,
+        f"""          - command: {flow(program("record.py", calls, 3))}
           - command: {flow(program("record.py", calls, 75))}
           - command: {flow(program("record.py", calls, 0))}
-          - memory_file: {{}}""")
+          - memory_file: {{}}""",
+    )
     r = env.run("send", "小m", "hello", "--json")
     assert r.code == 0, r.err
     doc = r.json()
@@ -70,8 +84,11 @@ def test_chain_is_tried_in_order_and_falls_back(env: Env) -> None:
 
 def test_hung_transport_is_cut_at_its_timeout_with_its_group_and_the_next_one_used(env: Env) -> None:
     pids = env.tmp / "hang.pids"
-    chain(env, f"""          - command: {flow(program("hang.py", pids), "1500ms")}
-          - memory_file: {{}}""")
+    chain(
+        env,
+        f"""          - command: {flow(program("hang.py", pids), "1500ms")}
+          - memory_file: {{}}""",
+    )
     t0 = time.monotonic()
     r = env.run("send", "xiaom", "are you there?", "--json")
     assert r.code == 0, r.err
@@ -87,8 +104,12 @@ def test_hung_transport_is_cut_at_its_timeout_with_its_group_and_the_next_one_us
 
 def test_stop_on_ambiguous_keeps_the_chain_from_going_on(env: Env) -> None:
     pids = env.tmp / "hang.pids"
-    chain(env, f"""          - command: {flow(program("hang.py", pids), "1s")}
-          - memory_file: {{}}""", target_extra="        on_ambiguous: stop\n")
+    chain(
+        env,
+        f"""          - command: {flow(program("hang.py", pids), "1s")}
+          - memory_file: {{}}""",
+        target_extra="        on_ambiguous: stop\n",
+    )
     r = env.run("send", "xiaom", "maybe", "--json")
     assert r.code == 4, r.err
     doc = r.json()
@@ -107,8 +128,11 @@ def test_a_timeout_before_sending_is_a_retryable_failure_not_ambiguous(env: Env)
     import fcntl
     from datetime import datetime
 
-    chain(env, """          - memory_file: {timeout: 700ms, retries: 0}
-          - command: {argv: ["true"]}""")
+    chain(
+        env,
+        """          - memory_file: {timeout: 700ms, retries: 0}
+          - command: {argv: ["true"]}""",
+    )
     note = env.workspace / "memory" / f"{datetime.now().astimezone():%Y-%m-%d}.md"
     note.parent.mkdir()
     with open(note, "a") as held:
@@ -122,11 +146,16 @@ def test_a_timeout_before_sending_is_a_retryable_failure_not_ambiguous(env: Env)
 
 def test_retries_only_what_can_succeed_on_retry(env: Env) -> None:
     counter = env.tmp / "count"
-    chain(env, f"          - command: {{argv: {json.dumps(program('flaky.py', counter, 2, 75))}, retries: 2}}")
+    chain(
+        env, f"          - command: {{argv: {json.dumps(program('flaky.py', counter, 2, 75))}, retries: 2}}"
+    )
     r = env.run("send", "xiaom", "flap", "--json")
     assert r.code == 0, r.err
     assert [(a["outcome"], a["reason"]) for a in r.json()["attempts"]] == [
-        ("failed", "tempfail"), ("failed", "tempfail"), ("delivered", None)]
+        ("failed", "tempfail"),
+        ("failed", "tempfail"),
+        ("delivered", None),
+    ]
     assert counter.read_text() == "3"
 
     counter.unlink()
@@ -134,14 +163,19 @@ def test_retries_only_what_can_succeed_on_retry(env: Env) -> None:
     r = env.run("send", "xiaom", "broken", "--json")
     assert r.code == 1
     assert [(a["outcome"], a["reason"], a["retryable"]) for a in r.json()["attempts"]] == [
-        ("failed", "exit_status", False)]
+        ("failed", "exit_status", False)
+    ]
     assert counter.read_text() == "1"  # a permanent failure is never retried
 
 
 def test_deadline_is_shared_by_the_chain(env: Env) -> None:
     pids = env.tmp / "hang.pids"
-    chain(env, f"""          - command: {flow(program("hang.py", pids), "30s")}
-          - memory_file: {{}}""", target_extra="        deadline: 1500ms\n")
+    chain(
+        env,
+        f"""          - command: {flow(program("hang.py", pids), "30s")}
+          - memory_file: {{}}""",
+        target_extra="        deadline: 1500ms\n",
+    )
     r = env.run("send", "xiaom", "late", "--json")
     assert r.code == 4
     first, second = r.json()["attempts"]
@@ -174,7 +208,10 @@ def test_all_failed_is_kept_in_the_outbox_then_delivered_by_retry(env: Env) -> N
     (record,) = env.run("log", "--json").json()
     assert record["status"] == "delivered" and record["runs"] == 3
     assert [(a["run"], a["outcome"]) for a in record["attempts"]] == [
-        (1, "failed"), (2, "failed"), (3, "delivered")]
+        (1, "failed"),
+        (2, "failed"),
+        (3, "delivered"),
+    ]
 
 
 def test_two_retries_at_once_deliver_a_message_exactly_once(env: Env) -> None:
@@ -207,14 +244,20 @@ def test_twenty_concurrent_senders_write_twenty_whole_distinct_entries(env: Env)
 
 
 def test_dry_run_prints_the_plan_and_sends_nothing(env: Env) -> None:
-    chain(env, """          - sessions_send: {timeout: 3s}
-          - memory_file: {}""", extra='    gateways:\n      gw: {url: "ws://127.0.0.1:9"}\n')
+    chain(
+        env,
+        """          - sessions_send: {timeout: 3s}
+          - memory_file: {}""",
+        extra='    gateways:\n      gw: {url: "ws://127.0.0.1:9"}\n',
+    )
     r = env.run("send", "xiaom", "x", "--dry-run", "--json")
     assert r.code == 0, r.err
     doc = r.json()
     assert doc["dry_run"] is True
     assert [(s["transport"], s["timeout_s"], s["carriers"]) for s in doc["plan"]] == [
-        ("sessions_send", 3.0, []), ("memory_file", 10.0, ["local"])]
+        ("sessions_send", 3.0, []),
+        ("memory_file", 10.0, ["local"]),
+    ]
     human = env.run("send", "xiaom", "--dry-run")
     assert "nothing sent" in human.out and "memory_file" in human.out
     assert env.run("log", "--json").json() == []
@@ -222,8 +265,11 @@ def test_dry_run_prints_the_plan_and_sends_nothing(env: Env) -> None:
 
 
 def test_via_forces_one_transport(env: Env) -> None:
-    chain(env, """          - command: {argv: ["false"]}
-          - memory_file: {}""")
+    chain(
+        env,
+        """          - command: {argv: ["false"]}
+          - memory_file: {}""",
+    )
     r = env.run("send", "xiaom", "direct", "--via", "memory_file", "--json")
     assert r.code == 0, r.err
     assert [a["transport"] for a in r.json()["attempts"]] == ["memory_file"]
@@ -233,13 +279,16 @@ def test_via_forces_one_transport(env: Env) -> None:
 
 
 def test_group_send_gives_one_result_each_and_exit_4_when_partial(env: Env) -> None:
-    env.routes(header(env.workspace) + textwrap.dedent("""
+    env.routes(
+        header(env.workspace)
+        + textwrap.dedent("""
     targets:
       a: {host: here, chain: [memory_file: {}]}
       b: {chain: [command: {argv: ["false"]}]}
     groups:
       all: [a, b]
-    """))
+    """)
+    )
     r = env.run("send", "@all", "to everyone", "--json")
     assert r.code == 4
     docs = r.json()
@@ -253,8 +302,11 @@ def test_group_send_gives_one_result_each_and_exit_4_when_partial(env: Env) -> N
 
 
 def test_stdin_message_and_human_output(env: Env) -> None:
-    chain(env, """          - command: {argv: ["false"]}
-          - memory_file: {}""")
+    chain(
+        env,
+        """          - command: {argv: ["false"]}
+          - memory_file: {}""",
+    )
     r = env.run("send", "xiaom", input="from a pipe\n")
     assert r.code == 0, r.err
     assert "✗ 1 command" in r.out and "✓ 2 memory_file" in r.out
@@ -264,16 +316,20 @@ def test_stdin_message_and_human_output(env: Env) -> None:
     assert re.search(r"✗ 1 command\s+failed \(exit_status\)\s+\d+ ms\s+local\s+false exited 1", explained.out)
 
 
-@pytest.mark.parametrize(("args", "code", "message"), [
-    (["send", "xiaoz", "hi"], 3, "unknown target 'xiaoz'"),
-    (["send", "@nobody", "hi"], 3, "unknown group '@nobody'"),
-    (["send", "xiaom", "   "], 2, "empty message"),
-    (["send", "xiaom", ""], 2, "empty message"),
-    (["send", "xiaom", "hi", "--deadline", "soon"], 2, "--deadline"),
-    (["outbox", "retry", "0000"], 1, "no message '0000'"),
-])
-def test_bad_input_is_one_clear_line_and_the_right_exit_code(env: Env, args: list[str], code: int,
-                                                              message: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["send", "xiaoz", "hi"], 3, "unknown target 'xiaoz'"),
+        (["send", "@nobody", "hi"], 3, "unknown group '@nobody'"),
+        (["send", "xiaom", "   "], 2, "empty message"),
+        (["send", "xiaom", ""], 2, "empty message"),
+        (["send", "xiaom", "hi", "--deadline", "soon"], 2, "--deadline"),
+        (["outbox", "retry", "0000"], 1, "no message '0000'"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_the_right_exit_code(
+    env: Env, args: list[str], code: int, message: str
+) -> None:
     chain(env, "          - memory_file: {}")
     r = env.run(*args)
     assert r.code == code, (r.out, r.err)
@@ -286,7 +342,10 @@ def test_bad_config_names_file_and_line_and_sends_nothing(env: Env) -> None:
     r = env.run("send", "xiaom", "hi")
     assert r.code == 2
     line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "timout" in text)
-    assert r.err.strip() == f"clawrelay: {path.name}:{line}: targets.xiaom.chain[0].memory_file.timout: unknown key"
+    assert (
+        r.err.strip()
+        == f"clawrelay: {path.name}:{line}: targets.xiaom.chain[0].memory_file.timout: unknown key"
+    )
     assert env.run("routes", "check").code == 2
     assert not env.home.joinpath("journal.db").exists() or env.run("log", "--json").json() == []
 

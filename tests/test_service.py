@@ -30,12 +30,16 @@ NO_FLUSHER = "nothing retries it on this machine: no flusher runs (clawrelay ser
 def down_routes(env: Env, extra: str = "") -> Path:
     """Target `s`: a program that delivers only while the flag file exists; `t`: a memory note."""
     argv = program("when_file.py", env.tmp / "up", env.tmp / "out.txt")
-    return env.routes(header(env.workspace) + textwrap.dedent(extra) + textwrap.dedent(f"""
+    return env.routes(
+        header(env.workspace)
+        + textwrap.dedent(extra)
+        + textwrap.dedent(f"""
     outbox: {{backoff: 1s, max_backoff: 1s}}
     targets:
       s: {{chain: [command: {{argv: {json.dumps(argv)}, retries: 0}}]}}
       t: {{host: here, chain: [memory_file: {{wake: false}}]}}
-    """))
+    """)
+    )
 
 
 def delivered(env: Env) -> list[str]:
@@ -55,10 +59,12 @@ def fake_program(env: Env, name: str, body: str) -> Path:
     bindir = env.tmp / "bin"
     bindir.mkdir(exist_ok=True)
     path = bindir / name
-    path.write_text(f"#!{sys.executable}\nimport json, os, sys\nfrom pathlib import Path\n"
-                    f"HERE = Path({str(bindir)!r})\n"
-                    f"with open(HERE / '{name}.calls', 'a') as f:\n    f.write(json.dumps(sys.argv[1:]) + '\\n')\n"
-                    + textwrap.dedent(body))
+    path.write_text(
+        f"#!{sys.executable}\nimport json, os, sys\nfrom pathlib import Path\n"
+        f"HERE = Path({str(bindir)!r})\n"
+        f"with open(HERE / '{name}.calls', 'a') as f:\n    f.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        + textwrap.dedent(body)
+    )
     path.chmod(0o755)
     return path
 
@@ -124,18 +130,27 @@ def test_send_and_doctor_say_a_queued_message_waits_until_a_flusher_runs(env: En
     st = env.run("service", "status", "--json")
     assert st.code == 1
     assert (st.json()["flusher_running"], st.json()["kind"], st.json()["outbox"]) == (
-        False, None, {"queued": 2, "ambiguous": 0})
+        False,
+        None,
+        {"queued": 2, "ambiguous": 0},
+    )
 
     # a watcher runs: the lock it holds says so, to send, doctor and status alike
     watcher = env.spawn("outbox", "flush", "--watch", "--interval", "30s")
     try:
-        wait_for(lambda: (env.run("service", "status", "--json").json()["watcher"] or {}).get("pid")
-                 == watcher.pid, 30)
+        wait_for(
+            lambda: (
+                (env.run("service", "status", "--json").json()["watcher"] or {}).get("pid") == watcher.pid
+            ),
+            30,
+        )
         r = env.run("send", "s", "third", "--json")
         assert r.json()["queued"] is True and r.json()["auto_retry"] is True
         assert NO_FLUSHER not in env.run("send", "s", "fourth").out
         check = flusher_check(env)
-        assert check["ok"] is True and check["detail"].startswith(f"a watcher runs (pid {watcher.pid}, every 30s)")
+        assert check["ok"] is True and check["detail"].startswith(
+            f"a watcher runs (pid {watcher.pid}, every 30s)"
+        )
         st = env.run("service", "status")
         assert st.code == 0 and "retried automatically: a watcher runs" in st.out
     finally:
@@ -173,8 +188,11 @@ def test_systemd_install_writes_a_unit_that_runs_a_watcher_and_uninstall_removes
     unit = Path(env.vars["XDG_CONFIG_HOME"]) / "systemd" / "user" / "clawrelay-flush.service"
     assert f"wrote {unit}" in r.out and "ran systemctl --user enable --now clawrelay-flush.service" in r.out
     assert "loginctl enable-linger" in r.out  # linger is off: said, with the command
-    assert calls(env, "systemctl") == [["--user", "show-environment"], ["--user", "daemon-reload"],
-                                       ["--user", "enable", "--now", "clawrelay-flush.service"]]
+    assert calls(env, "systemctl") == [
+        ["--user", "show-environment"],
+        ["--user", "daemon-reload"],
+        ["--user", "enable", "--now", "clawrelay-flush.service"],
+    ]
     text = unit.read_text()
     fields: dict[str, list[str]] = {}
     for line in text.splitlines():
@@ -188,15 +206,27 @@ def test_systemd_install_writes_a_unit_that_runs_a_watcher_and_uninstall_removes
 
     # what systemd would start: it delivers, and while it runs status says a flusher runs
     (env.tmp / "up").touch()
-    proc = subprocess.Popen(argv, env={"HOME": env.vars["HOME"], **unit_env}, cwd="/",
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        argv,
+        env={"HOME": env.vars["HOME"], **unit_env},
+        cwd="/",
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(lambda: delivered(env) == ["delivered by the service"], 60)
         doc = env.run("service", "status", "--json", **fakes).json()
         assert doc["kind"] == "systemd" and doc["active"] is True and doc["flusher_running"] is True
         assert doc["watcher"]["pid"] == proc.pid
-        wait_for(lambda: (env.run("service", "status", "--json").json()["last_service_pass"] or {})
-                 .get("service") == "systemd", 30)
+        wait_for(
+            lambda: (
+                (env.run("service", "status", "--json").json()["last_service_pass"] or {}).get("service")
+                == "systemd"
+            ),
+            30,
+        )
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=150)
     finally:
@@ -211,16 +241,21 @@ def test_systemd_install_writes_a_unit_that_runs_a_watcher_and_uninstall_removes
     again = env.run("service", "install", **fakes)
     assert again.code == 0 and f"{unit}: unchanged" in again.out
     changes = [c for c in calls(env, "systemctl") if c[1] != "is-active"]  # status only asks
-    assert changes[3:] == [["--user", "show-environment"], ["--user", "daemon-reload"],
-                           ["--user", "enable", "--now", "clawrelay-flush.service"]]
+    assert changes[3:] == [
+        ["--user", "show-environment"],
+        ["--user", "daemon-reload"],
+        ["--user", "enable", "--now", "clawrelay-flush.service"],
+    ]
     assert sorted(p.name for p in unit.parent.iterdir()) == ["clawrelay-flush.service"]
     other = env.run("service", "install", "--kind", "launchd", **fakes)
     assert other.code == 2 and "a systemd flusher is installed already" in other.err
 
     gone = env.run("service", "uninstall", **fakes)
     assert gone.code == 0, gone.err
-    assert calls(env, "systemctl")[-2:] == [["--user", "disable", "--now", "clawrelay-flush.service"],
-                                           ["--user", "daemon-reload"]]
+    assert calls(env, "systemctl")[-2:] == [
+        ["--user", "disable", "--now", "clawrelay-flush.service"],
+        ["--user", "daemon-reload"],
+    ]
     assert not unit.exists()
     doc = env.run("service", "status", "--json", **fakes).json()
     assert doc["installed"] is None and doc["flusher_running"] is False
@@ -228,7 +263,9 @@ def test_systemd_install_writes_a_unit_that_runs_a_watcher_and_uninstall_removes
 
 
 def test_without_a_systemd_user_manager_the_default_is_the_openclaw_cron_job(env: Env) -> None:
-    routes = down_routes(env, 'gateways:\n  here-gw: {url: "ws://127.0.0.1:9"}\n  far: {url: "ws://10.9.9.9:1"}\n')
+    routes = down_routes(
+        env, 'gateways:\n  here-gw: {url: "ws://127.0.0.1:9"}\n  far: {url: "ws://10.9.9.9:1"}\n'
+    )
     fake_program(env, "systemctl", SYSTEMCTL)
     fakes = {**with_fakes(env), "FAKE_NO_BUS": "1"}  # "Failed to connect to bus", as in this container
     r = env.run("service", "install", "--dry-run", "--json", **fakes)
@@ -268,8 +305,16 @@ def test_launchd_install_writes_the_agent_and_bootstraps_it(env: Env) -> None:
     assert file["path"] == str(plist_path)
     plist = plistlib.loads(file["content"].encode())
     assert plist["Label"] == "ai.clawrelay.flush"
-    assert plist["ProgramArguments"] == [CLAWRELAY, "outbox", "flush", "--watch", "--interval", "30s",
-                                         "--config", str(routes)]
+    assert plist["ProgramArguments"] == [
+        CLAWRELAY,
+        "outbox",
+        "flush",
+        "--watch",
+        "--interval",
+        "30s",
+        "--config",
+        str(routes),
+    ]
     assert plist["EnvironmentVariables"]["CLAWRELAY_HOME"] == str(env.home)
     assert plist["KeepAlive"] == {"SuccessfulExit": False} and plist["RunAtLoad"] is True
     shipped = plistlib.loads((ROOT / "contrib" / "launchd" / "ai.clawrelay.flush.plist").read_bytes())
@@ -284,9 +329,11 @@ def test_launchd_install_writes_the_agent_and_bootstraps_it(env: Env) -> None:
     assert written["EnvironmentVariables"].pop("PATH").startswith(f"{env.tmp / 'bin'}:")  # the PATH it had
     plist["EnvironmentVariables"].pop("PATH")
     assert written == plist
-    assert calls(env, "launchctl") == [["print", f"gui/{uid}/ai.clawrelay.flush"],
-                                       ["enable", f"gui/{uid}/ai.clawrelay.flush"],
-                                       ["bootstrap", f"gui/{uid}", str(plist_path)]]
+    assert calls(env, "launchctl") == [
+        ["print", f"gui/{uid}/ai.clawrelay.flush"],
+        ["enable", f"gui/{uid}/ai.clawrelay.flush"],
+        ["bootstrap", f"gui/{uid}", str(plist_path)],
+    ]
     doc = env.run("service", "status", "--json", **fakes).json()
     assert doc["kind"] == "launchd" and doc["active"] is True and "pid 4242" in doc["active_detail"]
     assert env.run("service", "install", "--kind", "launchd", **fakes).code == 0
@@ -320,7 +367,9 @@ def run_job(gateway: Gateway, job_id: str) -> dict:
     return entry
 
 
-def test_cron_install_schedules_the_flusher_on_the_gateway_and_it_drains_in_order(env: Env, gateway: Gateway) -> None:
+def test_cron_install_schedules_the_flusher_on_the_gateway_and_it_drains_in_order(
+    env: Env, gateway: Gateway
+) -> None:
     down_routes(env, f'gateways:\n  gw: {{url: "{gateway.url}", token: "${{{TOKEN_ENV}}}"}}\n')
     tok = {TOKEN_ENV: gateway.token}
     assert env.run("send", "s", "first").code == 1
@@ -339,7 +388,10 @@ def test_cron_install_schedules_the_flusher_on_the_gateway_and_it_drains_in_orde
     assert st.code == 0, st.err
     sdoc = st.json()
     assert (sdoc["kind"], sdoc["active"], sdoc["flusher_running"]) == ("cron", True, True)
-    assert sdoc["how"].startswith("the cron service ran a pass") and "scheduled every 5m" in sdoc["active_detail"]
+    assert (
+        sdoc["how"].startswith("the cron service ran a pass")
+        and "scheduled every 5m" in sdoc["active_detail"]
+    )
     assert env.run("send", "s", "second", "--json").json()["auto_retry"] is True
     assert flusher_check(env)["ok"] is True
 

@@ -12,7 +12,9 @@ from conftest import CLAWRELAY, Env, header, program
 
 
 def routes(env: Env) -> None:
-    env.routes(header(env.workspace) + """
+    env.routes(
+        header(env.workspace)
+        + """
 targets:
   xiaom:
     aliases: [小m, Xiaom]
@@ -21,7 +23,8 @@ targets:
   ops: {chain: [{command: {argv: ["true"]}}]}
 groups:
   everyone: [xiaom, ops]
-""")
+"""
+    )
 
 
 def test_install_writes_the_skill_with_the_targets_once(env: Env) -> None:
@@ -31,16 +34,35 @@ def test_install_writes_the_skill_with_the_targets_once(env: Env) -> None:
     assert first.code == 0, first.err
     path = ws / "skills" / "clawrelay" / "SKILL.md"
     doc = first.json()
-    assert (doc["path"], doc["result"], doc["routes"], doc["warning"]) == (str(path), "installed", "routes.yaml", None)
+    assert (doc["path"], doc["result"], doc["routes"], doc["warning"]) == (
+        str(path),
+        "installed",
+        "routes.yaml",
+        None,
+    )
     assert doc["config"] == str(env.tmp / "routes.yaml") and doc["home"] == str(env.home)
     assert doc["program"] == [CLAWRELAY] and Path(CLAWRELAY).is_absolute()
     text = path.read_text()
     assert text.startswith("---\nname: clawrelay\ndescription: ")
     description = text.split("description: ", 1)[1].split("\n", 1)[0].strip('"')
     assert len(description) < 160
-    assert "- `xiaom` (also: 小m, Xiaom), on host `here`" in text and "- group `@everyone`: xiaom, ops" in text
-    for trigger in ("send a message to", "给小m发消息", "通知另一个实例", "跨机器执行", "同步到远程", "agent间通信", "实例间通信",
-                    "告诉小m", "问小m", "让小m", "ask Xiaom to", "tell Xiaom that"):
+    assert (
+        "- `xiaom` (also: 小m, Xiaom), on host `here`" in text and "- group `@everyone`: xiaom, ops" in text
+    )
+    for trigger in (
+        "send a message to",
+        "给小m发消息",
+        "通知另一个实例",
+        "跨机器执行",
+        "同步到远程",
+        "agent间通信",
+        "实例间通信",
+        "告诉小m",
+        "问小m",
+        "让小m",
+        "ask Xiaom to",
+        "tell Xiaom that",
+    ):
         assert trigger in text
     assert "If `auto_retry` is `true`: it is retried automatically" in text  # only where a flusher runs
     assert env.run("skill", "install", "-w", str(ws), "--json").json()["result"] == "unchanged"
@@ -71,12 +93,23 @@ def _skills_list(bin_dir: Path, tmp: Path, ws: Path, with_clawrelay: bool) -> di
     path = [str(bin_dir), "/usr/bin", "/bin"]
     if with_clawrelay:
         path.insert(0, str(Path(sys.executable).parent))
-    env = {"PATH": ":".join(path), "HOME": str(tmp / "home"), "LANG": "C.UTF-8",
-           "OPENCLAW_STATE_DIR": str(state), "OPENCLAW_CONFIG_PATH": str(state / "openclaw.json"),
-           "OPENCLAW_GATEWAY_PORT": "1",  # no gateway: `skills list` reads the workspace itself
-           "OPENCLAW_DISABLE_BONJOUR": "1", "OPENCLAW_SKIP_CHANNELS": "1"}
-    out = subprocess.run([str(bin_dir / "openclaw"), "skills", "list", "--json"], env=env, capture_output=True,
-                         text=True, timeout=120)
+    env = {
+        "PATH": ":".join(path),
+        "HOME": str(tmp / "home"),
+        "LANG": "C.UTF-8",
+        "OPENCLAW_STATE_DIR": str(state),
+        "OPENCLAW_CONFIG_PATH": str(state / "openclaw.json"),
+        "OPENCLAW_GATEWAY_PORT": "1",  # no gateway: `skills list` reads the workspace itself
+        "OPENCLAW_DISABLE_BONJOUR": "1",
+        "OPENCLAW_SKIP_CHANNELS": "1",
+    }
+    out = subprocess.run(
+        [str(bin_dir / "openclaw"), "skills", "list", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     doc = json.loads(out.stdout)
     assert doc["workspaceDir"] == str(ws)
@@ -108,9 +141,16 @@ def test_install_warns_when_openclaw_would_not_show_it_to_the_agent(env: Env) ->
     bin_dir = openclaw_bin()
     state = env.tmp / "oc-state"
     state.mkdir()
-    (state / "openclaw.json").write_text(json.dumps({"agents": {"defaults": {"workspace": str(env.tmp / "real")}}}))
-    oc = {"PATH": f"{bin_dir}:/usr/bin:/bin", "OPENCLAW_STATE_DIR": str(state), "OPENCLAW_GATEWAY_PORT": "1",
-          "OPENCLAW_DISABLE_BONJOUR": "1", "OPENCLAW_SKIP_CHANNELS": "1"}
+    (state / "openclaw.json").write_text(
+        json.dumps({"agents": {"defaults": {"workspace": str(env.tmp / "real")}}})
+    )
+    oc = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "OPENCLAW_STATE_DIR": str(state),
+        "OPENCLAW_GATEWAY_PORT": "1",
+        "OPENCLAW_DISABLE_BONJOUR": "1",
+        "OPENCLAW_SKIP_CHANNELS": "1",
+    }
     r = env.run("skill", "install", "-w", str(env.tmp / "elsewhere"), "--json", timeout=180, **oc)
     assert r.code == 0, r.err
     assert f"OpenClaw's workspace is {env.tmp / 'real'}" in r.json()["warning"]
@@ -132,12 +172,12 @@ def test_install_refuses_a_skill_a_sandboxed_agent_could_not_run(env: Env) -> No
 HOSTILE = [
     "the VPS bill is $20 for `hostname` (ask $HOME)",
     "$(touch PWNED) and ${HOME} and $((1+1))",
-    "it's \"quoted\" 'both' ways\" ; touch PWNED; echo \"",
+    'it\'s "quoted" \'both\' ways" ; touch PWNED; echo "',
     "several\nlines\nEOF\n  indented, then a tab\there",
     "EOF",
     "告诉小m：备份完成了 ✅",
     "-n --json -- starts like options",
-    "back\\slash \\n not a newline \\\" and a trailing backslash \\",
+    'back\\slash \\n not a newline \\" and a trailing backslash \\',
 ]
 
 
@@ -152,21 +192,36 @@ def test_the_exec_template_delivers_any_text_byte_for_byte_and_runs_nothing(env:
     """A model that fills the placeholders in as JSON string content, and OpenClaw's exec that
     runs `command` with a shell and `env` merged in: the text arrives as given, nothing runs."""
     got = env.tmp / "got.jsonl"
-    env.routes(header(env.workspace) + f"""
+    env.routes(
+        header(env.workspace)
+        + f"""
 targets:
   ops: {{aliases: [小m], chain: [{{command: {{argv: {json.dumps(program("record.py", got))}}}}}]}}
-""")
+"""
+    )
     ws = env.tmp / "ws"
     assert env.run("skill", "install", "-w", str(ws)).code == 0
     raw = _send_block((ws / "skills" / "clawrelay" / "SKILL.md").read_text())
-    gateway_env = {"PATH": "/usr/bin:/bin", "HOME": str(env.tmp / "home"), "LANG": "C.UTF-8"}  # not the user's
+    gateway_env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(env.tmp / "home"),
+        "LANG": "C.UTF-8",
+    }  # not the user's
     for i, text in enumerate(HOSTILE):
         target = "小m" if i % 2 else "ops"
-        filled = raw.replace("<TARGET>", json.dumps(target)[1:-1]).replace("<MESSAGE>", json.dumps(text)[1:-1])
+        filled = raw.replace("<TARGET>", json.dumps(target)[1:-1]).replace(
+            "<MESSAGE>", json.dumps(text)[1:-1]
+        )
         args = json.loads(filled)
         assert "<" not in args["command"] and text not in args["command"]
-        out = subprocess.run([shell, "-c", args["command"]], cwd=ws, env={**gateway_env, **args["env"]},
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [shell, "-c", args["command"]],
+            cwd=ws,
+            env={**gateway_env, **args["env"]},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)["status"] == "delivered"
     bodies = [json.loads(line)["body"] for line in got.read_text().splitlines()]
@@ -187,16 +242,31 @@ def test_the_exec_and_status_templates_run_from_the_gateways_environment(env: En
     assert env.run("skill", "install", "-w", str(ws)).code == 0
     text = (ws / "skills" / "clawrelay" / "SKILL.md").read_text()
     line = "echo 'single' \"double\" && echo $((6*7)) `echo tick`"
-    filled = _block(text, "## Run a command on another machine").replace("<HOST>", "here").replace(
-        "<COMMAND>", json.dumps(line)[1:-1])
+    filled = (
+        _block(text, "## Run a command on another machine")
+        .replace("<HOST>", "here")
+        .replace("<COMMAND>", json.dumps(line)[1:-1])
+    )
     args = json.loads(filled)
     gateway_env = {"PATH": "/usr/bin:/bin", "HOME": str(env.tmp / "home"), "LANG": "C.UTF-8"}
-    out = subprocess.run(["/bin/sh", "-c", args["command"]], cwd=ws, env={**gateway_env, **args["env"]},
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["/bin/sh", "-c", args["command"]],
+        cwd=ws,
+        env={**gateway_env, **args["env"]},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert (doc["exit_code"], doc["stdout"]) == (0, "single double\n42 tick\n"), doc
     status = json.loads(_block(text, "## Wake an agent, see who is up", 1))
-    out = subprocess.run(["/bin/sh", "-c", status["command"]], cwd=ws, env={**gateway_env, **status["env"]},
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["/bin/sh", "-c", status["command"]],
+        cwd=ws,
+        env={**gateway_env, **status["env"]},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0 and "xiaom" in json.dumps(json.loads(out.stdout)), out.stderr

@@ -12,17 +12,25 @@ from conftest import Env
 from remote import remote_routes
 from sshd import Sshd
 
-GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
+GIT_ENV = {
+    **os.environ,
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@t",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@t",
+}
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(cwd), *args], check=True, capture_output=True, text=True,
-                          env=GIT_ENV).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(cwd), *args], check=True, capture_output=True, text=True, env=GIT_ENV
+    ).stdout.strip()
 
 
 def commit(work: Path, text: str) -> str:
-    (work / "notes.txt").write_text(((work / "notes.txt").read_text() if (work / "notes.txt").exists() else "") + text)
+    (work / "notes.txt").write_text(
+        ((work / "notes.txt").read_text() if (work / "notes.txt").exists() else "") + text
+    )
     git(work, "add", "notes.txt")
     git(work, "commit", "-qm", text)
     return git(work, "rev-parse", "HEAD")
@@ -47,7 +55,12 @@ def test_clone_then_fast_forward_then_up_to_date(env: Env, repo: Path) -> None:
     r = env.run("sync", str(repo), "--to", "box", "--dest", str(dest), "--json")
     assert r.code == 0, r.err
     doc = r.json()
-    assert (doc["action"], doc["method"], doc["branch"], doc["carrier"]) == ("cloned", "origin", "main", "ssh")
+    assert (doc["action"], doc["method"], doc["branch"], doc["carrier"]) == (
+        "cloned",
+        "origin",
+        "main",
+        "ssh",
+    )
     assert doc["head"] == git(repo, "rev-parse", "HEAD") == git(dest, "rev-parse", "HEAD")
     new = commit(repo, "two\n")
     git(repo, "push", "-q", "origin", "main")
@@ -69,7 +82,9 @@ def test_a_dirty_checkout_is_reported_and_left_alone(env: Env, repo: Path) -> No
     before = git(dest, "rev-parse", "HEAD")
     r = env.run("sync", str(repo), "--to", "box", "--dest", str(dest))
     assert r.code == 1 and "local changes (notes.txt)" in r.err and r.err.count("\n") == 1
-    assert (dest / "notes.txt").read_text() == "edited on the remote\n" and git(dest, "rev-parse", "HEAD") == before
+    assert (dest / "notes.txt").read_text() == "edited on the remote\n" and git(
+        dest, "rev-parse", "HEAD"
+    ) == before
     assert env.run("log", "--json").json()[-1]["attempts"][0]["reason"] == "dirty"
 
 
@@ -100,8 +115,9 @@ def test_an_unreachable_origin_goes_as_a_bundle_over_ssh(env: Env, repo: Path) -
     assert not list(Path.home().glob(".clawrelay-sync-*.bundle"))  # no bundle left on the host
 
 
-def test_a_host_without_sftp_gets_the_bundle_another_way(env: Env, repo: Path,
-                                                        tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_a_host_without_sftp_gets_the_bundle_another_way(
+    env: Env, repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     from sshd import sshd_bin
 
     bare = Sshd(tmp_path_factory.mktemp("sshd-no-sftp"), sftp=False)

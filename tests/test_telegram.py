@@ -56,8 +56,12 @@ def bot_api(env: Env) -> Iterator[Server]:
         server.stop()
 
 
-def setup(env: Env, server: FakeTelegram, step: str, *, before: str = FAILING, proxy: str | None = None) -> None:
-    env.routes(header(env.workspace) + telegram_routes(server.base_url, f"{before}      - telegram: {step}\n", proxy))
+def setup(
+    env: Env, server: FakeTelegram, step: str, *, before: str = FAILING, proxy: str | None = None
+) -> None:
+    env.routes(
+        header(env.workspace) + telegram_routes(server.base_url, f"{before}      - telegram: {step}\n", proxy)
+    )
 
 
 def send(env: Env, body: str = "the backup on the VPS failed twice", *args: str, **extra: str) -> Result:
@@ -67,7 +71,9 @@ def send(env: Env, body: str = "the backup on the VPS failed twice", *args: str,
 def telegram_attempts(r: Result) -> list[tuple[str, str | None, bool]]:
     doc = r.json()
     assert isinstance(doc, dict)
-    return [(a["outcome"], a["reason"], a["retryable"]) for a in doc["attempts"] if a["transport"] == "telegram"]
+    return [
+        (a["outcome"], a["reason"], a["retryable"]) for a in doc["attempts"] if a["transport"] == "telegram"
+    ]
 
 
 def split_text(text: str) -> tuple[re.Match[str], str]:
@@ -93,7 +99,10 @@ def test_message_arrives_with_who_for_whom_why_and_id(env: Env, bot_api: Server)
     m, rest = split_text(msg["text"])
     assert m.group(1) == doc["id"] and m.group(2) is None
     assert rest == "Why Telegram: command failed (exit_status).\n\ndisk full on the VPS\nsecond line"
-    assert f"Telegram message {msg['message_id']} in chat {ALICE} (Alice, private)" in doc["attempts"][-1]["detail"]
+    assert (
+        f"Telegram message {msg['message_id']} in chat {ALICE} (Alice, private)"
+        in doc["attempts"][-1]["detail"]
+    )
     assert all(req["path_ok"] for req in server.requests())  # the token went where the Bot API wants it
     log = env.run("log", "--json").json()
     assert [(e["id"], e["status"], e["via"]) for e in log] == [(doc["id"], "delivered", "telegram")]
@@ -157,7 +166,9 @@ def test_routes_proxy_is_used_with_its_password_from_the_environment(env: Env, b
     server = bot_api()
     root = env.tmp / "proxy"
     root.mkdir()
-    proxy = subprocess.Popen(program("http_proxy.py", root, "relay:s3cret-proxy-pw"), stdin=subprocess.DEVNULL)
+    proxy = subprocess.Popen(
+        program("http_proxy.py", root, "relay:s3cret-proxy-pw"), stdin=subprocess.DEVNULL
+    )
     try:
         wait_for(lambda: (root / "port").exists(), 20)
         port = int((root / "port").read_text())
@@ -215,7 +226,11 @@ def test_flood_control_past_the_deadline_leaves_the_message_queued(env: Env, bot
     ("chat", "reason", "asks_send"),
     [
         (HELPER_BOT, "bot_chat", False),  # getChat shows a bot: refused before anything is sent
-        (HIDDEN_BOT, "bot_chat", True),  # getChat cannot see it; sendMessage says 403 "bot can't send messages to bots"
+        (
+            HIDDEN_BOT,
+            "bot_chat",
+            True,
+        ),  # getChat cannot see it; sendMessage says 403 "bot can't send messages to bots"
         (BLOCKER, "blocked", True),  # 403 "bot was blocked by the user"
         (999, "chat_not_found", True),  # 400 "chat not found"
     ],
@@ -241,7 +256,9 @@ def test_a_topic_that_does_not_exist_is_permanent(env: Env, bot_api: Server) -> 
 
 
 def test_a_too_long_message_from_the_server_is_permanent(env: Env, bot_api: Server) -> None:
-    server = bot_api([{"method": "sendMessage", "status": 400, "description": "Bad Request: message is too long"}])
+    server = bot_api(
+        [{"method": "sendMessage", "status": 400, "description": "Bad Request: message is too long"}]
+    )
     setup(env, server, f"{{chat_id: {ALICE}, retries: 2}}")
     r = send(env)
     assert telegram_attempts(r) == [("failed", "too_long", False)]
@@ -328,7 +345,10 @@ def test_a_message_that_came_through_telegram_is_not_sent_there_again(env: Env, 
 def test_the_token_never_appears_in_output_logs_or_the_journal(env: Env, bot_api: Server) -> None:
     server = bot_api([{"method": "sendMessage", "status": 502}])
     setup(env, server, f"{{chat_id: {ALICE}, retries: 1}}")
-    runs = [send(env, CLAWRELAY_LOG="debug"), send(env, CLAWRELAY_LOG="debug", **{TOKEN_ENV: TOKEN[:-1] + "X"})]
+    runs = [
+        send(env, CLAWRELAY_LOG="debug"),
+        send(env, CLAWRELAY_LOG="debug", **{TOKEN_ENV: TOKEN[:-1] + "X"}),
+    ]
     assert runs[0].code == 0 and runs[1].code == 1
     assert "/bot***/sendMessage" in runs[0].err  # the debug log shows requests, token masked
     outputs = [*(x for r in runs for x in (r.out, r.err))]
@@ -337,7 +357,9 @@ def test_the_token_never_appears_in_output_logs_or_the_journal(env: Env, bot_api
         assert TOKEN not in text and TOKEN[:-1] + "X" not in text
     for path in env.home.rglob("*"):
         if path.is_file():
-            assert TOKEN.encode() not in path.read_bytes() and TOKEN[:-1].encode() not in path.read_bytes(), path
+            assert TOKEN.encode() not in path.read_bytes() and TOKEN[:-1].encode() not in path.read_bytes(), (
+                path
+            )
     with sqlite3.connect(next(env.home.rglob("*.db"))) as db:
         dump = "\n".join(db.iterdump())
     assert TOKEN[:20] not in dump
@@ -354,11 +376,12 @@ def test_routes_show_masks_the_token_and_check_warns_when_it_is_unset(env: Env, 
     server = bot_api()
     setup(env, server, f"{{chat_id: {ALICE}}}")
     check = env.run("routes", "check")
-    assert check.code == 0 and f"telegram.token: environment variable {TOKEN_ENV} is not set here" in check.err
+    assert (
+        check.code == 0 and f"telegram.token: environment variable {TOKEN_ENV} is not set here" in check.err
+    )
     r = env.run("routes", "show", "--json", **{TOKEN_ENV: TOKEN})
     assert r.code == 0, r.err
     doc = r.json()
     assert isinstance(doc, dict)
     assert doc["routes"]["telegram"]["token"] == f"${{{TOKEN_ENV}}} (set)"
     assert TOKEN not in r.out
-

@@ -28,13 +28,16 @@ def test_a_short_message_is_one_part_without_a_number() -> None:
     )
 
 
-@pytest.mark.parametrize("body", [
-    "😀" * 5000,  # astral characters only: 2 units each, never cut in half
-    "a" * 4060 + "😀" * 40,  # the limit falls inside an emoji
-    "word " * 3000,  # spaces, no line breaks
-    "z" * 9000,  # nothing to cut at
-    "\n".join("line" for _ in range(3000)),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "😀" * 5000,  # astral characters only: 2 units each, never cut in half
+        "a" * 4060 + "😀" * 40,  # the limit falls inside an emoji
+        "word " * 3000,  # spaces, no line breaks
+        "z" * 9000,  # nothing to cut at
+        "\n".join("line" for _ in range(3000)),
+    ],
+)
 def test_parts_fit_the_limit_and_join_back_to_the_body(body: str) -> None:
     parts = compose(Envelope(**{**ENV.__dict__, "body": body}), "because", False)
     assert len(parts) > 1
@@ -68,7 +71,9 @@ def test_the_header_is_recognised_as_sent_and_as_escaped() -> None:
     (md,) = compose(Envelope(**{**ENV.__dict__, "body": "hi"}), "x", True)
     assert came_through_telegram("fwd: " + part.text)
     assert came_through_telegram(md.text)
-    assert not came_through_telegram("[clawrelay] from vps · id 1\nhi")  # a gateway headline is not Telegram's
+    assert not came_through_telegram(
+        "[clawrelay] from vps · id 1\nhi"
+    )  # a gateway headline is not Telegram's
 
 
 def test_why_names_each_step_once_with_its_last_outcome() -> None:
@@ -77,8 +82,10 @@ def test_why_names_each_step_once_with_its_last_outcome() -> None:
         Attempt(step=1, transport="sessions_send", outcome=Outcome.AMBIGUOUS, reason="timeout"),
         Attempt(step=2, transport="memory_file", outcome=Outcome.FAILED, reason="host_key_unknown"),
     ]
-    assert why(earlier, 3) == ("sessions_send got no answer (timeout): it may have arrived that way too; "
-                               "memory_file failed (host_key_unknown)")
+    assert why(earlier, 3) == (
+        "sessions_send got no answer (timeout): it may have arrived that way too; "
+        "memory_file failed (host_key_unknown)"
+    )
     assert why([], 1) == "Telegram is the first step of the route"
     assert why([], 4) == "only Telegram was tried"
 
@@ -97,29 +104,56 @@ def _retry_after(seconds: int) -> tg.RetryAfter:
 REQ = httpx.Request("POST", "http://127.0.0.1/bot/sendMessage")
 
 
-@pytest.mark.parametrize(("exc", "reason", "retryable", "maybe_sent"), [
-    (_retry_after(7), "rate_limited", True, False),
-    (tg.InvalidToken("The token `1:x` was rejected by the server."), "auth", False, False),
-    (tg.Forbidden("Forbidden: bot can't send messages to bots"), "bot_chat", False, False),
-    (tg.Forbidden("Forbidden: bot was blocked by the user"), "blocked", False, False),
-    (tg.Forbidden("Forbidden: bot was kicked from the group chat"), "forbidden", False, False),
-    (tg.BadRequest("Bad Request: chat not found"), "chat_not_found", False, False),
-    (tg.BadRequest("Bad Request: message is too long"), "too_long", False, False),
-    (tg.BadRequest("Bad Request: can't parse entities: Character '.' is reserved"), "bad_markup", False, False),
-    (tg.BadRequest("Bad Request: wrong file identifier"), "bad_request", False, False),
-    (_caused(tg.TimedOut(), httpx.ConnectTimeout("x", request=REQ)), "timeout", True, False),
-    (_caused(tg.TimedOut(), httpx.PoolTimeout("x", request=REQ)), "timeout", True, False),
-    (_caused(tg.TimedOut(), httpx.ReadTimeout("x", request=REQ)), "timeout", True, True),
-    (_caused(tg.NetworkError("httpx.ConnectError"), httpx.ConnectError("refused", request=REQ)),
-     "connection_refused", True, False),
-    (_caused(tg.NetworkError("httpx.RemoteProtocolError"), httpx.RemoteProtocolError("gone", request=REQ)),
-     "connection_lost", True, True),
-    (_caused(tg.NetworkError("httpx.ProxyError"), httpx.ProxyError("503 from proxy")), "proxy_error", True, False),
-    (tg.NetworkError("Proxy Authentication Required (407). Parsing the server response b'' failed"),
-     "proxy_auth", False, False),
-    (tg.NetworkError("Bad Gateway"), "server_error", True, False),
-    (tg.TelegramError("Invalid server response"), "bad_response", True, True),
-])
+@pytest.mark.parametrize(
+    ("exc", "reason", "retryable", "maybe_sent"),
+    [
+        (_retry_after(7), "rate_limited", True, False),
+        (tg.InvalidToken("The token `1:x` was rejected by the server."), "auth", False, False),
+        (tg.Forbidden("Forbidden: bot can't send messages to bots"), "bot_chat", False, False),
+        (tg.Forbidden("Forbidden: bot was blocked by the user"), "blocked", False, False),
+        (tg.Forbidden("Forbidden: bot was kicked from the group chat"), "forbidden", False, False),
+        (tg.BadRequest("Bad Request: chat not found"), "chat_not_found", False, False),
+        (tg.BadRequest("Bad Request: message is too long"), "too_long", False, False),
+        (
+            tg.BadRequest("Bad Request: can't parse entities: Character '.' is reserved"),
+            "bad_markup",
+            False,
+            False,
+        ),
+        (tg.BadRequest("Bad Request: wrong file identifier"), "bad_request", False, False),
+        (_caused(tg.TimedOut(), httpx.ConnectTimeout("x", request=REQ)), "timeout", True, False),
+        (_caused(tg.TimedOut(), httpx.PoolTimeout("x", request=REQ)), "timeout", True, False),
+        (_caused(tg.TimedOut(), httpx.ReadTimeout("x", request=REQ)), "timeout", True, True),
+        (
+            _caused(tg.NetworkError("httpx.ConnectError"), httpx.ConnectError("refused", request=REQ)),
+            "connection_refused",
+            True,
+            False,
+        ),
+        (
+            _caused(
+                tg.NetworkError("httpx.RemoteProtocolError"), httpx.RemoteProtocolError("gone", request=REQ)
+            ),
+            "connection_lost",
+            True,
+            True,
+        ),
+        (
+            _caused(tg.NetworkError("httpx.ProxyError"), httpx.ProxyError("503 from proxy")),
+            "proxy_error",
+            True,
+            False,
+        ),
+        (
+            tg.NetworkError("Proxy Authentication Required (407). Parsing the server response b'' failed"),
+            "proxy_auth",
+            False,
+            False,
+        ),
+        (tg.NetworkError("Bad Gateway"), "server_error", True, False),
+        (tg.TelegramError("Invalid server response"), "bad_response", True, True),
+    ],
+)
 def test_each_error_has_its_meaning(exc: Exception, reason: str, retryable: bool, maybe_sent: bool) -> None:
     f = classify(exc)
     assert (f.reason, f.retryable, f.maybe_sent) == (reason, retryable, maybe_sent)

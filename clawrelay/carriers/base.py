@@ -48,6 +48,7 @@ async def ask_home(carrier: Carrier) -> str:
     res = await carrier.run(["printenv", "HOME"], timeout=10)
     home = res.stdout.decode().strip()
     if res.exit_code != 0 or not home:
-        raise TransportError(f"{carrier.label}: cannot tell the home folder there",
-                             reason=Reason.REMOTE_ERROR)
+        raise TransportError(
+            f"{carrier.label}: cannot tell the home folder there", reason=Reason.REMOTE_ERROR
+        )
     return home

@@ -84,7 +84,13 @@ async def run(
     os.set_inheritable(keep, False)
     try:
         proc = await asyncio.create_subprocess_exec(
-            "/bin/sh", "-c", LIFELINE, "clawrelay-lifeline", str(lifeline), program, *argv[1:],
+            "/bin/sh",
+            "-c",
+            LIFELINE,
+            "clawrelay-lifeline",
+            str(lifeline),
+            program,
+            *argv[1:],
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -128,14 +134,27 @@ class LocalCarrier:
     def __init__(self, *, strip_proxy: bool = True) -> None:
         self.strip_proxy = strip_proxy
 
-    async def run(self, argv: Sequence[str], *, timeout: float, cwd: str | None = None,
-                  stdin: bytes | None = None, on_spawn: Callable[[], None] | None = None) -> RunResult:
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        cwd: str | None = None,
+        stdin: bytes | None = None,
+        on_spawn: Callable[[], None] | None = None,
+    ) -> RunResult:
         if cwd is not None:
             cwd = os.path.expanduser(cwd)
             if not os.path.isdir(cwd):
                 raise TransportError(f"{cwd}: no such folder", reason=Reason.NOT_FOUND)
-        return await run(argv, timeout=timeout, stdin=stdin, cwd=cwd, on_spawn=on_spawn,
-                         env=local_env(strip=self.strip_proxy))
+        return await run(
+            argv,
+            timeout=timeout,
+            stdin=stdin,
+            cwd=cwd,
+            on_spawn=on_spawn,
+            env=local_env(strip=self.strip_proxy),
+        )
 
     async def home(self) -> str:
         return os.path.expanduser("~")

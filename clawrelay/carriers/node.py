@@ -131,10 +131,12 @@ class NodeCarrier:
             raise TransportError(f"{self.label}: a node run takes no stdin", reason=Reason.NOT_SUPPORTED)
         short = sum(len(a) for a in argv) < SHELL_LIMIT  # one `sh -c` line has the limit of one element
         command = shell_wrap(argv, strip=self.strip_proxy) if short else wrap(argv, strip=self.strip_proxy)
-        res = await self.system_run(argv, command, wrap(argv, strip=self.strip_proxy), timeout=timeout,
-                                    cwd=cwd, on_spawn=on_spawn)
-        if res.exit_code == 127 and re.search(rf"\bexec: {re.escape(argv[0])}: not found",
-                                              res.stderr.decode("utf-8", "replace")):
+        res = await self.system_run(
+            argv, command, wrap(argv, strip=self.strip_proxy), timeout=timeout, cwd=cwd, on_spawn=on_spawn
+        )
+        if res.exit_code == 127 and re.search(
+            rf"\bexec: {re.escape(argv[0])}: not found", res.stderr.decode("utf-8", "replace")
+        ):
             raise TransportError(f"{self.label}: {argv[0]}: command not found", reason=Reason.NOT_FOUND)
         return res
 
@@ -229,8 +231,9 @@ class NodeCarrier:
 
     # -- clawrelay's helper there (carriers.node_helper), for memory_file and sync ---------------
 
-    async def helper(self, command: str, args: Sequence[str], *, timeout: float,
-                     on_spawn: Callable[[], None] | None = None) -> RunResult:
+    async def helper(
+        self, command: str, args: Sequence[str], *, timeout: float, on_spawn: Callable[[], None] | None = None
+    ) -> RunResult:
         return await self.node_helper.run(command, args, timeout=timeout, on_spawn=on_spawn)
 
     async def put(self, local: Path, remote: str, *, timeout: float) -> str:

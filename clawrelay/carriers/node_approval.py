@@ -33,7 +33,11 @@ ASK_HUMANS: ContextVar[bool] = ContextVar("clawrelay_node_ask_humans", default=T
 
 
 async def approved_run(
-    c: NodeCarrier, argv: Sequence[str], node_id: str, params: dict[str, Any], end: float,
+    c: NodeCarrier,
+    argv: Sequence[str],
+    node_id: str,
+    params: dict[str, Any],
+    end: float,
     on_spawn: Callable[[], None] | None,
 ) -> dict[str, Any]:
     """The node asks for approval: prepare, request, decide (or wait for a human), then run."""
@@ -96,8 +100,10 @@ async def approved_run(
                 )
             else:
                 asks = f"{c.label} asks for approval of `{plan.get('commandText')}`"
-                c.notice(f"{scrub(asks)}; on the gateway's machine run: "
-                         f"openclaw approvals resolve {approval_id} allow-once")
+                c.notice(
+                    f"{scrub(asks)}; on the gateway's machine run: "
+                    f"openclaw approvals resolve {approval_id} allow-once"
+                )
             decision = (await pending.final).get("decision")
     except TimeoutError:
         raise TransportError(
@@ -150,6 +156,6 @@ async def _preflight(c: NodeCarrier, argv: Sequence[str], end: float) -> None:
         if is_helper(argv) and "script operand" in why:
             raise no_helper(c, argv[1]) from None
         if "stable executable path" in why:
-            raise TransportError(f"{c.label}: {argv[0]}: command not found",
-                                 reason=Reason.NOT_FOUND) from None
-
+            raise TransportError(
+                f"{c.label}: {argv[0]}: command not found", reason=Reason.NOT_FOUND
+            ) from None

@@ -93,8 +93,12 @@ def helper_script() -> tuple[str, str]:
     from clawrelay.remote.sync import LINK_SCRIPT
     from clawrelay.transports.memory_remote import SCRIPT
 
-    text = (_HELPER.replace("@UNSET@", UNSET).replace("@STAGE@", STAGE_PATH)
-            .replace("@MEMORY@", SCRIPT.strip("\n")).replace("@LINK@", LINK_SCRIPT.strip("\n")))
+    text = (
+        _HELPER.replace("@UNSET@", UNSET)
+        .replace("@STAGE@", STAGE_PATH)
+        .replace("@MEMORY@", SCRIPT.strip("\n"))
+        .replace("@LINK@", LINK_SCRIPT.strip("\n"))
+    )
     version = hashlib.sha256(text.encode()).hexdigest()[:12]
     return version, text.replace("@VERSION@", version)
 
@@ -133,8 +137,11 @@ def _staged(remote: str) -> str:
 def _stale(res: RunResult, path: str) -> bool:
     """The helper is not there (`sh` cannot open it), or is another version."""
     err = res.stderr.decode("utf-8", "replace")
-    return res.exit_code == STALE or (res.exit_code != 0 and path in err and (
-        "No such file" in err or "an't open" in err or "annot open" in err))
+    return res.exit_code == STALE or (
+        res.exit_code != 0
+        and path in err
+        and ("No such file" in err or "an't open" in err or "annot open" in err)
+    )
 
 
 class NodeHelper:
@@ -148,8 +155,9 @@ class NodeHelper:
     async def path(self) -> str:
         return f"{(await self.carrier.home()).rstrip('/')}/{HELPER_PATH}"
 
-    async def run(self, command: str, args: Sequence[str], *, timeout: float,
-                  on_spawn: Callable[[], None] | None = None) -> RunResult:
+    async def run(
+        self, command: str, args: Sequence[str], *, timeout: float, on_spawn: Callable[[], None] | None = None
+    ) -> RunResult:
         """`sh HELPER VERSION COMMAND :ARG…` on the node, the helper written first where it is
         missing or another version (and the node lets clawrelay write it)."""
         end = time.monotonic() + timeout
@@ -162,12 +170,14 @@ class NodeHelper:
             await self.install(end)
         return await self._run(path, command, args, end, on_spawn)
 
-    async def _run(self, path: str, command: str, args: Sequence[str], end: float,
-                   on_spawn: Callable[[], None] | None) -> RunResult:
+    async def _run(
+        self, path: str, command: str, args: Sequence[str], end: float, on_spawn: Callable[[], None] | None
+    ) -> RunResult:
         # no proxy to shed: the helper unsets them itself
         argv = ["sh", path, helper_script()[0], command, *(f":{a}" for a in args)]
-        return await self.carrier.system_run(argv, argv, argv, timeout=max(0.1, end - time.monotonic()),
-                                             on_spawn=on_spawn)
+        return await self.carrier.system_run(
+            argv, argv, argv, timeout=max(0.1, end - time.monotonic()), on_spawn=on_spawn
+        )
 
     async def install(self, end: float) -> None:
         """Write the helper (where the node runs a shell line unasked: its default policy)."""
@@ -177,8 +187,10 @@ class NodeHelper:
         if res is None:
             raise no_helper(self.carrier, path)
         if res.exit_code != 0:
-            raise TransportError(f"{self.carrier.label}: cannot write clawrelay's node helper at {path}: "
-                                 f"{res.stderr_tail()}", reason=Reason.IO_ERROR)
+            raise TransportError(
+                f"{self.carrier.label}: cannot write clawrelay's node helper at {path}: {res.stderr_tail()}",
+                reason=Reason.IO_ERROR,
+            )
         self._ready = True
 
     async def put(self, local: Path, remote: str, *, timeout: float) -> str:
@@ -195,12 +207,15 @@ class NodeHelper:
                 if not data and offset:
                     break
                 text = base64.b64encode(data).decode()
-                pieces = [text[i:i + PIECE] for i in range(0, len(text), PIECE)]
+                pieces = [text[i : i + PIECE] for i in range(0, len(text), PIECE)]
                 res = await self._ok("put", [name, str(offset), *pieces], end)
                 offset += len(data)
                 if res.stdout.decode().strip() != str(offset):
-                    raise TransportError(f"{self.carrier.label}: {name} is {res.stdout.decode().strip()} "
-                                         f"bytes there after a piece, not {offset}", reason=Reason.IO_ERROR)
+                    raise TransportError(
+                        f"{self.carrier.label}: {name} is {res.stdout.decode().strip()} "
+                        f"bytes there after a piece, not {offset}",
+                        reason=Reason.IO_ERROR,
+                    )
                 if not data:
                     break
         sealed = await self._ok("seal", [name, str(size)], end)

@@ -55,9 +55,13 @@ async def prepared(c: NodeCarrier, argv: Sequence[str], timeout: float) -> dict[
     node_id = await c.node_id(client, timeout)
     answer = await client.request(
         "node.invoke",
-        {"nodeId": node_id, "command": "system.run.prepare", "timeoutMs": int(timeout * 1000),
-         "params": {"command": list(argv), "rawCommand": None, "agentId": c.ref.agent},
-         "idempotencyKey": new_id()},
+        {
+            "nodeId": node_id,
+            "command": "system.run.prepare",
+            "timeoutMs": int(timeout * 1000),
+            "params": {"command": list(argv), "rawCommand": None, "agentId": c.ref.agent},
+            "idempotencyKey": new_id(),
+        },
         timeout=timeout,
     )
     payload = answer.get("payload")
@@ -71,8 +75,9 @@ async def exec_policy(c: NodeCarrier, timeout: float) -> tuple[str, str]:
     return str(effective.get("security") or "full"), str(effective.get("ask") or "off")
 
 
-async def allowed(c: NodeCarrier, argv: Sequence[str], *, timeout: float,
-                  helper: bool = False) -> RunResult | None:
+async def allowed(
+    c: NodeCarrier, argv: Sequence[str], *, timeout: float, helper: bool = False
+) -> RunResult | None:
     """`argv` run as the carrier's `run` would run it (or as a helper command), or None where the
     node's policy would want an approval or refuse it: nobody is asked (doctor's probe)."""
     end = time.monotonic() + timeout
@@ -105,8 +110,10 @@ async def allowlist_line(c: NodeCarrier, argv: Sequence[str], end: float) -> str
     if is_helper(argv):
         pattern: str | None = HELPER_PATTERN  # clawrelay's helper: the script is the program
     elif PurePosixPath(argv[0]).name in WRAPPERS:
-        return (f"nothing: a node judges `{PurePosixPath(argv[0]).name}` with arguments as a program "
-                "of its own, which no allowlist entry lets through; run the program itself")
+        return (
+            f"nothing: a node judges `{PurePosixPath(argv[0]).name}` with arguments as a program "
+            "of its own, which no allowlist entry lets through; run the program itself"
+        )
     else:
         pattern = await allowlist_pattern(c, argv, end - time.monotonic())
     return c.allowlist_add(pattern or f"<path of {argv[0]} there>")

@@ -136,7 +136,8 @@ class SshCarrier:
         except socket.gaierror as e:
             raise TransportError(
                 f"ssh {where}: the name {ref.host} does not resolve here ({e.strerror or e})",
-                reason=Reason.UNREACHABLE, retryable=True,
+                reason=Reason.UNREACHABLE,
+                retryable=True,
             ) from e
         except OSError as e:
             raise TransportError(
@@ -164,8 +165,9 @@ class SshCarrier:
             proc = await conn.create_process(line, encoding=None)
         except (asyncssh.Error, OSError) as e:
             raise TransportError(
-                f"{self.label}: could not start the command: {e}", reason=Reason.CONNECTION_LOST,
-                retryable=True
+                f"{self.label}: could not start the command: {e}",
+                reason=Reason.CONNECTION_LOST,
+                retryable=True,
             ) from e
         if on_spawn is not None:
             on_spawn()
@@ -222,13 +224,20 @@ class SshCarrier:
         except (asyncssh.ChannelOpenError, asyncssh.SFTPError) as e:
             why = str(e) or e.__class__.__name__
         except (asyncssh.Error, OSError) as e:
-            raise TransportError(f"{self.label}: copying {local.name} failed: {e}",
-                                 reason=Reason.SSH_ERROR) from e
-        res = await self.run(["sh", "-c", PUT_SCRIPT, "clawrelay-put", remote],
-                             timeout=max(1.0, end - time.monotonic()), stdin=local.read_bytes())
+            raise TransportError(
+                f"{self.label}: copying {local.name} failed: {e}", reason=Reason.SSH_ERROR
+            ) from e
+        res = await self.run(
+            ["sh", "-c", PUT_SCRIPT, "clawrelay-put", remote],
+            timeout=max(1.0, end - time.monotonic()),
+            stdin=local.read_bytes(),
+        )
         if res.timed_out or res.exit_code != 0:
-            raise TransportError(f"{self.label}: no SFTP ({why}), and writing {remote} with cat failed: "
-                                 f"{res.stderr_tail() or f'exit {res.exit_code}'}", reason=Reason.SSH_ERROR)
+            raise TransportError(
+                f"{self.label}: no SFTP ({why}), and writing {remote} with cat failed: "
+                f"{res.stderr_tail() or f'exit {res.exit_code}'}",
+                reason=Reason.SSH_ERROR,
+            )
 
     async def aclose(self) -> None:
         conn, self._conn = self._conn, None

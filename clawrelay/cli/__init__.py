@@ -29,11 +29,17 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
-    config: str | None = typer.Option(None, "--config", "-c", show_default=False, metavar="FILE",
-                                      help="routes.yaml for the command (`builtin`: the embedded demo); "
-                                      "the command's own --config wins."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    config: str | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        show_default=False,
+        metavar="FILE",
+        help="routes.yaml for the command (`builtin`: the embedded demo); the command's own --config wins.",
+    ),
 ) -> None:
     """Get a message, a command or a repository from one OpenClaw instance to another."""
     # kept in this context's params: every command's --config falls back to it (cli.common.ConfigOpt)

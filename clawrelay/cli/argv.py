@@ -24,7 +24,7 @@ def with_optional_values(argv: list[str]) -> list[str]:
     options = OPTIONAL_VALUE.get(argv[start]) if start < len(argv) else None
     if not options:
         return argv
-    out: list[str] = argv[:start + 1]
+    out: list[str] = argv[: start + 1]
     i = start + 1
     while i < len(argv):
         word = argv[i]

@@ -26,10 +26,17 @@ def _or_root_config(ctx: typer.Context, value: str | None) -> str | None:
     return root.params.get("config") if root is not ctx else None
 
 
-ConfigOpt = typer.Option(None, "--config", "-c", show_default=False, callback=_or_root_config, metavar="FILE",
-                         help="routes.yaml to use (else `clawrelay -c FILE` before the command, "
-                         "$CLAWRELAY_CONFIG, ./routes.yaml, the user config dir, the embedded demo); "
-                         "`builtin`: the embedded demo routes.")
+ConfigOpt = typer.Option(
+    None,
+    "--config",
+    "-c",
+    show_default=False,
+    callback=_or_root_config,
+    metavar="FILE",
+    help="routes.yaml to use (else `clawrelay -c FILE` before the command, "
+    "$CLAWRELAY_CONFIG, ./routes.yaml, the user config dir, the embedded demo); "
+    "`builtin`: the embedded demo routes.",
+)
 JsonOpt = typer.Option(False, "--json", help="One JSON document on stdout (stable shape, see docs/).")
 
 
@@ -78,8 +85,12 @@ def reported(as_json: bool) -> Iterator[None]:
         if os.environ.get(LEVEL_ENV, "").lower() == "debug":
             raise
         text = one_line(scrub(f"{e.__class__.__name__}: {e}") or "")
-        _fail(Reason.INTERNAL_ERROR, f"internal error (a bug in clawrelay): {text}; CLAWRELAY_LOG=debug "
-              "shows where", 1, as_json)
+        _fail(
+            Reason.INTERNAL_ERROR,
+            f"internal error (a bug in clawrelay): {text}; CLAWRELAY_LOG=debug shows where",
+            1,
+            as_json,
+        )
 
 
 def _fail(reason: str, message: str, code: int, as_json: bool) -> None:
@@ -108,8 +119,9 @@ def carrier_option(via: str | None) -> str | None:
     return via
 
 
-def remote_command(config: str | None, host: str, via: str | None,
-                   timeout: str) -> tuple[Routes, str, float, Journal]:
+def remote_command(
+    config: str | None, host: str, via: str | None, timeout: str
+) -> tuple[Routes, str, float, Journal]:
     """What `exec` and `sync` start with: --via and --timeout checked, the routes, the host (a
     target stands for its host) and the journal the command is recorded in."""
     from clawrelay.remote.exec import host_name
@@ -151,8 +163,10 @@ def open_journal() -> Journal:
         journal = Journal(home)
     except OSError as e:  # the locks folder (the journal's own failures are StateErrors already)
         where = getattr(e, "filename", None) or "the clawrelay state dir"
-        raise StateError(f"cannot use {where}: {e.__class__.__name__}: {getattr(e, 'strerror', None) or e}"
-                         " (set CLAWRELAY_HOME to a writable folder)") from None
+        raise StateError(
+            f"cannot use {where}: {e.__class__.__name__}: {getattr(e, 'strerror', None) or e}"
+            " (set CLAWRELAY_HOME to a writable folder)"
+        ) from None
     for notice in journal.notices:
         typer.echo(f"clawrelay: warning: {notice}", err=True)
     if journal.open_attempts():  # a sender may have died mid-attempt: settle that before anything reads it
@@ -172,8 +186,9 @@ def read_stdin_text(limit: int = 16 * 2**20) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise UsageError(f"stdin is not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start})"
-                         ) from None
+        raise UsageError(
+            f"stdin is not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start})"
+        ) from None
 
 
 def isatty_stdin() -> bool:

@@ -32,8 +32,15 @@ def doctor(
         else:
             c = routes.config
             names = routes.expand(target) if target else list(c.targets)
-            checks = [Check("config", True, f"{routes.source}: {len(c.targets)} targets, {len(c.gateways)} "
-                                            f"gateways, {len(c.hosts)} hosts"), proxies()]
+            checks = [
+                Check(
+                    "config",
+                    True,
+                    f"{routes.source}: {len(c.targets)} targets, {len(c.gateways)} "
+                    f"gateways, {len(c.hosts)} hosts",
+                ),
+                proxies(),
+            ]
             checks += secret_sources(routes)  # where each secret comes from, never its value
             checks += asyncio.run(diagnose(routes, names, seconds))
         if target is None:  # the machine's own: does anything retry what waits in the outbox?

@@ -56,5 +56,17 @@ def event(
             by_id = {e.id: p for e, p in zip(envelopes, plans, strict=True)}
             return router.run(envelopes, by_id, batch=batch, queue=False)
 
-        raise typer.Exit(deliver(routes, target, targets, text, inherited_hops(), start, kind="event",
-                                 override=override, as_json=as_json, explain=explain))
+        raise typer.Exit(
+            deliver(
+                routes,
+                target,
+                targets,
+                text,
+                inherited_hops(),
+                start,
+                kind="event",
+                override=override,
+                as_json=as_json,
+                explain=explain,
+            )
+        )

@@ -33,9 +33,22 @@ def exec_(
     with reported(as_json):
         routes, name, seconds, journal = remote_command(config, host, via, timeout)
         try:
-            result = on_carriers(routes, journal, lambda carriers: run_exec(
-                routes, journal, carriers, name, argv, via=via, cwd=cwd, timeout=seconds, shell=shell,
-                detach=detach))
+            result = on_carriers(
+                routes,
+                journal,
+                lambda carriers: run_exec(
+                    routes,
+                    journal,
+                    carriers,
+                    name,
+                    argv,
+                    via=via,
+                    cwd=cwd,
+                    timeout=seconds,
+                    shell=shell,
+                    detach=detach,
+                ),
+            )
         except TransportError as e:
             e.exit_code = UNREACHABLE_EXIT
             raise

@@ -36,8 +36,9 @@ def call(
     method: str = typer.Argument(..., help="The gateway method, e.g. health, status, node.list."),
     params: str = typer.Option("{}", "--params", "-p", help="The params object, as JSON."),
     timeout: str = typer.Option("30s", "--timeout", help="Connect and answer within this."),
-    token_env: str = typer.Option(TOKEN_ENV, "--token-env",
-                                  help="Environment variable holding the token for a URL gateway."),
+    token_env: str = typer.Option(
+        TOKEN_ENV, "--token-env", help="Environment variable holding the token for a URL gateway."
+    ),
     as_json: bool = JsonOpt,
     config: str | None = ConfigOpt,
 ) -> None:
@@ -63,8 +64,9 @@ def call(
         raise typer.Exit(0 if result["ok"] else 1)
 
 
-async def _call(name: str, url: str, token: str | None, method: str, params: dict[str, Any],
-                timeout: float) -> dict[str, Any]:
+async def _call(
+    name: str, url: str, token: str | None, method: str, params: dict[str, Any], timeout: float
+) -> dict[str, Any]:
     import time
 
     from clawrelay import paths
@@ -72,8 +74,9 @@ async def _call(name: str, url: str, token: str | None, method: str, params: dic
 
     deadline = time.monotonic() + timeout
     try:
-        client = await open_gateway(url, name=name, token=token, home=paths.state_dir(),
-                                    scopes=ALL_SCOPES, timeout=timeout)
+        client = await open_gateway(
+            url, name=name, token=token, home=paths.state_dir(), scopes=ALL_SCOPES, timeout=timeout
+        )
         try:
             payload = await client.request(method, params, timeout=max(0.1, deadline - time.monotonic()))
         finally:
@@ -164,7 +167,9 @@ def _print_nodes(rows: list[dict[str, Any]], errors: list[dict[str, Any]]) -> No
         seen = when(r["last_seen_ms"]) if r["last_seen_ms"] else "never"
         state = "connected" if r["connected"] else "offline"
         run = "allowed" if r["system_run"] else "not allowed"
-        typer.echo(f"{r['gateway']:<12} {r['name'] or '-':<16} {state:<9} {r['approval']:<17} "
-                   f"system.run {run:<11} seen {seen}  {r['id']}")
+        typer.echo(
+            f"{r['gateway']:<12} {r['name'] or '-':<16} {state:<9} {r['approval']:<17} "
+            f"system.run {run:<11} seen {seen}  {r['id']}"
+        )
     for e in errors:
         typer.echo(scrub(e["message"]), err=True)

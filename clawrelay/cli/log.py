@@ -49,8 +49,10 @@ def log(
             batch = r.batch
             via = f" via {r.via}" if r.via else ""
             what = "" if r.kind == "message" else f"{r.kind} `{one_line(r.body)}`  "
-            typer.echo(f"{r.id}  {when(r.created_ms)}  {what}{r.sender} → {r.target}  {r.status}{via}"
-                       + (f"  ({r.runs} runs)" if r.runs > 1 else ""))
+            typer.echo(
+                f"{r.id}  {when(r.created_ms)}  {what}{r.sender} → {r.target}  {r.status}{via}"
+                + (f"  ({r.runs} runs)" if r.runs > 1 else "")
+            )
             run = 0
             for a in r.attempts:
                 if a.run != run and r.runs > 1:

@@ -84,8 +84,9 @@ def retry(
                 if r.status is Status.AMBIGUOUS:
                     skipped.append({"id": r.id, "reason": Reason.AMBIGUOUS})
                 elif not now and (r.next_attempt_ms or 0) > t and r.target not in blocked:
-                    skipped.append({"id": r.id, "reason": Reason.BACKOFF,
-                                    "next_attempt_ms": r.next_attempt_ms})
+                    skipped.append(
+                        {"id": r.id, "reason": Reason.BACKOFF, "next_attempt_ms": r.next_attempt_ms}
+                    )
                     blocked[r.target] = r.id  # its newer messages wait behind it: order is kept
                 else:
                     candidates.append(r)
@@ -109,8 +110,9 @@ def retry(
         async def each() -> None:
             for r in candidates:  # oldest first; a target's next one only once the one before is delivered
                 if r.target in blocked:
-                    skipped.append({"id": r.id, "reason": Reason.BEHIND_UNDELIVERED,
-                                    "behind": blocked[r.target]})
+                    skipped.append(
+                        {"id": r.id, "reason": Reason.BEHIND_UNDELIVERED, "behind": blocked[r.target]}
+                    )
                     continue
                 if not as_json:
                     typer.echo(f"→ {r.target} (id {r.id}, run {r.runs + 1})")
@@ -131,8 +133,14 @@ def retry(
 
         asyncio.run(go())
         if as_json:
-            emit_json({"retried": [d.to_json() for d in deliveries], "skipped": skipped,
-                       "errors": errors, "expired": expired})
+            emit_json(
+                {
+                    "retried": [d.to_json() for d in deliveries],
+                    "skipped": skipped,
+                    "errors": errors,
+                    "expired": expired,
+                }
+            )
         else:
             for d in deliveries:
                 typer.echo(verdict(d))
@@ -155,8 +163,12 @@ def flush(
     now: bool = typer.Option(False, "--now", help="Ignore the backoff (one pass only)."),
     timeout: str = typer.Option("3s", "--timeout", help="With --watch: the limit per reachability check."),
     explain: bool = typer.Option(False, "--explain", help="Add timings, carriers and reasons."),
-    exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 when the pass ran, whatever stays "
-                                   "queued or ambiguous (for a scheduler that counts exit 1 as a failure)."),
+    exit_zero: bool = typer.Option(
+        False,
+        "--exit-zero",
+        help="Exit 0 when the pass ran, whatever stays "
+        "queued or ambiguous (for a scheduler that counts exit 1 as a failure).",
+    ),
     as_json: bool = JsonOpt,
     config: str | None = ConfigOpt,
 ) -> None:
@@ -209,8 +221,12 @@ def flush(
 
         def finished(p: Pass) -> None:
             left = sum(n["queued"] for n in journal.waiting().values())
-            record_pass({**p.summary(), "left_queued": left}, mode="watch" if watch else "once",
-                        started_ms=started[0], home=journal.home)
+            record_pass(
+                {**p.summary(), "left_queued": left},
+                mode="watch" if watch else "once",
+                started_ms=started[0],
+                home=journal.home,
+            )
             started[0] = now_ms()
 
         async def go() -> Pass | None:
@@ -273,8 +289,9 @@ def purge(
             raise UsageError(f"{record.id} is {record.status}, not in the outbox")
         claim = journal.claim(record.id)
         if claim is None:
-            raise ClawrelayError(f"{record.id} is being sent right now; try again when it ends",
-                                 reason=Reason.IN_FLIGHT)
+            raise ClawrelayError(
+                f"{record.id} is being sent right now; try again when it ends", reason=Reason.IN_FLIGHT
+            )
         try:
             journal.set_status(record.id, Status.PURGED)
         finally:

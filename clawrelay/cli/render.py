@@ -29,8 +29,10 @@ def verdict(d: Delivery, kind: str = "message") -> str:
         reply = f"\nreply: {indented(d.reply)}" if d.reply else _no_reply(d)
         return f"delivered to {d.target} via {d.via} (id {d.id}){reply}"
     if d.status is Status.AMBIGUOUS:
-        return (f"ambiguous: {d.target} may have it (id {d.id}); not retried automatically, "
-                f"see clawrelay log --target {d.target}")
+        return (
+            f"ambiguous: {d.target} may have it (id {d.id}); not retried automatically, "
+            f"see clawrelay log --target {d.target}"
+        )
     if d.status is Status.QUEUED:
         return f"not delivered to {d.target}: kept in the outbox (clawrelay outbox retry {short_id(d.id)})"
     return f"not delivered to {d.target} (id {d.id}): no way took the {kind}; it is not queued"
@@ -38,13 +40,19 @@ def verdict(d: Delivery, kind: str = "message") -> str:
 
 def _no_reply(d: Delivery) -> str:
     """Why `--wait-reply` has no answer to show (nothing when it was not asked for)."""
-    why = {
-        ReplyWait.REPLIED: "the agent answered with no text",
-        ReplyWait.NO_REPLY: "none came in time; the run goes on there, and its answer stays in its session",
-        ReplyWait.RUN_FAILED: f"the run ended without one: {one_line(d.reply_error or '')}",
-        ReplyWait.LOST: f"the connection went before it came: {one_line(d.reply_error or '')}",
-        ReplyWait.UNAVAILABLE: f"{d.via} carries no answer back",
-    }.get(ReplyWait(d.reply_status)) if d.reply_status else None
+    why = (
+        {
+            ReplyWait.REPLIED: "the agent answered with no text",
+            ReplyWait.NO_REPLY: (
+                "none came in time; the run goes on there, and its answer stays in its session"
+            ),
+            ReplyWait.RUN_FAILED: f"the run ended without one: {one_line(d.reply_error or '')}",
+            ReplyWait.LOST: f"the connection went before it came: {one_line(d.reply_error or '')}",
+            ReplyWait.UNAVAILABLE: f"{d.via} carries no answer back",
+        }.get(ReplyWait(d.reply_status))
+        if d.reply_status
+        else None
+    )
     return f"\nno reply: {why}" if why else ""
 
 
@@ -58,8 +66,10 @@ def plan_lines(target: str, plan: list[PlannedStep], deadline: float) -> list[st
     out = [f"{target}: deadline {format_duration(deadline)}, nothing sent (dry run)"]
     for s in plan:
         via = f" via {','.join(s.carriers)}" if s.carriers else ""
-        out.append(f"  {s.index} {s.transport:<14} timeout {format_duration(s.timeout)}, "
-                   f"retries {s.retries}, on ambiguous {s.on_ambiguous}{via}")
+        out.append(
+            f"  {s.index} {s.transport:<14} timeout {format_duration(s.timeout)}, "
+            f"retries {s.retries}, on ambiguous {s.on_ambiguous}{via}"
+        )
     return out
 
 

@@ -54,8 +54,10 @@ def check(config: str | None = ConfigOpt, as_json: bool = JsonOpt) -> None:
                 typer.echo(f"warning: {w}", err=True)
             if routes:
                 c = routes.config
-                typer.echo(f"ok: {routes.source}: {len(c.targets)} targets, {len(c.groups)} groups, "
-                           f"{len(c.hosts)} hosts, {len(c.gateways)} gateways")
+                typer.echo(
+                    f"ok: {routes.source}: {len(c.targets)} targets, {len(c.groups)} groups, "
+                    f"{len(c.hosts)} hosts, {len(c.gateways)} gateways"
+                )
         if errors:
             raise typer.Exit(2)
 
@@ -75,8 +77,10 @@ def show(config: str | None = ConfigOpt, as_json: bool = JsonOpt) -> None:
 
         typer.echo(f"# source: {routes.source}")
         if routes.secrets_file is not None:
-            typer.echo(f"# secrets: {routes.secrets_file.path}"
-                       + (" (does not exist)" if routes.secrets_file.missing else ""))
+            typer.echo(
+                f"# secrets: {routes.secrets_file.path}"
+                + (" (does not exist)" if routes.secrets_file.missing else "")
+            )
         from clawrelay.secrets import scrub
 
         typer.echo(scrub(yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=110).rstrip()))

@@ -42,16 +42,21 @@ def _read_message(message: str | None) -> str:
 def send(
     target: str | None = typer.Argument(None, help="A target name, an alias, @group, or a,b,c."),
     message: str | None = typer.Argument(None, help="The text; read from stdin when omitted."),
-    to: str | None = typer.Option(None, "--to", help="Targets (a,b,c or @group); then the only "
-                                  "argument is the message."),
+    to: str | None = typer.Option(
+        None, "--to", help="Targets (a,b,c or @group); then the only argument is the message."
+    ),
     via: str | None = typer.Option(None, "--via", help="Use only this transport of the chain."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; send nothing."),
     explain: bool = typer.Option(False, "--explain", help="Add timings, carriers and reasons."),
     deadline: str | None = typer.Option(None, "--deadline", help="Override the chain's deadline (e.g. 30s)."),
     wait_reply: str | None = typer.Option(
-        None, "--wait-reply", metavar="[DURATION]", show_default=False,
+        None,
+        "--wait-reply",
+        metavar="[DURATION]",
+        show_default=False,
         help="Once delivered, wait this long (default 3m) for the agent's answer and print it; one "
-        "target only. The message counts as delivered either way."),
+        "target only. The message counts as delivered either way.",
+    ),
     as_json: bool = JsonOpt,
     config: str | None = ConfigOpt,
 ) -> None:
@@ -101,24 +106,35 @@ def is_group(spec: str, targets: list[str]) -> bool:
     return len(targets) > 1 or spec.strip().startswith("@") or "," in spec
 
 
-def _dry_run(routes: Routes, targets: list[str], via: str | None, override: float | None, as_json: bool,
-             group: bool) -> None:
+def _dry_run(
+    routes: Routes, targets: list[str], via: str | None, override: float | None, as_json: bool, group: bool
+) -> None:
     from clawrelay.cli.render import plan_lines
 
     plans = []
     for name in targets:
         plan = routes.plan(name, via)
         deadline = override or routes.deadline(name)
-        plans.append({"target": name, "dry_run": True, "deadline_s": deadline,
-                      "plan": [s.to_json() for s in plan]})
+        plans.append(
+            {"target": name, "dry_run": True, "deadline_s": deadline, "plan": [s.to_json() for s in plan]}
+        )
         if not as_json:
             typer.echo("\n".join(plan_lines(name, plan, deadline)))
     if as_json:
         emit_json(plans if group else plans[0])
 
 
-def _send(routes: Routes, targets: list[str], spec: str, text: str, via: str | None, override: float | None,
-          as_json: bool, explain: bool, reply_wait: float | None = None) -> int:
+def _send(
+    routes: Routes,
+    targets: list[str],
+    spec: str,
+    text: str,
+    via: str | None,
+    override: float | None,
+    as_json: bool,
+    explain: bool,
+    reply_wait: float | None = None,
+) -> int:
     from clawrelay.envelope import inherited_hops
 
     for name in targets:
@@ -127,16 +143,37 @@ def _send(routes: Routes, targets: list[str], spec: str, text: str, via: str | N
     def start(router: Router, envelopes: list[Envelope], batch: Batch | None) -> Awaitable[list[Delivery]]:
         return router.send(envelopes, via, batch=batch)
 
-    return deliver(routes, spec, targets, text, inherited_hops(), start, override=override, as_json=as_json,
-                   explain=explain, reply_wait=reply_wait)
+    return deliver(
+        routes,
+        spec,
+        targets,
+        text,
+        inherited_hops(),
+        start,
+        override=override,
+        as_json=as_json,
+        explain=explain,
+        reply_wait=reply_wait,
+    )
 
 
 Start = Callable[["Router", "list[Envelope]", "Batch | None"], Awaitable["list[Delivery]"]]
 
 
-def deliver(routes: Routes, spec: str, targets: list[str], text: str, hops: int, start: Start, *,
-            kind: str = "message", override: float | None, as_json: bool, explain: bool,
-            reply_wait: float | None = None) -> int:
+def deliver(
+    routes: Routes,
+    spec: str,
+    targets: list[str],
+    text: str,
+    hops: int,
+    start: Start,
+    *,
+    kind: str = "message",
+    override: float | None,
+    as_json: bool,
+    explain: bool,
+    reply_wait: float | None = None,
+) -> int:
     """Journal and deliver one text to each target (one batch when SPEC names a group), showing
     progress; the exit code of it all. Shared by `send` and `event`: only `start`, how the
     envelopes are delivered, differs."""

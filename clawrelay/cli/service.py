@@ -8,8 +8,9 @@ import typer
 
 from clawrelay.cli.common import ConfigOpt, JsonOpt, duration_option, emit_json, reported
 
-app = typer.Typer(help="The flusher that retries queued messages: install, status, uninstall.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="The flusher that retries queued messages: install, status, uninstall.", no_args_is_help=True
+)
 
 
 def _printer(as_json: bool) -> Any:
@@ -22,13 +23,24 @@ def _printer(as_json: bool) -> Any:
 
 @app.command()
 def install(
-    kind: str | None = typer.Option(None, "--kind", help="systemd, launchd or cron (default: what this "
-                                    "machine has: launchd on macOS, systemd where `systemctl --user` works, "
-                                    "else an OpenClaw cron job)."),
-    interval: str | None = typer.Option(None, "--interval", help="How often it looks at the outbox "
-                                        "(default 30s for a watcher, 5m for a cron job)."),
-    gateway: str | None = typer.Option(None, "--gateway", help="cron: the gateway to schedule on, a name in "
-                                       "routes.yaml or a ws:// URL (default: the one on loopback)."),
+    kind: str | None = typer.Option(
+        None,
+        "--kind",
+        help="systemd, launchd or cron (default: what this "
+        "machine has: launchd on macOS, systemd where `systemctl --user` works, "
+        "else an OpenClaw cron job).",
+    ),
+    interval: str | None = typer.Option(
+        None,
+        "--interval",
+        help="How often it looks at the outbox (default 30s for a watcher, 5m for a cron job).",
+    ),
+    gateway: str | None = typer.Option(
+        None,
+        "--gateway",
+        help="cron: the gateway to schedule on, a name in "
+        "routes.yaml or a ws:// URL (default: the one on loopback).",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print what it would write and run; do nothing."),
     as_json: bool = JsonOpt,
     config: str | None = ConfigOpt,
@@ -54,8 +66,10 @@ def install(
         if as_json:
             emit_json({**plan.to_json(dry_run=False), "installed": record})
         else:
-            typer.echo(f"a {plan.kind} flusher is installed: `{_flush_words(plan.argv)}`; "
-                       "`clawrelay service status` shows how it is doing")
+            typer.echo(
+                f"a {plan.kind} flusher is installed: `{_flush_words(plan.argv)}`; "
+                "`clawrelay service status` shows how it is doing"
+            )
 
 
 def _flush_words(argv: list[str]) -> str:
@@ -98,8 +112,11 @@ def status(
             emit_json(doc)
         else:
             record = doc["installed"]
-            typer.echo(f"installed: {record['kind']}, every {_every(record)}" if record
-                       else "installed: nothing (clawrelay service install)")
+            typer.echo(
+                f"installed: {record['kind']}, every {_every(record)}"
+                if record
+                else "installed: nothing (clawrelay service install)"
+            )
             if doc["active_detail"]:
                 typer.echo(f"  {doc['active_detail']}")
             w = doc["watcher"]
@@ -107,15 +124,20 @@ def status(
             last = doc["last_pass"]
             if last:
                 by = last.get("service") or last["mode"]
-                typer.echo(f"last pass: ended {ago(last['finished_ms'])} ({by}): {last.get('delivered', 0)} "
-                           f"delivered, {last.get('still_queued', 0)} tried and still queued, "
-                           f"{last.get('ambiguous', 0)} ambiguous, {last.get('errors', 0)} errors, "
-                           f"{last.get('left_queued', 0)} left in the outbox")
+                typer.echo(
+                    f"last pass: ended {ago(last['finished_ms'])} ({by}): {last.get('delivered', 0)} "
+                    f"delivered, {last.get('still_queued', 0)} tried and still queued, "
+                    f"{last.get('ambiguous', 0)} ambiguous, {last.get('errors', 0)} errors, "
+                    f"{last.get('left_queued', 0)} left in the outbox"
+                )
             else:
                 typer.echo("last pass: none recorded")
             box = doc["outbox"]
-            typer.echo(f"outbox: {box['queued']} queued, {box['ambiguous']} ambiguous" if "queued" in box
-                       else f"outbox: {box['error']}")
+            typer.echo(
+                f"outbox: {box['queued']} queued, {box['ambiguous']} ambiguous"
+                if "queued" in box
+                else f"outbox: {box['error']}"
+            )
             verdict = "retried automatically" if doc["flusher_running"] else "NOT retried automatically"
             typer.echo(f"{verdict}: {doc['how']}")
         raise typer.Exit(0 if doc["flusher_running"] else 1)
@@ -141,8 +163,13 @@ def uninstall(
         say = _printer(as_json)
         record = svc.uninstall(config, say, dry_run=dry_run)
         if as_json:
-            emit_json({"removed": None if dry_run else record, "dry_run": dry_run,
-                       **({"would_remove": record} if dry_run else {})})
+            emit_json(
+                {
+                    "removed": None if dry_run else record,
+                    "dry_run": dry_run,
+                    **({"would_remove": record} if dry_run else {}),
+                }
+            )
         elif record is None:
             typer.echo("nothing to remove: no flusher was installed by `clawrelay service install`")
         elif not dry_run:

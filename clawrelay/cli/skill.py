@@ -9,17 +9,24 @@ import typer
 from clawrelay.cli.common import ConfigOpt, JsonOpt, emit_json, load, reported
 
 app = typer.Typer(help="The OpenClaw skill: install it into a workspace, or print it.", no_args_is_help=True)
-WorkspaceOpt = typer.Option(None, "--workspace", "-w", show_default=False,
-                            help="The OpenClaw workspace (default: OpenClaw's own, ~/.openclaw/workspace).")
+WorkspaceOpt = typer.Option(
+    None,
+    "--workspace",
+    "-w",
+    show_default=False,
+    help="The OpenClaw workspace (default: OpenClaw's own, ~/.openclaw/workspace).",
+)
 
 
 @app.command()
 def install(
     workspace: Path | None = WorkspaceOpt,
     force: bool = typer.Option(False, "--force", help="Replace a SKILL.md that was edited by hand."),
-    check: bool = typer.Option(True, "--check/--no-check",
-                               help="Ask `openclaw skills list` (where openclaw is on PATH) whether the "
-                               "agent will see the skill."),
+    check: bool = typer.Option(
+        True,
+        "--check/--no-check",
+        help="Ask `openclaw skills list` (where openclaw is on PATH) whether the agent will see the skill.",
+    ),
     config: str | None = ConfigOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -37,8 +44,17 @@ def install(
         path, what = skill.install(skill.render(routes, this), where, force)
         warning = skill.eligibility(where) if check else None
         if as_json:
-            emit_json({"path": str(path), "result": what, "routes": routes.source, "program": list(this.argv),
-                       "config": this.config, "home": this.home, "warning": warning})
+            emit_json(
+                {
+                    "path": str(path),
+                    "result": what,
+                    "routes": routes.source,
+                    "program": list(this.argv),
+                    "config": this.config,
+                    "home": this.home,
+                    "warning": warning,
+                }
+            )
         else:
             typer.echo(f"{what}: {path} (targets from {routes.source}; runs {' '.join(this.argv)})")
         if warning:

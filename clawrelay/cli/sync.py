@@ -27,9 +27,22 @@ def sync(
 
     with reported(as_json):
         routes, host, seconds, journal = remote_command(config, to, via, timeout)
-        result = on_carriers(routes, journal, lambda carriers: run_sync(
-            routes, journal, carriers, repo, host, dest=dest, branch=branch, link=link, via=via,
-            timeout=seconds))
+        result = on_carriers(
+            routes,
+            journal,
+            lambda carriers: run_sync(
+                routes,
+                journal,
+                carriers,
+                repo,
+                host,
+                dest=dest,
+                branch=branch,
+                link=link,
+                via=via,
+                timeout=seconds,
+            ),
+        )
         if as_json:
             emit_json(result.to_json())
         else:

@@ -150,8 +150,9 @@ def load_routes(explicit: str | None = None) -> Routes:
     text, source, path = _read(explicit)
     routes, errors = parse_routes(text, source, path)
     if routes is None:
-        raise ConfigError(errors[0] + (f" (and {len(errors) - 1} more: clawrelay routes check)"
-                                       if len(errors) > 1 else ""))
+        raise ConfigError(
+            errors[0] + (f" (and {len(errors) - 1} more: clawrelay routes check)" if len(errors) > 1 else "")
+        )
     return routes
 
 

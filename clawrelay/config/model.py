@@ -33,7 +33,7 @@ def _to_secret(value: Any) -> Secret:
     if isinstance(value, Secret):
         return value
     if not isinstance(value, str) or not value.strip():
-        raise ValueError("a secret is a string such as \"${MY_TOKEN}\"")
+        raise ValueError('a secret is a string such as "${MY_TOKEN}"')
     return Secret(value)
 
 
@@ -250,8 +250,7 @@ Step = Annotated[
     | Annotated[MemoryFileStep, Tag("memory_file")]
     | Annotated[TelegramStep, Tag("telegram")]
     | Annotated[CommandStep, Tag("command")],
-    Discriminator(_step_tag, custom_error_type="unknown_transport",
-                  custom_error_message="unknown transport"),
+    Discriminator(_step_tag, custom_error_type="unknown_transport", custom_error_message="unknown transport"),
     BeforeValidator(_tag_step),
 ]
 

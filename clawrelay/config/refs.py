@@ -19,8 +19,10 @@ def check_refs(config: Config) -> list[SourceError]:
 def _errors(config: Config) -> Iterator[SourceError]:
     for name, host in config.hosts.items():
         if host.node is not None and host.node.gateway not in config.gateways:
-            yield SourceError(("hosts", name, "node", "gateway"),
-                              f"unknown gateway {host.node.gateway!r} (known: {_known(config.gateways)})")
+            yield SourceError(
+                ("hosts", name, "node", "gateway"),
+                f"unknown gateway {host.node.gateway!r} (known: {_known(config.gateways)})",
+            )
 
     seen: dict[str, str] = {}
     for name, target in config.targets.items():
@@ -34,8 +36,9 @@ def _errors(config: Config) -> Iterator[SourceError]:
         if target.host is not None:
             host = config.hosts.get(target.host)
             if host is None:
-                yield SourceError(("targets", name, "host"),
-                                  f"unknown host {target.host!r} (known: {_known(config.hosts)})")
+                yield SourceError(
+                    ("targets", name, "host"), f"unknown host {target.host!r} (known: {_known(config.hosts)})"
+                )
                 continue
 
         for i, step in enumerate(target.chain):
@@ -49,11 +52,13 @@ def _errors(config: Config) -> Iterator[SourceError]:
                 if gw is None and not (host and host.node) and len(config.gateways) != 1:
                     yield SourceError(loc, "name the `gateway` (the target's host has no node gateway)")
                 elif gw is not None and gw not in config.gateways:
-                    yield SourceError((*loc, "gateway"),
-                                      f"unknown gateway {gw!r} (known: {_known(config.gateways)})")
+                    yield SourceError(
+                        (*loc, "gateway"), f"unknown gateway {gw!r} (known: {_known(config.gateways)})"
+                    )
             if kind == "telegram" and config.telegram is None:
-                yield SourceError(loc, "needs the bot: a top-level "
-                                       '`telegram: {token: "${TELEGRAM_BOT_TOKEN}"}`')
+                yield SourceError(
+                    loc, 'needs the bot: a top-level `telegram: {token: "${TELEGRAM_BOT_TOKEN}"}`'
+                )
             if kind == "nodes_run" and host is not None and host.node is None:
                 yield SourceError(loc, f"host {target.host} has no `node:` to run it on")
             via = getattr(step, "via", None)
@@ -61,14 +66,18 @@ def _errors(config: Config) -> Iterator[SourceError]:
                 offered = host.carriers()
                 for c in via or []:
                     if c not in offered:
-                        yield SourceError((*loc, "via"), f"host {target.host} has no {c} carrier"
-                                                             f" (it has: {_known(offered)})")
+                        yield SourceError(
+                            (*loc, "via"),
+                            f"host {target.host} has no {c} carrier (it has: {_known(offered)})",
+                        )
                 if not via and not offered:
-                    yield SourceError(("hosts", target.host),
-                                      f"{kind} needs `local: true`, `ssh:` or `node:` on this host")
+                    yield SourceError(
+                        ("hosts", target.host), f"{kind} needs `local: true`, `ssh:` or `node:` on this host"
+                    )
 
     for group, members in config.groups.items():
         for i, member in enumerate(members):
             if member.casefold() not in seen:
-                yield SourceError(("groups", group, i),
-                                  f"unknown target {member!r} (known: {_known(config.targets)})")
+                yield SourceError(
+                    ("groups", group, i), f"unknown target {member!r} (known: {_known(config.targets)})"
+                )

@@ -38,8 +38,9 @@ class PlannedStep:
 
 
 class Routes:
-    def __init__(self, config: Config, source: str, path: Path | None = None,
-                 secrets_file: SecretsFile | None = None) -> None:
+    def __init__(
+        self, config: Config, source: str, path: Path | None = None, secrets_file: SecretsFile | None = None
+    ) -> None:
         self.config = config
         self.source = source
         self.path = path
@@ -156,8 +157,11 @@ class Routes:
             chain = []
             for step in self.plan(name):
                 opts = step.options.model_dump(mode="json", exclude_none=True, exclude={"transport"})
-                opts.update(timeout=format_duration(step.timeout), retries=step.retries,
-                            on_ambiguous=step.on_ambiguous)
+                opts.update(
+                    timeout=format_duration(step.timeout),
+                    retries=step.retries,
+                    on_ambiguous=step.on_ambiguous,
+                )
                 if step.carriers:
                     opts["via"] = list(step.carriers)
                 chain.append({step.transport: opts})
@@ -179,15 +183,17 @@ class Routes:
                 carriers = ("node",)
             elif name_ in HOST_STEPS and host is not None:
                 carriers = tuple(getattr(step, "via", None) or host.carriers())
-            steps.append(PlannedStep(
-                index=i,
-                transport=name_,
-                options=step,
-                timeout=step.timeout or defaults.timeout,
-                retries=defaults.retries if step.retries is None else step.retries,
-                on_ambiguous=step.on_ambiguous or target.on_ambiguous or defaults.on_ambiguous,
-                carriers=carriers,
-            ))
+            steps.append(
+                PlannedStep(
+                    index=i,
+                    transport=name_,
+                    options=step,
+                    timeout=step.timeout or defaults.timeout,
+                    retries=defaults.retries if step.retries is None else step.retries,
+                    on_ambiguous=step.on_ambiguous or target.on_ambiguous or defaults.on_ambiguous,
+                    carriers=carriers,
+                )
+            )
         if via is not None and not steps:
             chain = ", ".join(s.transport for s in target.chain)
             raise UsageError(f"target {name} has no {via} step (its chain: {chain})")

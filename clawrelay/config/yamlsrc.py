@@ -72,8 +72,10 @@ class Document:
         try:
             loader = _BoundedLoader(text)
         except yaml.reader.ReaderError as e:  # a character YAML does not allow (NUL, most controls)
-            raise Refused(text.count("\n", 0, e.position) + 1,
-                          f"not valid YAML: character #x{e.character:04x} is not allowed") from None
+            raise Refused(
+                text.count("\n", 0, e.position) + 1,
+                f"not valid YAML: character #x{e.character:04x} is not allowed",
+            ) from None
         try:
             self.root = loader.get_single_node()
         finally:
@@ -106,8 +108,9 @@ class Document:
             for key_node, value_node in node.value:
                 key = self._scalar(key_node)
                 if key in out:
-                    self.errors.append(SourceError((*loc, str(key)), "duplicate key",
-                                                   key_node.start_mark.line + 1))
+                    self.errors.append(
+                        SourceError((*loc, str(key)), "duplicate key", key_node.start_mark.line + 1)
+                    )
                 out[key] = self._build(value_node, (*loc, str(key)))
             return out
         if isinstance(node, yaml.SequenceNode):
@@ -158,8 +161,10 @@ def decode(data: bytes) -> str:
 
 def _check_size(data: bytes) -> None:
     if len(data) > MAX_BYTES:
-        raise Refused(data.count(b"\n", 0, MAX_BYTES) + 1,
-                      f"the file passes the {MAX_BYTES >> 10} KiB limit for a routes file on this line")
+        raise Refused(
+            data.count(b"\n", 0, MAX_BYTES) + 1,
+            f"the file passes the {MAX_BYTES >> 10} KiB limit for a routes file on this line",
+        )
 
 
 def _short(tag: str) -> str:
@@ -197,8 +202,10 @@ class _BoundedLoader(yaml.SafeLoader):
         self.get_event()  # stream start
         node = self.compose_document() if not self.check_event(yaml.StreamEndEvent) else None
         if not self.check_event(yaml.StreamEndEvent):
-            raise Refused(_line(self.peek_event().start_mark),
-                          "a second YAML document starts here: a routes file is one document")
+            raise Refused(
+                _line(self.peek_event().start_mark),
+                "a second YAML document starts here: a routes file is one document",
+            )
         self.get_event()
         return node
 
@@ -227,8 +234,9 @@ class _BoundedLoader(yaml.SafeLoader):
             self._depth -= 1
             if anchor is not None:
                 self._open.discard(anchor)
-            children = ([c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode)
-                        else node.value)
+            children = (
+                [c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode) else node.value
+            )
             height = 1 + max((self._measured[id(c)][1] for c in children), default=0)
         self._measured[id(node)] = (self._total - start, height)
         return node
@@ -238,8 +246,11 @@ class _BoundedLoader(yaml.SafeLoader):
         if node is None:
             raise Refused(line, f"alias *{anchor} names no anchor: &{anchor} must come before it")
         if anchor in self._open:
-            raise Refused(line, f"recursive alias *{anchor}: it is inside the value &{anchor} "
-                                f"(line {_line(node.start_mark)}) it names")
+            raise Refused(
+                line,
+                f"recursive alias *{anchor}: it is inside the value &{anchor} "
+                f"(line {_line(node.start_mark)}) it names",
+            )
         size, height = self._measured[id(node)]
         self._count(size, line, f"alias *{anchor} expands the document to more than {MAX_NODES} values")
         if self._depth + height > MAX_DEPTH:

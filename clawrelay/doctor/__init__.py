@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from clawrelay.config.routes import Routes
 
 
-
 def proxies() -> Check:
     present = [v for v in PROXY_VARS if os.environ.get(v)]
     if not present:
@@ -42,12 +41,24 @@ def secret_sources(routes: Routes) -> list[Check]:
     if secrets_file is not None:
         path = secrets_file.path
         if secrets_file.missing:
-            checks.append(Check("secrets", False, f"{path}: no such file", reason=Reason.CONFIG,
-                                fix=f"write NAME=value lines to it, then chmod 600 {path}"))
+            checks.append(
+                Check(
+                    "secrets",
+                    False,
+                    f"{path}: no such file",
+                    reason=Reason.CONFIG,
+                    fix=f"write NAME=value lines to it, then chmod 600 {path}",
+                )
+            )
         else:
             n = len(secrets_file)
-            checks.append(Check("secrets", True, f"{path}: {n} value{'' if n == 1 else 's'}, "
-                                                 f"mode {secrets_file.mode:04o}, owned by you"))
+            checks.append(
+                Check(
+                    "secrets",
+                    True,
+                    f"{path}: {n} value{'' if n == 1 else 's'}, mode {secrets_file.mode:04o}, owned by you",
+                )
+            )
     for var, keys in routes.secret_refs().items():
         used = ", ".join(keys)
         found = lookup(var)
@@ -59,15 +70,21 @@ def secret_sources(routes: Routes) -> list[Check]:
                 checks.append(Check("secrets", True, f"${{{var}}}: not set; {used} connects without a token"))
         else:
             if secrets_file is None:
-                fix = (f"export {var}=… where clawrelay runs (an agent's exec tool has the gateway "
-                       f"service's environment, not your shell's), or put {var}=… in a file, chmod 600, "
-                       "named in routes.yaml by `secrets: ./secrets.env`")
+                fix = (
+                    f"export {var}=… where clawrelay runs (an agent's exec tool has the gateway "
+                    f"service's environment, not your shell's), or put {var}=… in a file, chmod 600, "
+                    "named in routes.yaml by `secrets: ./secrets.env`"
+                )
             else:
                 empty = secrets_file.line_of(var)
-                fix = (f"give {var} a value on line {empty} of {secrets_file.path}" if empty
-                       else f"add {var}=… to {secrets_file.path}")
-            checks.append(Check("secrets", False, f"${{{var}}}: NOT SET ({used})", reason=Reason.CONFIG,
-                                fix=fix))
+                fix = (
+                    f"give {var} a value on line {empty} of {secrets_file.path}"
+                    if empty
+                    else f"add {var}=… to {secrets_file.path}"
+                )
+            checks.append(
+                Check("secrets", False, f"${{{var}}}: NOT SET ({used})", reason=Reason.CONFIG, fix=fix)
+            )
     return checks
 
 
@@ -81,6 +98,7 @@ async def diagnose(routes: Routes, targets: list[str], timeout: float) -> list[C
         probes = Probes(routes, carriers, timeout)
         for name in targets:
             for step in routes.plan(name):
-                checks.append(await checked(name, probes.step(name, step), step=step.index,
-                                            transport=step.transport))
+                checks.append(
+                    await checked(name, probes.step(name, step), step=step.index, transport=step.transport)
+                )
     return checks

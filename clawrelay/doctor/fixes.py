@@ -27,17 +27,22 @@ def gateway_fix(e: GatewayError, name: str, ref: str | None) -> str:
     url = f"gateways.{name}.url"
     upgrade = isinstance(e.__cause__, websockets.WebSocketException)  # failed before any frame
     if upgrade and e.reason in (Reason.REJECTED, Reason.BAD_RESPONSE):  # not a gateway there
-        return (f"set {url} to the OpenClaw gateway's WebSocket address, ws://HOST:PORT (on its machine, "
-                "openclaw gateway status shows the port; 18789 unless changed): what answers there now "
-                "is not a gateway")
-    if e.reason in (Reason.CONNECTION_REFUSED, Reason.UNREACHABLE, Reason.HANDSHAKE_TIMEOUT,
-                    Reason.UNAVAILABLE):
+        return (
+            f"set {url} to the OpenClaw gateway's WebSocket address, ws://HOST:PORT (on its machine, "
+            "openclaw gateway status shows the port; 18789 unless changed): what answers there now "
+            "is not a gateway"
+        )
+    if e.reason in (
+        Reason.CONNECTION_REFUSED,
+        Reason.UNREACHABLE,
+        Reason.HANDSHAKE_TIMEOUT,
+        Reason.UNAVAILABLE,
+    ):
         return f"start the gateway (on its machine: openclaw gateway status), or correct {url}"
     if e.reason in (Reason.GATEWAY_RESTARTING, Reason.CONNECTION_LOST):
         return "run doctor again in a minute; if it stays: on the gateway's machine, openclaw gateway status"
     if e.reason == Reason.TLS:
-        return (f"check {url}: wss:// needs a certificate this machine trusts; a gateway without TLS "
-                "is ws://")
+        return f"check {url}: wss:// needs a certificate this machine trusts; a gateway without TLS is ws://"
     if e.reason == Reason.AUTH:
         return (
             f"export {ref or 'OPENCLAW_GATEWAY_TOKEN'}=<gateway.auth.token from that gateway's openclaw.json>"
@@ -71,9 +76,11 @@ def _carrier_fix(e: ClawrelayError, host: str, c: Carrier, token_ref: str | None
     if isinstance(e, GatewayError):
         gateway = getattr(c, "gateway_name", "GATEWAY")
         if e.details.get("code") == "PAIRING_CHANGED":  # no current pairing for that node id
-            return (f"check that openclaw nodes status on {gateway}'s machine lists hosts.{host}.node.id; "
-                    f"if it does: on {host}, openclaw node restart (or rerun openclaw node run), then on "
-                    f"{gateway}'s machine: openclaw nodes pending, openclaw nodes approve <requestId>")
+            return (
+                f"check that openclaw nodes status on {gateway}'s machine lists hosts.{host}.node.id; "
+                f"if it does: on {host}, openclaw node restart (or rerun openclaw node run), then on "
+                f"{gateway}'s machine: openclaw nodes pending, openclaw nodes approve <requestId>"
+            )
         return gateway_fix(e, gateway, token_ref)
     node = getattr(c, "ref", None)
     if e.reason == Reason.NODE_OFFLINE:
@@ -101,14 +108,20 @@ def _ssh_fix(e: ClawrelayError, host: str, c: SshCarrier) -> str | None:
     if isinstance(e, ConfigError):
         return f"correct hosts.{host}.ssh.key or hosts.{host}.ssh.known_hosts in routes.yaml"
     if e.reason == Reason.CONNECTION_REFUSED:
-        return (f"nothing listens for ssh there: start sshd on {ref.host}, or correct hosts.{host}.ssh "
-                f"(host, port) in routes.yaml; {see}")
+        return (
+            f"nothing listens for ssh there: start sshd on {ref.host}, or correct hosts.{host}.ssh "
+            f"(host, port) in routes.yaml; {see}"
+        )
     if e.reason == Reason.UNREACHABLE and isinstance(e.__cause__, socket.gaierror):
-        return (f"check hosts.{host}.ssh.host in routes.yaml: {ref.host} is not a name this machine "
-                f"resolves (nor a Host of ~/.ssh/config); {see}")
+        return (
+            f"check hosts.{host}.ssh.host in routes.yaml: {ref.host} is not a name this machine "
+            f"resolves (nor a Host of ~/.ssh/config); {see}"
+        )
     if e.reason == Reason.UNREACHABLE:
-        return (f"check that {ref.host} is up and reachable from here (VPN or tailnet connected, "
-                f"firewall), and hosts.{host}.ssh (host, port) in routes.yaml; {see}")
+        return (
+            f"check that {ref.host} is up and reachable from here (VPN or tailnet connected, "
+            f"firewall), and hosts.{host}.ssh (host, port) in routes.yaml; {see}"
+        )
     if e.reason == Reason.AUTH:
         key = f"-i {ref.key} " if ref.key else ""
         port = f"-p {ref.port} " if ref.port else ""
@@ -128,20 +141,29 @@ def telegram_fix(reason: str, bot: TelegramBot) -> str | None:
     """What to run or edit when the Bot API answered getMe or getChat this way."""
     ref = bot.token.ref
     custom = not bot.base_url.startswith("https://api.telegram.org/")
-    if reason in (Reason.CONNECTION_REFUSED, Reason.TIMEOUT, Reason.PROXY_ERROR, Reason.SERVER_ERROR,
-                  Reason.BAD_RESPONSE):
+    if reason in (
+        Reason.CONNECTION_REFUSED,
+        Reason.TIMEOUT,
+        Reason.PROXY_ERROR,
+        Reason.SERVER_ERROR,
+        Reason.BAD_RESPONSE,
+    ):
         if bot.proxy:
             return "check telegram.proxy in routes.yaml: that proxy must be running and reach the Bot API"
         if custom:
-            return (f"check telegram.base_url in routes.yaml ({bot.base_url}): start that Bot API server, "
-                    "or remove base_url for api.telegram.org")
-        return ("this machine cannot reach api.telegram.org (curl -sSI https://api.telegram.org shows "
-                "why): set telegram.proxy in routes.yaml (its password as ${VAR}), or telegram.base_url")
+            return (
+                f"check telegram.base_url in routes.yaml ({bot.base_url}): start that Bot API server, "
+                "or remove base_url for api.telegram.org"
+            )
+        return (
+            "this machine cannot reach api.telegram.org (curl -sSI https://api.telegram.org shows "
+            "why): set telegram.proxy in routes.yaml (its password as ${VAR}), or telegram.base_url"
+        )
     return {
         Reason.AUTH: f"export {ref or 'TELEGRAM_BOT_TOKEN'}=<the token from @BotFather>",
         Reason.PROXY_AUTH: "correct the user and password of telegram.proxy (the password as ${VAR})",
         Reason.CHAT_NOT_FOUND: "the person opens the bot in Telegram and sends /start; chat_id is their "
-                               "user id",
+        "user id",
         Reason.BOT_CHAT: "set chat_id to a person's chat or a group, never a bot",
         Reason.BLOCKED: "the person unblocks the bot in Telegram",
         Reason.FORBIDDEN: "add the bot to that chat again (it was removed), or set another chat_id",

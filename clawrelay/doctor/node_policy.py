@@ -43,34 +43,48 @@ async def probe(p: Probes, host_name: str) -> str:
     policy = f"exec policy security {security}, ask {ask}"
     see = f"openclaw approvals get --node {c.selector} shows it"
     if security == "deny":
-        raise Broken(f"{label}: its {policy}: nothing runs there", Reason.DENIED,
-                     f"{see}; set its security to allowlist (openclaw approvals set --node {c.selector} "
-                     "--file …), then run doctor again for the programs to allow")
+        raise Broken(
+            f"{label}: its {policy}: nothing runs there",
+            Reason.DENIED,
+            f"{see}; set its security to allowlist (openclaw approvals set --node {c.selector} "
+            "--file …), then run doctor again for the programs to allow",
+        )
     if ask == "always":
-        raise Broken(f"{label}: its {policy}: a human approves every command", Reason.DENIED,
-                     f"{see}; set its ask to on-miss (openclaw approvals set --node {c.selector} "
-                     "--file …), then run doctor again for the programs to allow")
+        raise Broken(
+            f"{label}: its {policy}: a human approves every command",
+            Reason.DENIED,
+            f"{see}; set its ask to on-miss (openclaw approvals set --node {c.selector} "
+            "--file …), then run doctor again for the programs to allow",
+        )
     refused = {} if (security, ask) == ("full", "off") else await _refused_programs(p, c, host_name)
     copy = await _helper(p, c, refused)
     if not refused and copy is None:
         return f"{policy}: clawrelay's programs run there unasked"
     lines = [c.allowlist_add(pattern) for pattern in refused.values()] + ([copy] if copy else [])
-    what = [f"does not let clawrelay run {', '.join(refused)} unasked (allow them on the gateway's "
-            "machine)"] if refused else []
+    what = (
+        [f"does not let clawrelay run {', '.join(refused)} unasked (allow them on the gateway's machine)"]
+        if refused
+        else []
+    )
     if copy:
-        what.append(f"has no clawrelay node helper at {HELPER_PATTERN} (memory_file, sync bundles and "
-                    "--link run it) and lets nothing write it (copy it there by hand)")
+        what.append(
+            f"has no clawrelay node helper at {HELPER_PATTERN} (memory_file, sync bundles and "
+            "--link run it) and lets nothing write it (copy it there by hand)"
+        )
     raise Broken(f"{label}: its {policy} {'; and '.join(what)}", Reason.DENIED, "\n".join(lines))
 
 
 async def _refused_programs(p: Probes, c: NodeCarrier, host_name: str) -> dict[str, str]:
     """The programs clawrelay runs there that the node refuses unasked: each one's allowlist entry."""
     refused: dict[str, str] = {}
-    programs = {"printenv": ["printenv", "HOME"], "test": ["test", "-e", "/"],
-                "git": ["git", "--version"]}
+    programs = {"printenv": ["printenv", "HOME"], "test": ["test", "-e", "/"], "git": ["git", "--version"]}
     config = p.routes.config
-    if any(s.transport in ("nodes_run", "agent_cli") for t, target in config.targets.items()
-           if target.host == host_name for s in p.routes.plan(t)):
+    if any(
+        s.transport in ("nodes_run", "agent_cli")
+        for t, target in config.targets.items()
+        if target.host == host_name
+        for s in p.routes.plan(t)
+    ):
         programs["openclaw"] = [*config.hosts[host_name].openclaw, "--version"]
     for name, argv in programs.items():
         if "~" in " ".join(argv) and "printenv" not in refused:

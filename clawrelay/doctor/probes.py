@@ -169,8 +169,9 @@ class Probes:
 
         gw = self.routes.config.gateways[gateway]
         try:
-            client = await self.pool.get(gateway, gw.url, gw.resolve_token(), scopes=(READ, PAIRING),
-                                         timeout=self.timeout)
+            client = await self.pool.get(
+                gateway, gw.url, gw.resolve_token(), scopes=(READ, PAIRING), timeout=self.timeout
+            )
             doc = await client.request("node.pair.list", {}, timeout=self.timeout)
         except GatewayError:
             return None
@@ -228,13 +229,15 @@ class Probes:
         memory = f"{path.rstrip('/')}/memory"
         if (await self._run(c, ["test", "-d", path])).exit_code != 0:
             raise Broken(
-                f"{c.label}: workspace {path} does not exist", Reason.NOT_FOUND,
+                f"{c.label}: workspace {path} does not exist",
+                Reason.NOT_FOUND,
                 f"on {host_name}: mkdir -p {path}",
             )
         if (await self._run(c, ["test", "-d", memory])).exit_code == 0:
             if (await self._run(c, ["test", "-w", memory])).exit_code != 0:
                 raise Broken(
-                    f"{c.label}: {memory} is not writable", Reason.IO_ERROR,
+                    f"{c.label}: {memory} is not writable",
+                    Reason.IO_ERROR,
                     f"on {host_name}: chmod u+w {memory}",
                 )
             return f"{memory} writable via {c.label}"

@@ -41,11 +41,11 @@ def fallback_fix(reason: str | None) -> str:
     """The fix of a failure no probe knew a better one for: what to do next, by its reason."""
     return {
         Reason.CONFIG: "correct routes.yaml where the message says (clawrelay routes check lists every "
-                       "error; docs/configuration.md has every key)",
+        "error; docs/configuration.md has every key)",
         Reason.TIMEOUT: "clawrelay doctor --timeout 30s waits longer; no answer then: that machine or "
-                        "service is down, or not reachable from here",
+        "service is down, or not reachable from here",
         Reason.INTERNAL_ERROR: "CLAWRELAY_LOG=debug clawrelay doctor shows where: a bug in clawrelay, "
-                               "please report it",
+        "please report it",
     }.get(reason or "", f"docs/troubleshooting.md: what reason `{reason or Reason.ERROR}` means and its fix")
 
 
@@ -57,8 +57,14 @@ class Broken(Exception):
         self.detail, self.reason, self.fix = detail, reason, fix
 
 
-async def checked(subject: str, probe: Awaitable[str], *, step: int | None = None,
-                  transport: str | None = None, timeout: float | None = None) -> Check:
+async def checked(
+    subject: str,
+    probe: Awaitable[str],
+    *,
+    step: int | None = None,
+    transport: str | None = None,
+    timeout: float | None = None,
+) -> Check:
     """One probe's answer as a Check: ok with its detail, or what is wrong and the fix; with a
     `timeout`, "no answer" once it has passed (status waits for nobody)."""
     try:

@@ -4,5 +4,13 @@ from clawrelay.openclaw.client import ALL_SCOPES, READ, WRITE, Call, GatewayClie
 from clawrelay.openclaw.errors import GatewayError
 from clawrelay.openclaw.pool import GatewayPool, open_gateway
 
-__all__ = ["ALL_SCOPES", "READ", "WRITE", "Call", "GatewayClient", "GatewayError", "GatewayPool",
-           "open_gateway"]
+__all__ = [
+    "ALL_SCOPES",
+    "READ",
+    "WRITE",
+    "Call",
+    "GatewayClient",
+    "GatewayError",
+    "GatewayPool",
+    "open_gateway",
+]

@@ -30,7 +30,12 @@ if TYPE_CHECKING:
 
 PROTOCOL_MIN, PROTOCOL_MAX = 3, 4
 READ, WRITE, ADMIN, APPROVALS, PAIRING = (
-    "operator.read", "operator.write", "operator.admin", "operator.approvals", "operator.pairing")
+    "operator.read",
+    "operator.write",
+    "operator.admin",
+    "operator.approvals",
+    "operator.pairing",
+)
 ALL_SCOPES = (ADMIN, READ, WRITE, APPROVALS, PAIRING)
 MAX_FRAME = 32 * 2**20
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -72,8 +77,10 @@ def _frame(raw: str | bytes, label: str) -> dict[str, Any]:
         frame = None
     if not isinstance(frame, dict):
         shown = raw[:60] if isinstance(raw, str) else repr(raw[:60])
-        raise GatewayError(f"{label}: the gateway answered with something that is not JSON: {shown!r}",
-                           reason=Reason.BAD_RESPONSE)
+        raise GatewayError(
+            f"{label}: the gateway answered with something that is not JSON: {shown!r}",
+            reason=Reason.BAD_RESPONSE,
+        )
     return frame
 
 
@@ -138,61 +145,97 @@ class GatewayClient:
         try:
             async with asyncio.timeout(timeout):
                 try:
-                    ws = await connect(url, proxy=None, max_size=MAX_FRAME, compression=None,
-                                       open_timeout=None, user_agent_header=f"clawrelay/{__version__}")
+                    ws = await connect(
+                        url,
+                        proxy=None,
+                        max_size=MAX_FRAME,
+                        compression=None,
+                        open_timeout=None,
+                        user_agent_header=f"clawrelay/{__version__}",
+                    )
                 except ConnectionRefusedError as e:
-                    raise GatewayError(f"{label}: connection refused ({url}): is the gateway running?",
-                                       reason=Reason.CONNECTION_REFUSED) from e
+                    raise GatewayError(
+                        f"{label}: connection refused ({url}): is the gateway running?",
+                        reason=Reason.CONNECTION_REFUSED,
+                    ) from e
                 except websockets.InvalidStatus as e:
                     status = e.response.status_code
                     reason = Reason.UNAVAILABLE if status >= 500 else Reason.REJECTED
-                    raise GatewayError(f"{label}: HTTP {status} instead of a WebSocket upgrade ({url})",
-                                       reason=reason) from e
+                    raise GatewayError(
+                        f"{label}: HTTP {status} instead of a WebSocket upgrade ({url})", reason=reason
+                    ) from e
                 except websockets.InvalidMessage as e:
                     if isinstance(e.__cause__, EOFError | ConnectionError):  # hung up mid-upgrade: try again
-                        raise GatewayError(f"{label}: the connection closed during the WebSocket upgrade "
-                                           f"({url})", reason=Reason.CONNECTION_LOST) from e
-                    raise GatewayError(f"{label}: not an OpenClaw gateway at {url}: {e}",
-                                       reason=Reason.BAD_RESPONSE) from e
+                        raise GatewayError(
+                            f"{label}: the connection closed during the WebSocket upgrade ({url})",
+                            reason=Reason.CONNECTION_LOST,
+                        ) from e
+                    raise GatewayError(
+                        f"{label}: not an OpenClaw gateway at {url}: {e}", reason=Reason.BAD_RESPONSE
+                    ) from e
                 except (websockets.InvalidURI, websockets.InvalidHandshake) as e:
-                    raise GatewayError(f"{label}: not an OpenClaw gateway at {url}: {e}",
-                                       reason=Reason.REJECTED) from e
+                    raise GatewayError(
+                        f"{label}: not an OpenClaw gateway at {url}: {e}", reason=Reason.REJECTED
+                    ) from e
                 except OSError as e:
                     ssl = e.__class__.__name__.startswith("SSL")
-                    raise GatewayError(f"{label}: cannot reach {url}: {e.strerror or e}",
-                                       reason=Reason.TLS if ssl else Reason.UNREACHABLE) from e
+                    raise GatewayError(
+                        f"{label}: cannot reach {url}: {e.strerror or e}",
+                        reason=Reason.TLS if ssl else Reason.UNREACHABLE,
+                    ) from e
                 try:
-                    hello = await cls._handshake(ws, label, url, token, device_token, device, signature,
-                                                 scopes)
+                    hello = await cls._handshake(
+                        ws, label, url, token, device_token, device, signature, scopes
+                    )
                 except BaseException:
                     await ws.close()
                     raise
         except TimeoutError as e:
-            raise GatewayError(f"{label}: no handshake within {timeout:g}s ({url})",
-                               reason=Reason.HANDSHAKE_TIMEOUT) from e
+            raise GatewayError(
+                f"{label}: no handshake within {timeout:g}s ({url})", reason=Reason.HANDSHAKE_TIMEOUT
+            ) from e
         return cls(ws, hello, url, label)
 
     @staticmethod
-    async def _handshake(ws: Any, label: str, url: str, token: str | None, device_token: str | None,
-                         device: DeviceIdentity | None, signature: str,
-                         scopes: tuple[str, ...]) -> dict[str, Any]:
+    async def _handshake(
+        ws: Any,
+        label: str,
+        url: str,
+        token: str | None,
+        device_token: str | None,
+        device: DeviceIdentity | None,
+        signature: str,
+        scopes: tuple[str, ...],
+    ) -> dict[str, Any]:
         import websockets
 
         try:
             first = _frame(await ws.recv(), label)
             if first.get("type") != "event" or first.get("event") != "connect.challenge":
-                raise GatewayError(f"{label}: expected connect.challenge, got {str(first)[:120]}",
-                                   reason=Reason.PROTOCOL_MISMATCH)
+                raise GatewayError(
+                    f"{label}: expected connect.challenge, got {str(first)[:120]}",
+                    reason=Reason.PROTOCOL_MISMATCH,
+                )
             nonce = str((first.get("payload") or {}).get("nonce") or "")
             client = {"id": "cli", "version": __version__, "platform": sys.platform, "mode": "cli"}
             auth = {"token": token} if token else ({"deviceToken": device_token} if device_token else {})
-            params: dict[str, Any] = {"minProtocol": PROTOCOL_MIN, "maxProtocol": PROTOCOL_MAX,
-                                      "client": client, "role": "operator", "scopes": list(scopes),
-                                      "auth": auth}
+            params: dict[str, Any] = {
+                "minProtocol": PROTOCOL_MIN,
+                "maxProtocol": PROTOCOL_MAX,
+                "client": client,
+                "role": "operator",
+                "scopes": list(scopes),
+                "auth": auth,
+            }
             if device is not None:
-                params["device"] = device.block(nonce=nonce, client=client, role="operator",
-                                                scopes=list(scopes), token=token or device_token or "",
-                                                version=signature)
+                params["device"] = device.block(
+                    nonce=nonce,
+                    client=client,
+                    role="operator",
+                    scopes=list(scopes),
+                    token=token or device_token or "",
+                    version=signature,
+                )
             rid = str(uuid.uuid4())
             await ws.send(json.dumps({"type": "req", "id": rid, "method": "connect", "params": params}))
             while True:
@@ -201,16 +244,23 @@ class GatewayClient:
                     break
         except websockets.ConnectionClosed as e:
             rcvd = e.rcvd
-            raise from_close(rcvd.code if rcvd else None, rcvd.reason if rcvd else "", label,
-                             during="connect") from None
+            raise from_close(
+                rcvd.code if rcvd else None, rcvd.reason if rcvd else "", label, during="connect"
+            ) from None
         if not frame.get("ok"):
             raise from_frame(frame.get("error") or {}, label)
         hello = frame.get("payload") or {}
         protocol = hello.get("protocol")
-        if hello.get("type") != "hello-ok" or not isinstance(protocol, int) \
-                or not PROTOCOL_MIN <= protocol <= PROTOCOL_MAX:
-            raise GatewayError(f"{label}: gateway answered protocol {protocol!r}; clawrelay speaks "
-                               f"{PROTOCOL_MIN}..{PROTOCOL_MAX}", reason=Reason.PROTOCOL_MISMATCH)
+        if (
+            hello.get("type") != "hello-ok"
+            or not isinstance(protocol, int)
+            or not PROTOCOL_MIN <= protocol <= PROTOCOL_MAX
+        ):
+            raise GatewayError(
+                f"{label}: gateway answered protocol {protocol!r}; clawrelay speaks "
+                f"{PROTOCOL_MIN}..{PROTOCOL_MAX}",
+                reason=Reason.PROTOCOL_MISMATCH,
+            )
         return hello
 
     # -- requests --------------------------------------------------------------------------
@@ -228,9 +278,11 @@ class GatewayClient:
         missing = [s for s in scopes if s not in self.scopes and ADMIN not in self.scopes]
         if missing:
             granted = ", ".join(sorted(self.scopes)) or "none"
-            raise GatewayError(f"{self.name}: {method} needs {', '.join(missing)}; the gateway granted "
-                               f"{granted} (pair this device, or use a token with more scopes)",
-                               reason=Reason.MISSING_SCOPE)
+            raise GatewayError(
+                f"{self.name}: {method} needs {', '.join(missing)}; the gateway granted "
+                f"{granted} (pair this device, or use a token with more scopes)",
+                reason=Reason.MISSING_SCOPE,
+            )
 
     async def start(self, method: str, params: dict[str, Any] | None = None) -> Call:
         """Send one request; the returned Call resolves as its answers arrive.
@@ -247,16 +299,18 @@ class GatewayClient:
             await self.ws.send(json.dumps(frame, ensure_ascii=False))
         except Exception as e:
             self._pending.pop(call.id, None)
-            raise self._closed or GatewayError(f"{self.name}: connection lost before {method} was sent",
-                                               reason=Reason.CONNECTION_LOST) from e
+            raise self._closed or GatewayError(
+                f"{self.name}: connection lost before {method} was sent", reason=Reason.CONNECTION_LOST
+            ) from e
         return call
 
     def forget(self, call: Call) -> None:
         """Stop waiting for a call's answer (its caller gave up on it)."""
         self._pending.pop(call.id, None)
 
-    async def request(self, method: str, params: dict[str, Any] | None = None, *,
-                      timeout: float = 30.0) -> dict[str, Any]:
+    async def request(
+        self, method: str, params: dict[str, Any] | None = None, *, timeout: float = 30.0
+    ) -> dict[str, Any]:
         """One request, its final answer's payload (an `accepted` answer is never taken as final)."""
         call = await self.start(method, params)
         try:
@@ -264,8 +318,9 @@ class GatewayClient:
                 return await call.final
         except TimeoutError:
             self.forget(call)
-            raise GatewayError(f"{self.name}: no answer to {method} within {timeout:g}s",
-                               reason=Reason.TIMEOUT) from None
+            raise GatewayError(
+                f"{self.name}: no answer to {method} within {timeout:g}s", reason=Reason.TIMEOUT
+            ) from None
 
     @contextlib.contextmanager
     def listen(self, *names: str) -> Iterator[Listener]:
@@ -285,8 +340,9 @@ class GatewayClient:
                 self._listeners.remove(listener)
 
     async def close(self) -> None:
-        self._closed = self._closed or GatewayError(f"{self.name}: connection closed by clawrelay",
-                                                    reason=Reason.CONNECTION_LOST)
+        self._closed = self._closed or GatewayError(
+            f"{self.name}: connection closed by clawrelay", reason=Reason.CONNECTION_LOST
+        )
         await self.ws.close()
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -316,11 +372,13 @@ class GatewayClient:
             closed = from_close(self.ws.close_code, self.ws.close_reason or "", self.name, during="a request")
         except websockets.ConnectionClosed as e:
             rcvd = e.rcvd
-            closed = from_close(rcvd.code if rcvd else None, rcvd.reason if rcvd else "", self.name,
-                                during="a request")
+            closed = from_close(
+                rcvd.code if rcvd else None, rcvd.reason if rcvd else "", self.name, during="a request"
+            )
         except asyncio.CancelledError:
-            closed = GatewayError(f"{self.name}: connection closed by clawrelay",
-                                  reason=Reason.CONNECTION_LOST)
+            closed = GatewayError(
+                f"{self.name}: connection closed by clawrelay", reason=Reason.CONNECTION_LOST
+            )
         self._closed = self._closed or closed
         for call in self._pending.values():
             call.fail(self._closed)

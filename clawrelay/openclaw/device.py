@@ -59,17 +59,39 @@ class DeviceIdentity:
         self.public_key = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         self.id = hashlib.sha256(self.public_key).hexdigest()
 
-    def block(self, *, nonce: str, client: dict[str, str], role: str, scopes: list[str], token: str,
-              version: str = "v3") -> dict[str, Any]:
+    def block(
+        self,
+        *,
+        nonce: str,
+        client: dict[str, str],
+        role: str,
+        scopes: list[str],
+        token: str,
+        version: str = "v3",
+    ) -> dict[str, Any]:
         """The `device` object of `connect`, signed over the string the gateway rebuilds."""
         signed_at = int(time.time() * 1000)
-        fields = [version, self.id, client["id"], client["mode"], role, ",".join(scopes), str(signed_at),
-                  token, nonce]
+        fields = [
+            version,
+            self.id,
+            client["id"],
+            client["mode"],
+            role,
+            ",".join(scopes),
+            str(signed_at),
+            token,
+            nonce,
+        ]
         if version == "v3":
             fields += [client.get("platform", "").lower(), client.get("deviceFamily", "").lower()]
         signature = self._key.sign("|".join(fields).encode())
-        return {"id": self.id, "publicKey": _b64url(self.public_key), "signature": _b64url(signature),
-                "signedAt": signed_at, "nonce": nonce}
+        return {
+            "id": self.id,
+            "publicKey": _b64url(self.public_key),
+            "signature": _b64url(signature),
+            "signedAt": signed_at,
+            "nonce": nonce,
+        }
 
     # -- per-gateway state -----------------------------------------------------------------
 

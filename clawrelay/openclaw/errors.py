@@ -13,13 +13,28 @@ from typing import Any
 from clawrelay.errors import TransportError
 from clawrelay.reasons import Reason
 
-RETRYABLE = frozenset({Reason.CONNECTION_REFUSED, Reason.UNREACHABLE, Reason.HANDSHAKE_TIMEOUT,
-                       Reason.UNAVAILABLE, Reason.GATEWAY_RESTARTING, Reason.CONNECTION_LOST})
+RETRYABLE = frozenset(
+    {
+        Reason.CONNECTION_REFUSED,
+        Reason.UNREACHABLE,
+        Reason.HANDSHAKE_TIMEOUT,
+        Reason.UNAVAILABLE,
+        Reason.GATEWAY_RESTARTING,
+        Reason.CONNECTION_LOST,
+    }
+)
 
 
 class GatewayError(TransportError):
-    def __init__(self, message: str, *, reason: str, retry_after: float | None = None,
-                 code: str | None = None, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        retry_after: float | None = None,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message, reason=reason, retryable=reason in RETRYABLE, retry_after=retry_after)
         self.code = code
         self.details = details or {}
@@ -48,23 +63,31 @@ def from_frame(error: object, gateway: str) -> GatewayError:
     lower = message.lower()
 
     def err(reason: str, text: str) -> GatewayError:
-        return GatewayError(f"{gateway}: {text}", reason=reason, retry_after=retry_after, code=code,
-                            details=details)
+        return GatewayError(
+            f"{gateway}: {text}", reason=reason, retry_after=retry_after, code=code, details=details
+        )
 
     if detail_code.startswith("AUTH_") or lower.startswith("unauthorized"):
-        return err(Reason.AUTH, f"{message} — check the gateway token (routes.yaml `token:` or "
-                           "OPENCLAW_GATEWAY_TOKEN)")
+        return err(
+            Reason.AUTH,
+            f"{message} — check the gateway token (routes.yaml `token:` or OPENCLAW_GATEWAY_TOKEN)",
+        )
     if detail_code == "PAIRING_REQUIRED" or (code == "NOT_PAIRED" and details.get("requestId")):
         rid = details.get("requestId", "<requestId>")
-        return err(Reason.PAIRING_REQUIRED, f"this clawrelay device is not paired yet; on the gateway's "
-                                       f"machine run: openclaw devices approve {rid}")
+        return err(
+            Reason.PAIRING_REQUIRED,
+            f"this clawrelay device is not paired yet; on the gateway's "
+            f"machine run: openclaw devices approve {rid}",
+        )
     if code == "NOT_PAIRED":
         return err(Reason.PAIRING_REQUIRED, message)
     if detail_code.startswith("DEVICE_AUTH"):
         return err(Reason.AUTH, f"device identity refused: {message}")
     if detail_code == "PROTOCOL_MISMATCH":
-        return err(Reason.PROTOCOL_MISMATCH, f"{message}: the gateway speaks protocol "
-                                        f"{details.get('expectedProtocol')}, clawrelay 3..4")
+        return err(
+            Reason.PROTOCOL_MISMATCH,
+            f"{message}: the gateway speaks protocol {details.get('expectedProtocol')}, clawrelay 3..4",
+        )
     if detail_code == "MISSING_SCOPE" or "missing scope" in lower:
         return err(Reason.MISSING_SCOPE, message)
     if lower.startswith("unknown method"):
@@ -82,11 +105,13 @@ def from_close(code: int | None, reason: str, gateway: str, *, during: str) -> G
     """The socket closed under us. 1012 is a restart; 1013 a gateway still starting."""
     text = f"{gateway}: connection closed{' ' + str(code) if code else ''}{': ' + reason if reason else ''}"
     if code == 1012:
-        return GatewayError(f"{text} (gateway restarting) during {during}", reason=Reason.GATEWAY_RESTARTING,
-                            retry_after=1.0)
+        return GatewayError(
+            f"{text} (gateway restarting) during {during}", reason=Reason.GATEWAY_RESTARTING, retry_after=1.0
+        )
     if code == 1013:
-        return GatewayError(f"{text} (gateway starting) during {during}", reason=Reason.UNAVAILABLE,
-                            retry_after=1.0)
+        return GatewayError(
+            f"{text} (gateway starting) during {during}", reason=Reason.UNAVAILABLE, retry_after=1.0
+        )
     if code == 1008 and reason.lower().startswith("unauthorized"):
         return GatewayError(text, reason=Reason.AUTH)
     if code == 1002:

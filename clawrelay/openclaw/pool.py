@@ -18,8 +18,15 @@ from clawrelay.reasons import Reason
 from clawrelay.secrets import remember
 
 
-async def open_gateway(url: str, *, name: str, token: str | None, home: Path,
-                       scopes: tuple[str, ...] = (READ, WRITE), timeout: float = 10.0) -> GatewayClient:
+async def open_gateway(
+    url: str,
+    *,
+    name: str,
+    token: str | None,
+    home: Path,
+    scopes: tuple[str, ...] = (READ, WRITE),
+    timeout: float = 10.0,
+) -> GatewayClient:
     """Connect and authenticate, choosing credentials the way this gateway wants them.
 
     On loopback with a token a plain token connect keeps its scopes, and skips the key. Elsewhere,
@@ -39,14 +46,24 @@ async def open_gateway(url: str, *, name: str, token: str | None, home: Path,
         remember(device_token)
         try:
             client = await GatewayClient.connect(
-                url, name=name, token=token, device_token=device_token, device=identity,
-                signature=signature, scopes=scopes, timeout=max(0.1, deadline - time.monotonic()))
+                url,
+                name=name,
+                token=token,
+                device_token=device_token,
+                device=identity,
+                signature=signature,
+                scopes=scopes,
+                timeout=max(0.1, deadline - time.monotonic()),
+            )
         except GatewayError as e:
             if identity is None and e.reason == Reason.PAIRING_REQUIRED:
                 use_device = True  # "device identity required": this gateway wants the key
                 continue
-            if identity is not None and e.details.get("code") == "DEVICE_AUTH_SIGNATURE_INVALID" \
-                    and signature == "v3":
+            if (
+                identity is not None
+                and e.details.get("code") == "DEVICE_AUTH_SIGNATURE_INVALID"
+                and signature == "v3"
+            ):
                 identity.remember(url, signature="v2")  # a 2026.2 gateway: v2 signatures only
                 continue
             raise
@@ -68,8 +85,15 @@ class GatewayPool:
         self._clients: dict[str, GatewayClient] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def get(self, name: str, url: str, token: str | None, *,
-                  scopes: tuple[str, ...] = (READ, WRITE), timeout: float | None = None) -> GatewayClient:
+    async def get(
+        self,
+        name: str,
+        url: str,
+        token: str | None,
+        *,
+        scopes: tuple[str, ...] = (READ, WRITE),
+        timeout: float | None = None,
+    ) -> GatewayClient:
         """The open connection to this gateway with these scopes, connecting (again) when there is none.
 
         Connections are kept per scope set: asking for more (operator.approvals for a node's
@@ -81,8 +105,14 @@ class GatewayPool:
             client = self._clients.get(key)
             if client is not None and not client.closed:
                 return client
-            client = await open_gateway(url, name=name, token=token, home=self.home, scopes=scopes,
-                                        timeout=self.connect_timeout if timeout is None else timeout)
+            client = await open_gateway(
+                url,
+                name=name,
+                token=token,
+                home=self.home,
+                scopes=scopes,
+                timeout=self.connect_timeout if timeout is None else timeout,
+            )
             self._clients[key] = client
             return client
 

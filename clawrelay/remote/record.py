@@ -85,8 +85,12 @@ def recorded(journal: Journal, kind: str, sender: str, host: str, text: str) -> 
         journal.add_message(env, expires_in_s=0, status=Status.FAILED)
         run = journal.begin_run(env.id)
         record = CommandRecord(journal, env)
-        record.open_row = journal.start_attempt(env.id, Attempt(
-            step=1, transport=kind, outcome=Outcome.STARTED, started_ms=record.watch.started_ms, run=run))
+        record.open_row = journal.start_attempt(
+            env.id,
+            Attempt(
+                step=1, transport=kind, outcome=Outcome.STARTED, started_ms=record.watch.started_ms, run=run
+            ),
+        )
         yield record
     finally:
         if claim is not None:

@@ -96,8 +96,9 @@ class _Host:
             raise TransportError("sync: out of time", reason=Reason.TIMEOUT)
         res = await self.carrier.run(argv, timeout=left)
         if res.timed_out:
-            raise TransportError(f"sync: `{shlex.join(argv[:4])}…` did not finish in time",
-                                 reason=Reason.TIMEOUT)
+            raise TransportError(
+                f"sync: `{shlex.join(argv[:4])}…` did not finish in time", reason=Reason.TIMEOUT
+            )
         return res
 
     async def git(self, *args: str, check: bool = True) -> RunResult:
@@ -292,13 +293,17 @@ async def _git_from(
     return "bundle"
 
 
-async def _bundle_path(carrier: Carrier, repo: Path, is_local: bool, home: str, run_id: str, why: str,
-                       end: float) -> str:
+async def _bundle_path(
+    carrier: Carrier, repo: Path, is_local: bool, home: str, run_id: str, why: str, end: float
+) -> str:
     """A bundle of the local checkout's branches, put on the host; returns its path there."""
     put = getattr(carrier, "put", None)
     if not is_local or put is None:
-        hint = (" (a bundle needs REPO to be a local checkout)" if is_local is False and put is not None
-                else " (a bundle needs REPO as a local checkout, and a host with an ssh or node carrier)")
+        hint = (
+            " (a bundle needs REPO to be a local checkout)"
+            if is_local is False and put is not None
+            else " (a bundle needs REPO as a local checkout, and a host with an ssh or node carrier)"
+        )
         raise TransportError(
             f"the host cannot fetch the repository: {why}{hint}; or give REPO an origin the host can "
             "reach (git remote add origin URL, then git push)",

@@ -33,8 +33,10 @@ def fill(p: Plan, *, gateway: str | None, before: dict[str, Any] | None) -> None
     routes = load_routes(p.config)
     p.gateway, p.url = choose_gateway(routes, gateway)
     if before is not None and before.get("gateway") not in (None, p.gateway):
-        raise UsageError(f"the cron flusher is installed on {before['gateway']}: `clawrelay service "
-                         "uninstall` first, so its job there does not stay behind")
+        raise UsageError(
+            f"the cron flusher is installed on {before['gateway']}: `clawrelay service "
+            "uninstall` first, so its job there does not stay behind"
+        )
     p.rpc.append(("cron.add", units.cron_job(p.argv, p.env, p.interval_s, paths.state_dir())))
     p.notes += _gateway_notes(p.url)
 
@@ -50,17 +52,21 @@ def choose_gateway(routes: Routes, named: str | None) -> tuple[str, str]:
             return named, named
         if named not in gateways:
             known = ", ".join(sorted(gateways)) or "none"
-            raise UsageError(f"--gateway: no gateway {named!r} in {routes.source} "
-                             f"(known: {known}; or a ws:// URL)")
+            raise UsageError(
+                f"--gateway: no gateway {named!r} in {routes.source} (known: {known}; or a ws:// URL)"
+            )
         return named, gateways[named].url
     local = sorted(n for n, g in gateways.items() if is_loopback(g.url))
     if len(local) == 1:
         return local[0], gateways[local[0]].url
     if not local:
-        raise UsageError(f"no gateway of {routes.source} runs on this machine (a loopback url): name the one "
-                         "that does with --gateway NAME or a ws:// URL, or use --kind systemd|launchd")
-    raise UsageError(f"several gateways run on this machine ({', '.join(local)}): "
-                     "choose one with --gateway NAME")
+        raise UsageError(
+            f"no gateway of {routes.source} runs on this machine (a loopback url): name the one "
+            "that does with --gateway NAME or a ws:// URL, or use --kind systemd|launchd"
+        )
+    raise UsageError(
+        f"several gateways run on this machine ({', '.join(local)}): choose one with --gateway NAME"
+    )
 
 
 def _gateway_notes(url: str) -> list[str]:
@@ -68,8 +74,10 @@ def _gateway_notes(url: str) -> list[str]:
 
     if is_loopback(url):
         return []
-    return [f"{url} is not on loopback: the job runs the flusher on that gateway's machine, with this "
-            "machine's paths; that only works when it is this machine"]
+    return [
+        f"{url} is not on loopback: the job runs the flusher on that gateway's machine, with this "
+        "machine's paths; that only works when it is this machine"
+    ]
 
 
 def install(p: Plan, record: dict[str, Any], say: Say) -> None:
@@ -78,7 +86,7 @@ def install(p: Plan, record: dict[str, Any], say: Say) -> None:
     assert p.gateway is not None
     gateway = p.gateway
     url, token = _gateway_of(gateway, p.config)
-    (_, params), = p.rpc
+    ((_, params),) = p.rpc
     record.update(gateway=gateway, url=url, declaration_key=params["declarationKey"])
 
     async def go() -> dict[str, Any]:
@@ -86,16 +94,20 @@ def install(p: Plan, record: dict[str, Any], say: Say) -> None:
         try:
             scheduler = await client.request("cron.status", {}, timeout=RPC_TIMEOUT)
             if scheduler.get("enabled") is False:
-                p.notes.append(f"{gateway}'s scheduler is off (its config has cron.enabled: false): "
-                               "the job will not run until it is on")
+                p.notes.append(
+                    f"{gateway}'s scheduler is off (its config has cron.enabled: false): "
+                    "the job will not run until it is on"
+                )
             added = await client.request("cron.add", params, timeout=RPC_TIMEOUT)
             job = added.get("job") if isinstance(added.get("job"), dict) else added
             record["job_id"] = str(job["id"])
             state.save_installed(record)  # on record before anything else can fail: uninstall can undo it
             what = "updated" if added.get("updated") else "unchanged"
             what = "added" if added.get("created", True) else what
-            say(f"{gateway}: cron job {units.JOB_NAME} {what} (id {record['job_id']}), every "
-                f"{state.every(p.interval_s)}")
+            say(
+                f"{gateway}: cron job {units.JOB_NAME} {what} (id {record['job_id']}), every "
+                f"{state.every(p.interval_s)}"
+            )
             return await first_run(client, record["job_id"], timeout=RPC_TIMEOUT)
         finally:
             await client.close()
@@ -105,8 +117,10 @@ def install(p: Plan, record: dict[str, Any], say: Say) -> None:
     record["first_run"] = first
     if not first["ok"]:
         state.save_installed(record)
-        raise ClawrelayError(f"the cron job on {gateway} is installed, but its first run failed: "
-                             f"{first['said']}", reason=Reason.ERROR)
+        raise ClawrelayError(
+            f"the cron job on {gateway} is installed, but its first run failed: {first['said']}",
+            reason=Reason.ERROR,
+        )
 
 
 def active(record: dict[str, Any], config: str | None, timeout: float) -> tuple[bool | None, str]:
@@ -118,8 +132,9 @@ def active(record: dict[str, Any], config: str | None, timeout: float) -> tuple[
     except GatewayError as e:
         return None, f"{name}: {e.message}"
     if job is None:
-        return False, (f"{name}: the cron job {record.get('job_id')} is gone "
-                       "(`clawrelay service install` puts it back)")
+        return False, (
+            f"{name}: the cron job {record.get('job_id')} is gone (`clawrelay service install` puts it back)"
+        )
     st = job.get("state") or {}
     if not job.get("enabled", True):
         return False, f"{name}: the cron job is disabled ({st.get('lastError') or 'by hand'})"
@@ -146,8 +161,9 @@ def remove(record: dict[str, Any], config: str | None, say: Say) -> None:
 # -- the gateway ---------------------------------------------------------------------------------
 
 
-def _ask_about_job(record: dict[str, Any], config: str | None, method: str,
-                   timeout: float) -> dict[str, Any] | None:
+def _ask_about_job(
+    record: dict[str, Any], config: str | None, method: str, timeout: float
+) -> dict[str, Any] | None:
     """`method` about the recorded job, on the gateway it was installed on; None when that gateway
     no longer has the job."""
     import asyncio
@@ -181,8 +197,10 @@ def _gateway_of(name: str, config: str | None) -> tuple[str, str | None]:
 
     gateways = load_routes(config).config.gateways
     if name not in gateways:
-        raise UsageError(f"gateway {name!r} is no longer in routes.yaml: put it back, or remove the job with "
-                         f"`openclaw cron rm` on that gateway")
+        raise UsageError(
+            f"gateway {name!r} is no longer in routes.yaml: put it back, or remove the job with "
+            f"`openclaw cron rm` on that gateway"
+        )
     gw = gateways[name]
     return gw.url, gw.resolve_token(TOKEN_ENV)
 
@@ -191,8 +209,9 @@ async def _open(name: str, url: str, token: str | None, timeout: float) -> Gatew
     from clawrelay.openclaw import ALL_SCOPES, open_gateway
     from clawrelay.openclaw.client import ADMIN
 
-    client = await open_gateway(url, name=name, token=token, home=paths.state_dir(), scopes=ALL_SCOPES,
-                                timeout=timeout)
+    client = await open_gateway(
+        url, name=name, token=token, home=paths.state_dir(), scopes=ALL_SCOPES, timeout=timeout
+    )
     try:
         client.require(ADMIN, method="cron.add")
     except BaseException:

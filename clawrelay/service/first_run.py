@@ -36,16 +36,26 @@ async def first_run(client: GatewayClient, job_id: str, *, timeout: float) -> di
             passed = mine if mine.get("service") == "cron" and mine.get("finished_ms", 0) >= started else None
             if entry["status"] == "ok" and passed:
                 return {"ok": True, "run_id": run_id, "said": f"ok, {_pass_said(passed)}", "pass": passed}
-            why = one_line(" ".join(str(entry.get(k) or "") for k in ("error", "summary")).strip() or
-                           entry["status"], 300)
+            why = one_line(
+                " ".join(str(entry.get(k) or "") for k in ("error", "summary")).strip() or entry["status"],
+                300,
+            )
             return {"ok": False, "run_id": run_id, "said": f"{entry['status']}: {why}"}
         await asyncio.sleep(0.5)
-    return {"ok": True, "run_id": run_id, "said": f"still running after {FIRST_RUN_WAIT:g}s "
-            "(`clawrelay service status` shows how it ended)"}
+    return {
+        "ok": True,
+        "run_id": run_id,
+        "said": f"still running after {FIRST_RUN_WAIT:g}s (`clawrelay service status` shows how it ended)",
+    }
 
 
 def _pass_said(p: dict[str, Any]) -> str:
-    labels = (("delivered", "delivered"), ("still_queued", "tried and still queued"),
-              ("ambiguous", "ambiguous"), ("errors", "errors"), ("left_queued", "left in the outbox"))
+    labels = (
+        ("delivered", "delivered"),
+        ("still_queued", "tried and still queued"),
+        ("ambiguous", "ambiguous"),
+        ("errors", "errors"),
+        ("left_queued", "left in the outbox"),
+    )
     parts = [f"{p.get(k, 0)} {label}" for k, label in labels if p.get(k) or k in ("delivered", "left_queued")]
     return "a pass finished: " + ", ".join(parts)

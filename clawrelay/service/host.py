@@ -23,8 +23,9 @@ def run(argv: list[str], *, check: bool = True, timeout: float = 60) -> subproce
     except FileNotFoundError:
         raise ClawrelayError(f"{argv[0]} not found on PATH", reason=Reason.NOT_SUPPORTED) from None
     except subprocess.TimeoutExpired:
-        raise ClawrelayError(f"`{' '.join(argv)}` did not end within {timeout:g}s",
-                             reason=Reason.TIMEOUT) from None
+        raise ClawrelayError(
+            f"`{' '.join(argv)}` did not end within {timeout:g}s", reason=Reason.TIMEOUT
+        ) from None
     if check and p.returncode != 0:
         said = one_line(p.stderr.strip() or p.stdout.strip() or "no output", 200)
         raise ClawrelayError(f"`{' '.join(argv)}` failed (exit {p.returncode}): {said}", reason=Reason.ERROR)

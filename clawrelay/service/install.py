@@ -21,8 +21,12 @@ __all__ = ["Plan", "install", "plan", "status", "uninstall"]
 
 def install(p: Plan, say: Say) -> dict[str, Any]:
     """Carry out the plan; `say(line)` reports each step. The record written to `service.json`."""
-    record: dict[str, Any] = {"kind": p.kind, "interval_s": p.interval_s, "argv": p.argv,
-                              "installed_ms": time.time_ns() // 1_000_000}
+    record: dict[str, Any] = {
+        "kind": p.kind,
+        "interval_s": p.interval_s,
+        "argv": p.argv,
+        "installed_ms": time.time_ns() // 1_000_000,
+    }
     supervisor(p.kind).install(p, record, say)
     state.save_installed(record)
     return record

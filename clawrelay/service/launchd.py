@@ -36,14 +36,18 @@ def _loaded() -> bool:
 
 def require() -> None:
     if shutil.which("launchctl") is None:
-        raise ClawrelayError("launchctl is not on PATH: launchd is macOS's; use --kind systemd or cron",
-                             reason=Reason.NOT_SUPPORTED)
+        raise ClawrelayError(
+            "launchctl is not on PATH: launchd is macOS's; use --kind systemd or cron",
+            reason=Reason.NOT_SUPPORTED,
+        )
 
 
 def fill(p: Plan, *, gateway: str | None, before: dict[str, Any] | None) -> None:
     p.files.append((plist_path(), units.launchd_plist(p.argv, p.env, paths.state_dir() / "flush.log")))
-    p.commands += [["launchctl", "enable", _service()],
-                   ["launchctl", "bootstrap", _domain(), str(plist_path())]]
+    p.commands += [
+        ["launchctl", "enable", _service()],
+        ["launchctl", "bootstrap", _domain(), str(plist_path())],
+    ]
 
 
 def install(p: Plan, record: dict[str, Any], say: Say) -> None:
@@ -56,7 +60,9 @@ def install(p: Plan, record: dict[str, Any], say: Say) -> None:
         say(f"{units.LABEL}: loaded already")
         return
     steps = ([["launchctl", "bootout", _service()]] if loaded else []) + [
-        ["launchctl", "enable", _service()], ["launchctl", "bootstrap", _domain(), str(path)]]
+        ["launchctl", "enable", _service()],
+        ["launchctl", "bootstrap", _domain(), str(path)],
+    ]
     for argv in steps:
         ran(argv, say)
 

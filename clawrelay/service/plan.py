@@ -41,10 +41,17 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
     def to_json(self, *, dry_run: bool) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind, "interval_s": self.interval_s, "argv": self.argv,
-                               "env": self.env, "dry_run": dry_run, "notes": self.notes}
-        out["files"] = [{"path": str(p), **({"content": c.decode()} if dry_run else {})}
-                        for p, c in self.files]
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "interval_s": self.interval_s,
+            "argv": self.argv,
+            "env": self.env,
+            "dry_run": dry_run,
+            "notes": self.notes,
+        }
+        out["files"] = [
+            {"path": str(p), **({"content": c.decode()} if dry_run else {})} for p, c in self.files
+        ]
         out["commands"] = self.commands
         if self.kind == "cron":
             out["gateway"] = self.gateway
@@ -99,8 +106,14 @@ def config_arg(config: str | None) -> str:
     return str(path.resolve()) if path is not None else BUILTIN
 
 
-def plan(kind: str | None, config: str | None, interval_s: float | None, gateway: str | None, *,
-         dry_run: bool = False) -> Plan:
+def plan(
+    kind: str | None,
+    config: str | None,
+    interval_s: float | None,
+    gateway: str | None,
+    *,
+    dry_run: bool = False,
+) -> Plan:
     """What installing `kind` (else the kind this machine has) would do; refused when another kind
     is installed, or (unless it is only a dry run) when this machine lacks the forced kind's
     supervisor."""
@@ -111,8 +124,9 @@ def plan(kind: str | None, config: str | None, interval_s: float | None, gateway
     kind = kind or detect()
     before = state.installed()
     if before is not None and before["kind"] != kind:
-        raise UsageError(f"a {before['kind']} flusher is installed already: "
-                         "`clawrelay service uninstall` first")
+        raise UsageError(
+            f"a {before['kind']} flusher is installed already: `clawrelay service uninstall` first"
+        )
     if check:
         supervisor(kind).require()
     if gateway is not None and kind != "cron":
@@ -148,5 +162,7 @@ def _secret_notes(config: str | None) -> list[str]:
     if not here:
         return []
     names = ", ".join(f"${v}" for v in here)
-    return [f"{names} {'is' if len(here) == 1 else 'are'} set in this shell, whose environment the "
-            "flusher does not get: keep secrets in routes.yaml's `secrets:` file (mode 0600)"]
+    return [
+        f"{names} {'is' if len(here) == 1 else 'are'} set in this shell, whose environment the "
+        "flusher does not get: keep secrets in routes.yaml's `secrets:` file (mode 0600)"
+    ]

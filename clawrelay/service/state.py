@@ -135,8 +135,7 @@ def watcher(home: Path | None = None) -> dict[str, Any] | None:
 
 def record_pass(summary: dict[str, Any], *, mode: str, started_ms: int, home: Path | None = None) -> None:
     """What a flush pass did, when it finished; never a reason for the pass itself to fail."""
-    record = {"finished_ms": _now_ms(), "started_ms": started_ms, "mode": mode, "pid": os.getpid(),
-              **summary}
+    record = {"finished_ms": _now_ms(), "started_ms": started_ms, "mode": mode, "pid": os.getpid(), **summary}
     service = os.environ.get(SERVICE_ENV)
     if service:
         record["service"] = service
@@ -196,9 +195,14 @@ class FlusherState:
     last_service_pass: dict[str, Any] | None
 
     def to_json(self) -> dict[str, Any]:
-        return {"flusher_running": self.running, "how": self.how, "watcher": self.watcher,
-                "installed": self.installed, "last_pass": self.last_pass,
-                "last_service_pass": self.last_service_pass}
+        return {
+            "flusher_running": self.running,
+            "how": self.how,
+            "watcher": self.watcher,
+            "installed": self.installed,
+            "last_pass": self.last_pass,
+            "last_service_pass": self.last_service_pass,
+        }
 
 
 def look(home: Path | None = None) -> FlusherState:
@@ -213,8 +217,9 @@ def look(home: Path | None = None) -> FlusherState:
         interval = f", every {every(w['interval_s'])}" if isinstance(w.get("interval_s"), int | float) else ""
         return FlusherState(True, f"a watcher runs (pid {w.get('pid')}{interval})", w, record, last, mine)
     if record is None:
-        return FlusherState(False, "no flusher runs: no watcher, and no service installed", None, None,
-                            last, mine)
+        return FlusherState(
+            False, "no flusher runs: no watcher, and no service installed", None, None, last, mine
+        )
     kind, interval_s = record["kind"], float(record.get("interval_s") or 0)
     finished = mine.get("finished_ms") if mine else None
     if isinstance(finished, int) and interval_s > 0 and now - finished < STALE_AFTER * interval_s * 1000:
@@ -287,7 +292,15 @@ def flusher_check() -> Check:
     if state.running:
         return Check("flusher", True, f"{state.how}; {waiting}")
     if queued:
-        return Check("flusher", False, f"{waiting} and {state.how}: nothing retries them",
-                     reason=Reason.NO_FLUSHER, fix=INSTALL_HINT)
-    return Check("flusher", True, f"{waiting}; {state.how}: a message left queued would wait for "
-                                  f"a flush ({INSTALL_HINT})")
+        return Check(
+            "flusher",
+            False,
+            f"{waiting} and {state.how}: nothing retries them",
+            reason=Reason.NO_FLUSHER,
+            fix=INSTALL_HINT,
+        )
+    return Check(
+        "flusher",
+        True,
+        f"{waiting}; {state.how}: a message left queued would wait for a flush ({INSTALL_HINT})",
+    )

@@ -49,21 +49,28 @@ def linger_note() -> str | None:
     except ClawrelayError:
         return None
     if p.returncode == 0 and p.stdout.strip() == "no":
-        return (f"linger is off for {user}: the flusher stops when you log out; "
-                f"`loginctl enable-linger {user}` keeps it running")
+        return (
+            f"linger is off for {user}: the flusher stops when you log out; "
+            f"`loginctl enable-linger {user}` keeps it running"
+        )
     return None
 
 
 def require() -> None:
     if not available():
-        raise ClawrelayError("no systemd user manager answers here (`systemctl --user` cannot connect): "
-                             "use --kind cron, or install it in a login session", reason=Reason.NOT_SUPPORTED)
+        raise ClawrelayError(
+            "no systemd user manager answers here (`systemctl --user` cannot connect): "
+            "use --kind cron, or install it in a login session",
+            reason=Reason.NOT_SUPPORTED,
+        )
 
 
 def fill(p: Plan, *, gateway: str | None, before: dict[str, Any] | None) -> None:
     p.files.append((unit_path(), units.systemd_unit(p.argv, p.env, env_file()).encode()))
-    p.commands += [["systemctl", "--user", "daemon-reload"],
-                   ["systemctl", "--user", "enable", "--now", units.UNIT]]
+    p.commands += [
+        ["systemctl", "--user", "daemon-reload"],
+        ["systemctl", "--user", "enable", "--now", units.UNIT],
+    ]
 
 
 def install(p: Plan, record: dict[str, Any], say: Say) -> None:
@@ -87,8 +94,10 @@ def active(record: dict[str, Any], config: str | None, timeout: float) -> tuple[
 
 
 def removal(record: dict[str, Any]) -> str:
-    return (f"run systemctl --user disable --now {units.UNIT}, remove {_installed_path(record)}, "
-            "run systemctl --user daemon-reload")
+    return (
+        f"run systemctl --user disable --now {units.UNIT}, remove {_installed_path(record)}, "
+        "run systemctl --user daemon-reload"
+    )
 
 
 def remove(record: dict[str, Any], config: str | None, say: Say) -> None:

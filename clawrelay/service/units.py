@@ -29,8 +29,16 @@ def flusher_argv(exe: list[str], config: str, *, watch: bool, interval_s: float)
     from clawrelay.config.durations import format_duration
 
     if watch:
-        return [*exe, "outbox", "flush", "--watch", "--interval", format_duration(interval_s),
-                "--config", config]
+        return [
+            *exe,
+            "outbox",
+            "flush",
+            "--watch",
+            "--interval",
+            format_duration(interval_s),
+            "--config",
+            config,
+        ]
     # one pass; exit 0 when it ran: OpenClaw counts exit 1 as an error, backs the job off up to an
     # hour and disables it after 10 in a row, which a target down for an afternoon would do
     return [*exe, "outbox", "flush", "--exit-zero", "--config", config]
@@ -65,7 +73,7 @@ Description=clawrelay: deliver what waits in the outbox
 After=network-online.target
 
 [Service]
-ExecStart={' '.join(systemd_quote(a) for a in argv)}
+ExecStart={" ".join(systemd_quote(a) for a in argv)}
 {environment}
 # variables for clawrelay (gateway tokens, …), if you keep them there: mode 0600
 EnvironmentFile=-{systemd_quote(str(env_file))}
@@ -83,18 +91,21 @@ WantedBy=default.target
 
 
 def launchd_plist(argv: list[str], env: dict[str, str], log: Path) -> bytes:
-    return plistlib.dumps({
-        "Label": LABEL,
-        "ProgramArguments": argv,
-        "EnvironmentVariables": env,
-        "RunAtLoad": True,
-        "KeepAlive": {"SuccessfulExit": False},  # restarted when it fails, not after a clean stop
-        "ThrottleInterval": 10,
-        "ExitTimeOut": STOP_TIMEOUT,
-        "ProcessType": "Background",
-        "StandardOutPath": str(log),
-        "StandardErrorPath": str(log),
-    }, sort_keys=False)
+    return plistlib.dumps(
+        {
+            "Label": LABEL,
+            "ProgramArguments": argv,
+            "EnvironmentVariables": env,
+            "RunAtLoad": True,
+            "KeepAlive": {"SuccessfulExit": False},  # restarted when it fails, not after a clean stop
+            "ThrottleInterval": 10,
+            "ExitTimeOut": STOP_TIMEOUT,
+            "ProcessType": "Background",
+            "StandardOutPath": str(log),
+            "StandardErrorPath": str(log),
+        },
+        sort_keys=False,
+    )
 
 
 # -- the OpenClaw cron job -----------------------------------------------------------------------
@@ -115,7 +126,11 @@ def cron_job(argv: list[str], env: dict[str, str], interval_s: float, home: Path
         "schedule": {"kind": "every", "everyMs": int(interval_s * 1000)},
         "sessionTarget": "isolated",  # a command job: no model turn
         "wakeMode": "now",
-        "payload": {"kind": "command", "argv": argv, "env": env,
-                    "timeoutSeconds": max(60, int(interval_s * 0.8))},
+        "payload": {
+            "kind": "command",
+            "argv": argv,
+            "env": env,
+            "timeoutSeconds": max(60, int(interval_s * 0.8)),
+        },
         "delivery": {"mode": "none"},
     }

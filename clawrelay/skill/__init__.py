@@ -58,24 +58,37 @@ class Install:
         from clawrelay import paths
         from clawrelay.config.loader import BUILTIN
 
-        return cls(tuple(paths.this_program()), str(routes.path.resolve()) if routes.path else BUILTIN,
-                   str(paths.state_dir().resolve()))
+        return cls(
+            tuple(paths.this_program()),
+            str(routes.path.resolve()) if routes.path else BUILTIN,
+            str(paths.state_dir().resolve()),
+        )
 
 
 # The commands the skill teaches: clawrelay's arguments, where `$NAME` is a placeholder's variable,
 # and the placeholders the model fills in.
 _COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
-    "send": (["send", "--json", "--", "$CLAWRELAY_TARGET", "$CLAWRELAY_MESSAGE"],
-             {"CLAWRELAY_TARGET": "<TARGET>", "CLAWRELAY_MESSAGE": "<MESSAGE>"}),
-    "ask": (["send", "--json", "--wait-reply", "3m", "--", "$CLAWRELAY_TARGET", "$CLAWRELAY_MESSAGE"],
-            {"CLAWRELAY_TARGET": "<TARGET>", "CLAWRELAY_MESSAGE": "<MESSAGE>"}),
-    "event": (["event", "--json", "--", "$CLAWRELAY_TARGET", "$CLAWRELAY_MESSAGE"],
-              {"CLAWRELAY_TARGET": "<TARGET>", "CLAWRELAY_MESSAGE": "<MESSAGE>"}),
+    "send": (
+        ["send", "--json", "--", "$CLAWRELAY_TARGET", "$CLAWRELAY_MESSAGE"],
+        {"CLAWRELAY_TARGET": "<TARGET>", "CLAWRELAY_MESSAGE": "<MESSAGE>"},
+    ),
+    "ask": (
+        ["send", "--json", "--wait-reply", "3m", "--", "$CLAWRELAY_TARGET", "$CLAWRELAY_MESSAGE"],
+        {"CLAWRELAY_TARGET": "<TARGET>", "CLAWRELAY_MESSAGE": "<MESSAGE>"},
+    ),
+    "event": (
+        ["event", "--json", "--", "$CLAWRELAY_TARGET", "$CLAWRELAY_MESSAGE"],
+        {"CLAWRELAY_TARGET": "<TARGET>", "CLAWRELAY_MESSAGE": "<MESSAGE>"},
+    ),
     "status": (["status", "--json"], {}),
-    "exec": (["exec", "--json", "--shell", "--", "$CLAWRELAY_HOST", "$CLAWRELAY_COMMAND"],
-             {"CLAWRELAY_HOST": "<HOST>", "CLAWRELAY_COMMAND": "<COMMAND>"}),
-    "sync": (["sync", "--json", "--to", "$CLAWRELAY_HOST", "--", "$CLAWRELAY_PATH"],
-             {"CLAWRELAY_HOST": "<HOST>", "CLAWRELAY_PATH": "<PATH>"}),
+    "exec": (
+        ["exec", "--json", "--shell", "--", "$CLAWRELAY_HOST", "$CLAWRELAY_COMMAND"],
+        {"CLAWRELAY_HOST": "<HOST>", "CLAWRELAY_COMMAND": "<COMMAND>"},
+    ),
+    "sync": (
+        ["sync", "--json", "--to", "$CLAWRELAY_HOST", "--", "$CLAWRELAY_PATH"],
+        {"CLAWRELAY_HOST": "<HOST>", "CLAWRELAY_PATH": "<PATH>"},
+    ),
     "log": (["log", "--json"], {}),
     "doctor": (["doctor", "--json"], {}),
 }
@@ -86,8 +99,10 @@ def exec_args(name: str, install: Install, deadline_s: float) -> dict[str, objec
     """The `exec` tool's arguments for one command: a fixed command line, the values in `env`,
     and a wait long enough that `exec` does not send the command to the background."""
     words, placeholders = _COMMANDS[name]
-    line = [*(shlex.quote(w) for w in install.argv),
-            *(f'"{w}"' if w.startswith("$") else shlex.quote(w) for w in words)]
+    line = [
+        *(shlex.quote(w) for w in install.argv),
+        *(f'"{w}"' if w.startswith("$") else shlex.quote(w) for w in words),
+    ]
     env = {"CLAWRELAY_CONFIG": install.config, "CLAWRELAY_HOME": install.home, **placeholders}
     wait = int(deadline_s + _WAIT_S.get(name, 0.0) + 30)
     return {"command": " ".join(line), "env": env, "yieldMs": wait * 1000, "timeoutSeconds": wait}
@@ -157,7 +172,8 @@ def check_visible(install: Install) -> None:
         raise SkillRefused(
             f"OpenClaw runs its agents' exec in a sandbox (agents.defaults.sandbox.mode: {mode}), which "
             f"cannot see {install.argv[0]} or {install.config}; give the agent host exec "
-            "(tools.exec.host: gateway) or install clawrelay inside the sandbox image")
+            "(tools.exec.host: gateway) or install clawrelay inside the sandbox image"
+        )
     if install.config != "builtin" and not os.access(install.config, os.R_OK):
         raise SkillRefused(f"{install.config}: the routes file cannot be read, so the gateway could not")
 
@@ -172,8 +188,13 @@ def eligibility(workspace: Path, timeout: float = 90.0) -> str | None:
     if program is None:
         return None
     try:
-        out = subprocess.run([program, "skills", "list", "--json"], capture_output=True, text=True,
-                             timeout=timeout, stdin=subprocess.DEVNULL)
+        out = subprocess.run(
+            [program, "skills", "list", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
         doc = json.loads(out.stdout)
     except (OSError, subprocess.TimeoutExpired, ValueError):
         return "`openclaw skills list --json` gave no answer to check the skill with"

@@ -32,16 +32,19 @@ class Command:
             [os.path.expanduser(a) if a.startswith("~") else a for a in opts.argv],
             timeout=ctx.remaining(),
             stdin=env.body.encode("utf-8"),
-            env={**{k: v for k, v in os.environ.items() if k not in hidden},
-                 # what it asked for that only the secrets file has
-                 **{n: v for n in opts.env if n not in os.environ and (v := value_of(n))},
-                 **env.env()},
+            env={
+                **{k: v for k, v in os.environ.items() if k not in hidden},
+                # what it asked for that only the secrets file has
+                **{n: v for n in opts.env if n not in os.environ and (v := value_of(n))},
+                **env.env(),
+            },
             on_spawn=ctx.mark_sent,
         )
         if res.timed_out:
             return StepResult.ambiguous(
                 Reason.TIMEOUT,
-                f"{opts.argv[0]} still running after {res.elapsed_ms} ms: killed with its group")
+                f"{opts.argv[0]} still running after {res.elapsed_ms} ms: killed with its group",
+            )
         if res.exit_code == 0:
             return StepResult.delivered(f"{opts.argv[0]} exited 0")
         detail = f"{opts.argv[0]} exited {res.exit_code}" + (f": {t}" if (t := res.stderr_tail()) else "")

@@ -77,16 +77,19 @@ class MemoryFile:
         when = datetime.now(zone) if zone else datetime.now().astimezone()
         workspace = Path(host.workspace).expanduser()
         path = self._prepare(workspace, when)
-        earlier = [note_path(workspace, day)
-                   for day in memory_note.days_to_check(env.created_ms, when, when.tzinfo)[1:]]
+        earlier = [
+            note_path(workspace, day)
+            for day in memory_note.days_to_check(env.created_ms, when, when.tzinfo)[1:]
+        ]
         found = _already_in(earlier, env.id)
         if found is not None:
             return StepResult.delivered(f"{found} (already there)")
         written = await self._append(path, env, when, ctx)
         with open(path, encoding="utf-8", errors="replace") as f:
             if not has_entry(f.read(), env.id):
-                raise TransportError(f"{path}: entry {env.id} not found after writing",
-                                     reason=Reason.IO_ERROR)
+                raise TransportError(
+                    f"{path}: entry {env.id} not found after writing", reason=Reason.IO_ERROR
+                )
         return StepResult.delivered(f"{path}" + ("" if written else " (already there)"))
 
     @staticmethod
@@ -100,8 +103,9 @@ class MemoryFile:
         except OSError as e:
             raise TransportError(f"cannot create {path.parent}: {e.strerror}", reason=Reason.IO_ERROR) from e
         if not _within(path.parent.resolve(), root):
-            raise TransportError(f"{path.parent} leads outside the workspace {root}",
-                                 reason=Reason.UNSAFE_PATH)
+            raise TransportError(
+                f"{path.parent} leads outside the workspace {root}", reason=Reason.UNSAFE_PATH
+            )
         return path
 
     async def _append(self, path: Path, env: Envelope, when: datetime, ctx: AttemptContext) -> bool:

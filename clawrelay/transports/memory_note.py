@@ -35,8 +35,10 @@ from clawrelay.envelope import Envelope
 PREFIX = "### "
 _ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 ID_RE = re.compile(_ID)
-HEADER_RE = re.compile(r"### (?P<at>\d\d:\d\d:\d\d [+-]\d{4}) · clawrelay (?P<kind>\w+) from (?P<sender>.*)"
-                       r" · id (?P<id>" + _ID + ")")
+HEADER_RE = re.compile(
+    r"### (?P<at>\d\d:\d\d:\d\d [+-]\d{4}) · clawrelay (?P<kind>\w+) from (?P<sender>.*)"
+    r" · id (?P<id>" + _ID + ")"
+)
 MAX_DAYS = 31  # how many daily notes back a retry looks for its id
 
 

@@ -93,8 +93,15 @@ class _Writer:
         self.carrier, self.args = carrier, args
         self.name, self.label = carrier.name, carrier.label
 
-    async def run(self, argv: Sequence[str], *, timeout: float, cwd: str | None = None,
-                  stdin: bytes | None = None, on_spawn: Callable[[], None] | None = None) -> RunResult:
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        cwd: str | None = None,
+        stdin: bytes | None = None,
+        on_spawn: Callable[[], None] | None = None,
+    ) -> RunResult:
         helper = getattr(self.carrier, "helper", None)
         if helper is not None:
             return await helper("memory", self.args, timeout=timeout, on_spawn=on_spawn)

@@ -68,5 +68,6 @@ async def run_openclaw(ctx: AttemptContext, args: Sequence[str]) -> RunResult:
     except TransportError as e:  # a node says so itself, where ssh's shell exits 127
         if e.reason != Reason.NOT_FOUND or not e.message.endswith("command not found"):
             raise
-        raise TransportError(f"{e.message} (set the host's `openclaw:` to the CLI's path there)",
-                             reason=Reason.NOT_FOUND) from e
+        raise TransportError(
+            f"{e.message} (set the host's `openclaw:` to the CLI's path there)", reason=Reason.NOT_FOUND
+        ) from e

@@ -49,8 +49,10 @@ class SessionsSend:
         assert isinstance(opts, SessionsSendStep)
         client, name = await ctx.writer(opts.gateway, "agent")
         session = ctx.session
-        call = await client.start("agent", {"message": env.as_text(), "sessionKey": session,
-                                            "deliver": False, "idempotencyKey": env.id})
+        call = await client.start(
+            "agent",
+            {"message": env.as_text(), "sessionKey": session, "deliver": False, "idempotencyKey": env.id},
+        )
         ctx.mark_sent()
         try:
             ack = await call.ack
@@ -67,9 +69,12 @@ class SessionsSend:
         try:
             final = await call.final
         except GatewayError as e:
-            return StepResult.ambiguous(e.reason if e.reason in LOST_IN_FLIGHT else Reason.NO_REPLY,
-                                        f"{where}, then no reply: {e}")
+            return StepResult.ambiguous(
+                e.reason if e.reason in LOST_IN_FLIGHT else Reason.NO_REPLY, f"{where}, then no reply: {e}"
+            )
         if final.get("status") != "ok":
-            return StepResult.delivered(f"{where}; the run ended {final.get('status')}: "
-                                        f"{final.get('summary') or final.get('error') or ''}".rstrip(": "))
+            return StepResult.delivered(
+                f"{where}; the run ended {final.get('status')}: "
+                f"{final.get('summary') or final.get('error') or ''}".rstrip(": ")
+            )
         return StepResult.delivered(where, reply=reply_text(final))

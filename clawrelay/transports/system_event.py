@@ -118,8 +118,11 @@ class TurnWatch:
                         report = payload
                         continue
                     data = payload.get("data") or {}
-                    if payload.get("stream") != "lifecycle" or not payload.get("isHeartbeat") \
-                            or str(payload.get("sessionKey") or "").lower() != self.key:
+                    if (
+                        payload.get("stream") != "lifecycle"
+                        or not payload.get("isHeartbeat")
+                        or str(payload.get("sessionKey") or "").lower() != self.key
+                    ):
                         continue
                     phase = data.get("phase")
                     if phase == "start" and run is None:
@@ -148,10 +151,14 @@ class TurnWatch:
 
     async def _failed(self, run: str, error: str, text: str, until: float) -> Turn:
         error = " ".join(error.replace("⚠️", "").split()).rstrip(".")
-        where = ("the event is still queued for the session's next turn" if await self._queued(text, until)
-                 else "whether the model had the event before that is not known")
-        return Turn("failed", f"the heartbeat turn {run[:8]} failed: {error}; {where}",
-                    f"turn failed: {error}")
+        where = (
+            "the event is still queued for the session's next turn"
+            if await self._queued(text, until)
+            else "whether the model had the event before that is not known"
+        )
+        return Turn(
+            "failed", f"the heartbeat turn {run[:8]} failed: {error}; {where}", f"turn failed: {error}"
+        )
 
     async def _queued(self, text: str, until: float) -> bool:
         """Whether the gateway still holds the event (`status` lists the main sessions' queues;
@@ -179,8 +186,9 @@ async def watching(client: GatewayClient, session: str, until: float) -> AsyncIt
         yield TurnWatch(client, events, key, time.monotonic())
 
 
-async def wake(ctx: AttemptContext, gateway: str | None, mode: str, text: str, *,
-               within: float | None = None) -> Woken:
+async def wake(
+    ctx: AttemptContext, gateway: str | None, mode: str, text: str, *, within: float | None = None
+) -> Woken:
     """`wake` into the target's session on a gateway, and the heartbeat turn it started, watched
     until the attempt's time is up (or `within` seconds)."""
     until = ctx.deadline - MARGIN_S if within is None else time.monotonic() + within
@@ -212,8 +220,9 @@ async def openclaw_system_event(ctx: AttemptContext, env: Envelope, mode: str) -
         ctx, ["system", "event", "--mode", mode, "--session-key", session, "--text", env.as_text()]
     )
     if res.timed_out:
-        return StepResult.ambiguous(Reason.TIMEOUT,
-                                    f"openclaw system event still running at {res.elapsed_ms} ms")
+        return StepResult.ambiguous(
+            Reason.TIMEOUT, f"openclaw system event still running at {res.elapsed_ms} ms"
+        )
     if res.exit_code == 0:
         return StepResult.delivered(f"system event {mode} into {session} ({res.elapsed_ms} ms)")
     detail = f"openclaw system event exited {res.exit_code}" + (f": {t}" if (t := res.stderr_tail()) else "")
@@ -231,16 +240,21 @@ class SystemEvent:
         assert isinstance(opts, SystemEventStep)
         session_step = ctx.routes.session_step(ctx.target)
         if session_step is None:
-            return _unwatched(await openclaw_system_event(ctx, env, opts.mode),
-                              "the routes give the target no gateway to watch it on")
+            return _unwatched(
+                await openclaw_system_event(ctx, env, opts.mode),
+                "the routes give the target no gateway to watch it on",
+            )
         gateway, name = ctx.gateway(session_step.gateway)
         until = ctx.deadline - MARGIN_S
         try:
-            client = await ctx.gateways.get(name, gateway.url, gateway.resolve_token(),
-                                            timeout=min(WATCH_CONNECT_S, ctx.remaining() / 3))
+            client = await ctx.gateways.get(
+                name, gateway.url, gateway.resolve_token(), timeout=min(WATCH_CONNECT_S, ctx.remaining() / 3)
+            )
         except ClawrelayError as e:
-            return _unwatched(await openclaw_system_event(ctx, env, opts.mode),
-                              f"no connection to {name} from here ({e.reason})")
+            return _unwatched(
+                await openclaw_system_event(ctx, env, opts.mode),
+                f"no connection to {name} from here ({e.reason})",
+            )
         async with watching(client, ctx.session, until) as watch:
             result = await openclaw_system_event(ctx, env, opts.mode)
             if result.outcome is not Outcome.DELIVERED:
@@ -253,5 +267,6 @@ def _unwatched(result: StepResult, why: str) -> StepResult:
     """The host's gateway queued the event, and nothing here can see its turn."""
     if result.outcome is not Outcome.DELIVERED:
         return result
-    return StepResult.ambiguous(Reason.UNCONFIRMED, f"{result.detail}; its turn cannot be watched: {why}",
-                                carrier=result.carrier)
+    return StepResult.ambiguous(
+        Reason.UNCONFIRMED, f"{result.detail}; its turn cannot be watched: {why}", carrier=result.carrier
+    )

@@ -60,28 +60,38 @@ def last_user(messages: list[dict]) -> str:
 
 
 RELAY = re.compile(r"\[\[relay ([^\]]+)\]\] (.*)", re.S)
-SKILL = re.compile(r"<name>clawrelay</name>\s*<description>.*?</description>\s*<location>(.*?)</location>", re.S)
+SKILL = re.compile(
+    r"<name>clawrelay</name>\s*<description>.*?</description>\s*<location>(.*?)</location>", re.S
+)
 
 
 def relay_step(messages: list[dict]) -> tuple[str, dict] | str | None:
     """The skill-following model's next move: a tool call (name, arguments), a final text, or
     None when this is not a relay request."""
-    asked = [i for i, m in enumerate(messages) if m.get("role") == "user" and RELAY.search(text_of(m.get("content")))]
+    asked = [
+        i
+        for i, m in enumerate(messages)
+        if m.get("role") == "user" and RELAY.search(text_of(m.get("content")))
+    ]
     if not asked:
         return None
     start = asked[-1]
     request = text_of(messages[start].get("content"))
     target, text = RELAY.search(request).groups()
     text = text.split("\n\nRuntime: agent=")[0]
-    tools = [m for m in messages[start + 1:] if m.get("role") == "tool"]
+    tools = [m for m in messages[start + 1 :] if m.get("role") == "tool"]
     if not tools:
-        system = "\n".join(text_of(m.get("content")) for m in messages if m.get("role") in ("system", "developer"))
+        system = "\n".join(
+            text_of(m.get("content")) for m in messages if m.get("role") in ("system", "developer")
+        )
         found = SKILL.search(system)
         return ("read", {"path": found.group(1).strip()}) if found else "NO SKILL"
     if len(tools) == 1:
         skill = text_of(tools[0].get("content"))
         block = skill.split("## Send a message", 1)[1].split("```json\n", 1)[1].split("\n```", 1)[0]
-        filled = block.replace("<TARGET>", json.dumps(target)[1:-1]).replace("<MESSAGE>", json.dumps(text)[1:-1])
+        filled = block.replace("<TARGET>", json.dumps(target)[1:-1]).replace(
+            "<MESSAGE>", json.dumps(text)[1:-1]
+        )
         return ("exec", json.loads(filled))
     return "RELAYED: " + text_of(tools[-1].get("content"))[:2000]
 
@@ -108,7 +118,9 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:
-        self._json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model", "owned_by": "t"}]})
+        self._json(
+            200, {"object": "list", "data": [{"id": "fake-model", "object": "model", "owned_by": "t"}]}
+        )
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
@@ -120,9 +132,14 @@ class Handler(BaseHTTPRequestHandler):
         user = last_user(body.get("messages") or [])
         if len(sys.argv) > 3:
             with open(sys.argv[3], "a") as log:
-                log.write(json.dumps("\n".join(text_of(m.get("content")) for m in body.get("messages") or [])) + "\n")
+                log.write(
+                    json.dumps("\n".join(text_of(m.get("content")) for m in body.get("messages") or []))
+                    + "\n"
+                )
         if "[[fail]]" in last_user_raw(body.get("messages") or []):
-            return self._json(400, {"error": {"message": "fake model: asked to fail", "type": "invalid_request_error"}})
+            return self._json(
+                400, {"error": {"message": "fake model: asked to fail", "type": "invalid_request_error"}}
+            )
         if delay := re.search(r"\[\[delay=([0-9.]+)\]\]", user):
             time.sleep(float(delay.group(1)))
         seen = "".join(f"[event: {e}] " for e in events(body.get("messages") or []))
@@ -135,9 +152,17 @@ class Handler(BaseHTTPRequestHandler):
             message["content"] = step
         elif step is not None:
             name, arguments = step
-            message = {"role": "assistant", "content": None, "tool_calls": [{
-                "id": "call_" + uuid.uuid4().hex[:12], "type": "function",
-                "function": {"name": name, "arguments": json.dumps(arguments, ensure_ascii=False)}}]}
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_" + uuid.uuid4().hex[:12],
+                        "type": "function",
+                        "function": {"name": name, "arguments": json.dumps(arguments, ensure_ascii=False)},
+                    }
+                ],
+            }
             finish = "tool_calls"
         self._answer(base, body, message, finish)
 
@@ -145,8 +170,15 @@ class Handler(BaseHTTPRequestHandler):
         """One assistant message (text or tool calls), whole or as a stream of two chunks."""
         usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
         if not body.get("stream"):
-            return self._json(200, {**base, "object": "chat.completion", "usage": usage, "choices": [
-                {"index": 0, "message": message, "finish_reason": finish}]})
+            return self._json(
+                200,
+                {
+                    **base,
+                    "object": "chat.completion",
+                    "usage": usage,
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                },
+            )
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Connection", "close")
@@ -159,7 +191,9 @@ class Handler(BaseHTTPRequestHandler):
         for d, f in ((delta, None), ({}, finish)):
             event = {**chunk, "choices": [{"index": 0, "delta": d, "finish_reason": f}]}
             self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
-        self.wfile.write(f"data: {json.dumps({**chunk, 'choices': [], 'usage': usage})}\n\ndata: [DONE]\n\n".encode())
+        self.wfile.write(
+            f"data: {json.dumps({**chunk, 'choices': [], 'usage': usage})}\n\ndata: [DONE]\n\n".encode()
+        )
         self.wfile.flush()
 
 

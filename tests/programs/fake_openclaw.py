@@ -1,7 +1,7 @@
 """A stand-in for the `openclaw` CLI, for the cases a real 2026.9 CLI cannot be made to show here.
 
-    fake_openclaw.py MODE agent ...   MODE: embedded (prints an embedded run's JSON, says so on
-                                      stderr), hang-after-result (prints a gateway result, never exits)
+fake_openclaw.py MODE agent ...   MODE: embedded (prints an embedded run's JSON, says so on
+                                  stderr), hang-after-result (prints a gateway result, never exits)
 """
 
 import json

@@ -1,7 +1,8 @@
 """Fails with EXIT_CODE the first N times it runs (counted in COUNTER_FILE), then succeeds.
 
-    flaky.py COUNTER_FILE N EXIT_CODE
+flaky.py COUNTER_FILE N EXIT_CODE
 """
+
 import sys
 from pathlib import Path
 

@@ -3,6 +3,7 @@
     hang.py PIDFILE [SECONDS]
 Writes "parent_pid child_pid" to PIDFILE once both run, then sleeps.
 """
+
 import os
 import subprocess
 import sys

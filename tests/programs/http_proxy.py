@@ -37,7 +37,9 @@ class Proxy(BaseHTTPRequestHandler):
             return
         url = urlsplit(self.path)
         upstream = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=30)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("proxy-authorization", "connection")}
+        headers = {
+            k: v for k, v in self.headers.items() if k.lower() not in ("proxy-authorization", "connection")
+        }
         upstream.request(self.command, url.path + (f"?{url.query}" if url.query else ""), body, headers)
         answer = upstream.getresponse()
         data = answer.read()

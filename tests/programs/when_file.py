@@ -4,6 +4,7 @@
 On success (after SECONDS, when given: a slow delivery) appends the message to OUT_FILE;
 otherwise exits 75 (try again later).
 """
+
 import sys
 import time
 from pathlib import Path

@@ -78,8 +78,9 @@ def classify(exc: Exception) -> Failure:
         cause = exc.__cause__
         if "(407)" in text or (isinstance(cause, httpx.ProxyError) and "407" in str(cause)):
             # the proxy's own answer: a 407 response (http target) or a refused CONNECT (https target)
-            return Failure(Reason.PROXY_AUTH,
-                           "the proxy wants other credentials (407): check `telegram.proxy`")
+            return Failure(
+                Reason.PROXY_AUTH, "the proxy wants other credentials (407): check `telegram.proxy`"
+            )
         if isinstance(cause, httpx.ProxyError):
             return Failure(Reason.PROXY_ERROR, f"the proxy refused: {cause}", retryable=True)
         if isinstance(cause, httpx.ConnectError):

@@ -237,6 +237,8 @@ async def probe(config: TelegramBot, chat_id: int | str, timeout: float) -> str:
         f = classify(e).about(chat_id)
         raise TransportError(f.detail, reason=f.reason, retryable=f.retryable) from None
     if _is_bot(chat, bot):
-        raise TransportError(f"chat {chat_id} is a bot (@{chat.username}); clawrelay never writes to bots",
-                             reason=Reason.BOT_CHAT)
+        raise TransportError(
+            f"chat {chat_id} is a bot (@{chat.username}); clawrelay never writes to bots",
+            reason=Reason.BOT_CHAT,
+        )
     return f"{who}; chat {chat_id} ({_label(chat)})"
