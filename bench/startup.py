@@ -3,7 +3,7 @@
 
 Prints, for each case, the median wall time and the median peak RSS of the process over N runs
 (interleaved, so machine drift hits every case alike), and each as a ratio to the floor measured
-in the same run. "stack imports" is `import typer, pydantic, yaml, asyncio, sqlite3, tenacity`:
+in the same run. "stack imports" is `import typer, msgspec, yaml, asyncio, sqlite3, tenacity`:
 what the chosen libraries cost before clawrelay runs a line of its own.
 
     python bench/startup.py [--runs 15]
@@ -35,7 +35,7 @@ def main() -> None:
     py = sys.executable
     cases = {
         "python -c pass (floor)": [py, "-c", "pass"],
-        "stack imports": [py, "-c", "import typer, pydantic, yaml, asyncio, sqlite3, tenacity"],
+        "stack imports": [py, "-c", "import typer, msgspec, yaml, asyncio, sqlite3, tenacity"],
         "clawrelay --help": [exe, "--help"],
         "clawrelay send (memory_file)": [exe, "send", "peer", "benchmark message"],
     }

@@ -25,11 +25,16 @@ __all__ = [
 class ClawrelayError(Exception):
     reason: str = Reason.ERROR
     exit_code: int = 1
+    # the exact command (or edit) that fixes it, set where it is known, so doctor never has to
+    # read it back out of the message
+    fix: str | None = None
 
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
+    def __init__(self, message: str, *, reason: str | None = None, fix: str | None = None) -> None:
         super().__init__(message)
         if reason is not None:
             self.reason = reason
+        if fix is not None:
+            self.fix = fix
 
     @property
     def message(self) -> str:
@@ -81,7 +86,8 @@ class TransportError(ClawrelayError):
         reason: str,
         retryable: bool = False,
         retry_after: float | None = None,
+        fix: str | None = None,
     ) -> None:
-        super().__init__(message, reason=reason)
+        super().__init__(message, reason=reason, fix=fix)
         self.retryable = retryable
         self.retry_after = retry_after

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from clawrelay.config.routes import PlannedStep, Routes
 from clawrelay.errors import UsageError
-from clawrelay.transports.system_event import Mode, SystemEventStep, WakeStep
+from clawrelay.transports.specs.system_event import SystemEventStep
+from clawrelay.transports.specs.wake import Mode, WakeStep
 
 RUNGS = ("wake", "system_event")
 TURN_WAIT_S = 30.0  # the least an event's rung is given: it waits for the agent's turn to end

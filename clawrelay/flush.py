@@ -4,7 +4,8 @@ A target's messages go in order: when its oldest waiting message is not due yet 
 none of the target's are tried; when one fails, the ones behind it wait for the next pass, since
 the same chain would fail them too. Each message is taken through `Router.retry`, which holds
 its claim (a kernel lock), so two flushers at once never send one message twice; a flusher that
-finds a target's message held by another leaves that target to it.
+finds a target's message held by another leaves that target to it. `outbox retry` is such a pass
+too (one target at a time), and `outbox retry ID` one message of it.
 
 `watch` repeats that every interval and, between passes, probes the targets that have messages
 waiting (status's probes, nothing sent): a target that comes back (reachable now, not at the
@@ -21,12 +22,16 @@ from typing import TYPE_CHECKING
 from clawrelay.errors import ClawrelayError, Reason
 from clawrelay.journal import now_ms
 from clawrelay.outcome import Delivery, Status
+from clawrelay.router import NotRetried
 
 if TYPE_CHECKING:
     from clawrelay.journal import Journal, MessageRecord
     from clawrelay.router import Router
 
 CONCURRENT_TARGETS = 4
+# left waiting for a reason that is a watched outbox's normal state: not worth a report each pass
+# (a backoff running, a target to be put back, a message another flusher delivered first)
+_QUIET = (Reason.BACKOFF, Reason.UNKNOWN_TARGET, Reason.NO_LONGER_QUEUED)
 
 
 @dataclass
@@ -70,12 +75,14 @@ class Flusher:
         router: Router,
         *,
         probe_timeout: float = 3.0,
+        concurrent_targets: int = CONCURRENT_TARGETS,
         on_start: Callable[[MessageRecord], None] | None = None,
         on_done: Callable[[Delivery], None] | None = None,
     ) -> None:
         self.router = router
         self.journal: Journal = router.journal
         self.probe_timeout = probe_timeout
+        self.concurrent_targets = concurrent_targets
         self.on_start, self.on_done = on_start, on_done
         self._seen_up: dict[str, bool] = {}  # target → reachable at the last look
 
@@ -97,7 +104,7 @@ class Flusher:
                 result.skipped += [
                     {"id": r.id, "reason": Reason.UNKNOWN_TARGET, "target": target} for r in rs
                 ]
-            elif now or _due(rs[0]):
+            elif now or _is_due(rs[0]):
                 due[target] = rs
             else:
                 result.skipped += [
@@ -113,25 +120,21 @@ class Flusher:
         something, `on_pass` every pass (its finish is what tells that a flusher runs)."""
         while not self.router.stopping:
             result = await self.once()
-            # waiting out a backoff (or for a target to be put back) is the normal state of a
-            # watched outbox: not worth a report every interval
-            result.skipped = [
-                s for s in result.skipped if s["reason"] not in (Reason.BACKOFF, Reason.UNKNOWN_TARGET)
-            ]
+            result.skipped = [s for s in result.skipped if s["reason"] not in _QUIET]
             tried = {d.target for d in result.retried}
-            came_back = await self._came_back(set(self.waiting()), tried)
+            came_back = await self._find_returned(set(self.waiting()), tried)
             if came_back and not self.router.stopping:
                 await self._drain_all({t: rs for t, rs in self.waiting().items() if t in came_back}, result)
             if on_pass is not None:
                 on_pass(result)
             if result.retried or result.errors or result.expired:
                 report(result)
-            await self.router.wait_stopped(interval)
+            await self.router.wait_for_stop(interval)
 
-    async def _came_back(self, targets: set[str], tried: set[str]) -> set[str]:
+    async def _find_returned(self, targets: set[str], tried: set[str]) -> set[str]:
         """Targets reachable now that were not at the last look (or were never looked at), other
         than those just tried."""
-        from clawrelay.doctor.probes import Probes
+        from clawrelay.probes import Probes
         from clawrelay.status import steps_of
 
         routes = self.router.routes
@@ -150,7 +153,7 @@ class Flusher:
         return back
 
     async def _drain_all(self, queues: dict[str, list[MessageRecord]], result: Pass) -> None:
-        bound = asyncio.Semaphore(CONCURRENT_TARGETS)
+        bound = asyncio.Semaphore(self.concurrent_targets)
 
         async def one(records: list[MessageRecord]) -> None:
             async with bound:
@@ -163,32 +166,33 @@ class Flusher:
         for i, r in enumerate(records):
             if self.router.stopping:
                 return
-            if self.on_start is not None:
-                self.on_start(r)
-            try:
-                d = await self.router.retry(r)
-            except ClawrelayError as e:
-                result.errors.append({"id": r.id, "reason": e.reason, "message": e.message})
-                return
-            if d in (Reason.NO_LONGER_QUEUED, Reason.AMBIGUOUS):
-                # another flusher delivered it, or its sender died mid-attempt and resending it
-                # is a person's decision: the next one is ours to try
-                if d is Reason.AMBIGUOUS:
-                    result.skipped.append({"id": r.id, "reason": d})
-                continue
-            if isinstance(d, str):  # in flight: another flusher has this target's queue right now
-                result.skipped.append({"id": r.id, "reason": d})
-                return
-            result.retried.append(d)
-            if self.on_done is not None:
-                self.on_done(d)
-            if d.status is not Status.DELIVERED:
+            if not await self.retry(r, result):
                 result.skipped += [
                     {"id": later.id, "reason": Reason.BEHIND_UNDELIVERED, "behind": r.id}
                     for later in records[i + 1 :]
                 ]
                 return
 
+    async def retry(self, record: MessageRecord, result: Pass, *, manual: bool = False) -> bool:
+        """Send one message again, into `result`; whether its target's newer messages may follow
+        it: yes when it was delivered or is out of their way (another flusher delivered it, or
+        it may have arrived and resending it is a person's decision), no when it is not
+        delivered, or in flight in another process (which has this target's queue right now)."""
+        if self.on_start is not None:
+            self.on_start(record)
+        try:
+            d = await self.router.retry(record, manual=manual)
+        except NotRetried as e:
+            result.skipped.append({"id": record.id, "reason": e.reason})
+            return e.reason is not Reason.IN_FLIGHT
+        except ClawrelayError as e:
+            result.errors.append({"id": record.id, "reason": e.reason, "message": e.message})
+            return False
+        result.retried.append(d)
+        if self.on_done is not None:
+            self.on_done(d)
+        return d.status is Status.DELIVERED
 
-def _due(record: MessageRecord) -> bool:
+
+def _is_due(record: MessageRecord) -> bool:
     return (record.next_attempt_ms or 0) <= now_ms()

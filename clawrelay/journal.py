@@ -102,6 +102,10 @@ class MessageRecord:
         return out
 
 
+# the messages table's columns, named as MessageRecord's fields, in the order reads select them
+_FIELDS = tuple(f for f in MessageRecord.__dataclass_fields__ if f != "attempts")
+
+
 class Journal:
     def __init__(self, home: Path) -> None:
         self.home = home
@@ -314,10 +318,7 @@ class Journal:
 
     # -- reads -----------------------------------------------------------------------------
 
-    _COLS = (
-        "id, kind, sender, target, body, hops, created_ms, status, via, reply, runs,"
-        " updated_ms, next_attempt_ms, expires_ms, batch, batch_to, only_via"
-    )
+    _COLS = ", ".join(_FIELDS)
 
     def _records(self, rows: Iterable[tuple[Any, ...]]) -> list[MessageRecord]:
         rows = list(rows)
@@ -345,7 +346,7 @@ class Journal:
                         elapsed_ms=row[10],
                     )
                 )
-        return [MessageRecord(*r[:7], Status(r[7]), *r[8:], attempts=attempts[r[0]]) for r in rows]
+        return [_message(r, attempts[r[0]]) for r in rows]
 
     def get(self, given: str) -> MessageRecord | None:
         """A message by its id, or by a part of it that only one message has: its start or its end
@@ -432,3 +433,9 @@ class Journal:
             finally:
                 claim.release(finished=True)
         return dead
+
+
+def _message(row: tuple[Any, ...], attempts: list[Attempt]) -> MessageRecord:
+    """A row of `Journal._COLS`, in that order, as a record (its names are the record's fields)."""
+    fields = dict(zip(_FIELDS, row, strict=True))
+    return MessageRecord(**{**fields, "status": Status(fields["status"])}, attempts=attempts)

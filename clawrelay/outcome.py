@@ -37,11 +37,17 @@ class StepResult:
     reason: str | None = None
     retryable: bool = False
     detail: str | None = None
+    # Not read: a transport names its carrier on `ctx.carrier` (AttemptContext.chose) and the
+    # router puts that on the Attempt, the one place it is reported. Goes once system_event, the
+    # last transport passing one along (always None), stops.
     carrier: str | None = None
     retry_after: float | None = None
     reply: str | None = None
     # the reply still to come (a gateway run's final answer), for a sender that waits for it
     later: Any = field(default=None, repr=False, compare=False)
+    # where the message was put, when that is a place (a memory note's path), for what follows the
+    # delivery (memory_file's wake names it) to read, not to parse back out of `detail`
+    where: str | None = None
 
     @classmethod
     def delivered(
@@ -61,10 +67,9 @@ class StepResult:
         detail: str | None = None,
         *,
         retryable: bool = False,
-        carrier: str | None = None,
         retry_after: float | None = None,
     ) -> StepResult:
-        return cls(Outcome.FAILED, reason, retryable, detail, carrier, retry_after)
+        return cls(Outcome.FAILED, reason, retryable, detail, retry_after=retry_after)
 
     @classmethod
     def ambiguous(
@@ -78,7 +83,7 @@ class StepResult:
     ) -> StepResult:
         """`retryable` only from a transport whose next try resumes without repeating what
         arrived (Telegram's remaining parts); any other ambiguous attempt is never retried."""
-        return cls(Outcome.AMBIGUOUS, reason, retryable, detail, carrier, retry_after)
+        return cls(Outcome.AMBIGUOUS, reason, retryable, detail, carrier=carrier, retry_after=retry_after)
 
 
 @dataclass

@@ -24,7 +24,14 @@ def resend_safe(transport: str, started_ms: int) -> bool:
     """The transports' own rule, imported only when there is something to recover."""
     from clawrelay.transports import resend_window
 
-    return now_ms() - started_ms <= resend_window(transport) * 1000
+    return within_window(resend_window(transport), started_ms)
+
+
+def within_window(window: float, started_ms: int) -> bool:
+    """An attempt that started at `started_ms` is still inside a resend window of `window`
+    seconds: one rule, whoever says how long the window is (the transports' table or a router's
+    own transports)."""
+    return now_ms() - started_ms <= window * 1000
 
 
 def recover(journal: Journal, policy: ResendPolicy = resend_safe) -> list[str]:

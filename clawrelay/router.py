@@ -10,13 +10,19 @@ and what is left.
 
 `stop()` (a flusher's SIGTERM) lets the attempt in flight finish and be journaled, then starts
 nothing more: no retry, no next step. The message stays where that leaves it, queued or not.
+
+What the router talks to can be given to it, as httpx's `Client(transport=...)` is: the
+transports and their resend windows (by default the global table of `clawrelay.transports`), the
+gateway pool and host carriers (by default opened on first use), and the wait before a retry. So
+tests drive it in-process with scripted transports and no wait, and a process can share its
+connections between routers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from clawrelay.claims import Claim
@@ -26,23 +32,40 @@ from clawrelay.errors import LOST_IN_FLIGHT, ClawrelayError, HopLimit, Reason, T
 from clawrelay.journal import QUEUEABLE, Batch, Journal, MessageRecord, now_ms
 from clawrelay.outcome import Attempt, Delivery, Outcome, ReplyWait, Status, StepResult
 from clawrelay.secrets import scrub
-from clawrelay.transports import AttemptContext, Transport, get_transport
+from clawrelay.transports import get_transport
+from clawrelay.transports.base import AttemptContext, Transport
 
 if TYPE_CHECKING:
+    from tenacity import RetryCallState
+
     from clawrelay.carriers.hosts import HostCarriers
     from clawrelay.openclaw.pool import GatewayPool
 
 GROUP_CONCURRENCY = 4
 AttemptHook = Callable[[Envelope, Attempt], None]
+# a transport by name: a table (tests give a dict) or a lookup such as `get_transport`
+Transports = Mapping[str, Transport] | Callable[[str], Transport]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class _Stopped(Exception):
     """Raised out of a wait between retries when the router is told to stop."""
 
 
-def retry_wait(initial: float = 0.5, maximum: float = 30.0) -> Callable[..., float]:
+class NotRetried(Exception):
+    """Why `Router.retry` sent nothing: the message is another's to send (`in_flight`), not in
+    the outbox any more (`no_longer_queued`), or may have arrived (`ambiguous`). Not a failure:
+    nothing was tried, so the journal says nothing new of the message."""
+
+    def __init__(self, message_id: str, reason: Reason) -> None:
+        super().__init__(f"{message_id}: {reason}")
+        self.message_id = message_id
+        self.reason = reason
+
+
+def retry_wait(initial: float = 0.5, maximum: float = 30.0) -> Callable[[RetryCallState], float]:
     """Exponential backoff with jitter, never shorter than the retry-after the failure carried."""
-    from tenacity import RetryCallState, wait_exponential, wait_random
+    from tenacity import wait_exponential, wait_random
 
     backoff = wait_exponential(multiplier=initial, max=maximum) + wait_random(0, initial)
 
@@ -62,14 +85,28 @@ class Router:
         on_attempt: AttemptHook | None = None,
         deadline: float | None = None,
         wait_reply: float | None = None,
+        transports: Transports | None = None,
+        gateway_pool: GatewayPool | None = None,
+        host_carriers: HostCarriers | None = None,
+        resend_window: Callable[[str], float] | None = None,
+        sleep: Sleep | None = None,
     ) -> None:
+        """`transports`, `gateway_pool`, `host_carriers` and `resend_window` (a transport's, by
+        name) replace what the router would otherwise look up in the transports' table or open
+        itself; pools given stay their giver's to close. `sleep` replaces the wait before a retry
+        (it is told the seconds; a stop still drops the retry)."""
         self.routes = routes
         self.wait_reply = wait_reply  # seconds to wait for the agent's answer once delivered
         self.journal = journal
         self.on_attempt = on_attempt
         self.deadline_override = deadline
-        self._gateways: GatewayPool | None = None
-        self._carriers: HostCarriers | None = None
+        self._transports = transports
+        self._gateways = gateway_pool
+        self._carriers = host_carriers
+        self._resend_window = resend_window
+        self._own_gateways = gateway_pool is None  # opened here, so closed here
+        self._own_carriers = host_carriers is None
+        self._sleep = sleep
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -80,7 +117,7 @@ class Router:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    async def wait_stopped(self, seconds: float) -> bool:
+    async def wait_for_stop(self, seconds: float) -> bool:
         """Sleep up to `seconds`, waking early when told to stop; True when stopping."""
         try:
             async with asyncio.timeout(seconds):
@@ -88,6 +125,25 @@ class Router:
         except TimeoutError:
             pass
         return self.stopping
+
+    def transport(self, name: str) -> Transport:
+        """The transport a step names: one this router was given, else the global table's."""
+        if self._transports is None:
+            return get_transport(name)
+        if isinstance(self._transports, Mapping):
+            try:
+                return self._transports[name]
+            except KeyError:
+                raise LookupError(f"this router was given no {name!r} transport") from None
+        return self._transports(name)
+
+    def resend_safe(self, transport: str, started_ms: int) -> bool:
+        """Whether an interrupted attempt of `transport` may be resent now (see recovery)."""
+        from clawrelay import recovery
+
+        if self._resend_window is None:
+            return recovery.resend_safe(transport, started_ms)
+        return recovery.within_window(self._resend_window(transport), started_ms)
 
     def gateways(self) -> GatewayPool:
         """Gateway connections, opened on first use and shared by every message of this process."""
@@ -106,14 +162,15 @@ class Router:
         return self._carriers
 
     async def aclose(self) -> None:
-        if self._carriers is not None:
+        """Close what this router opened, carriers first (a node carrier uses a gateway)."""
+        if self._own_carriers and self._carriers is not None:
             await self._carriers.aclose()
-        if self._gateways is not None:
+        if self._own_gateways and self._gateways is not None:
             await self._gateways.aclose()
 
     # -- entry points ----------------------------------------------------------------------
 
-    def envelopes(self, targets: list[str], body: str, hops: int, *, kind: str = "message") -> list[Envelope]:
+    def envelopes(self, targets: list[str], body: str, hops: int, *, kind: str = QUEUEABLE) -> list[Envelope]:
         check_text(body, f"the {kind}")
         limit = self.routes.config.defaults.max_hops
         if hops >= limit:
@@ -125,26 +182,27 @@ class Router:
     async def send(
         self, envelopes: list[Envelope], via: str | None = None, *, batch: Batch | None = None
     ) -> list[Delivery]:
-        """Journal every message first, then deliver them (a group concurrently, with a bound).
-        `via` restricts the chain to one transport, for this send and every retry of it."""
-        plans = {e.id: self.routes.plan(e.target, via) for e in envelopes}
-        return await self.run(envelopes, plans, batch=batch, only_via=via)
+        """`deliver` down each target's chain; `via` restricts it to one transport, for this send
+        and every retry of it."""
+        plans = {e.target: self.routes.plan(e.target, via) for e in envelopes}
+        return await self.deliver(envelopes, plans, batch=batch, only_via=via)
 
-    async def run(
+    async def deliver(
         self,
         envelopes: list[Envelope],
-        plans: dict[str, list[PlannedStep]],
+        plans: Mapping[str, list[PlannedStep]],
         *,
         batch: Batch | None = None,
-        queue: bool = True,
         only_via: str | None = None,
     ) -> list[Delivery]:
-        """Deliver each envelope down its own plan. `queue=False` (an event): what no step
-        delivered ends `failed` instead of waiting in the outbox."""
+        """Journal every envelope first, then deliver each down its target's plan (a group
+        concurrently, with a bound). A message not delivered waits in the outbox; an event (any
+        other kind) is about now, so it ends `failed` instead."""
         expire = self.routes.config.outbox.expire
         claims = {}
         for env in envelopes:
             claims[env.id] = self.journal.claim(env.id)
+            queue = env.kind == QUEUEABLE
             self.journal.add_message(
                 env,
                 expires_in_s=expire if queue else 0,
@@ -156,10 +214,10 @@ class Router:
 
         async def one(env: Envelope) -> Delivery:
             async with bound:
-                return await self._deliver_claimed(env, plans[env.id], claims[env.id], queue=queue)
+                return await self._deliver_claimed(env, plans[env.target], claims[env.id])
 
         deliveries = list(await asyncio.gather(*(one(e) for e in envelopes)))
-        if self.wait_reply is not None and queue:
+        if self.wait_reply is not None:
             await asyncio.gather(*(self._await_reply(d, self.wait_reply) for d in deliveries))
         return deliveries
 
@@ -186,58 +244,60 @@ class Router:
             d.reply = scrub(text)
             self.journal.set_reply(d.id, d.reply or "")
 
-    async def retry(self, record: MessageRecord, *, manual: bool = False) -> Delivery | Reason:
-        """Deliver an outbox message again, or say why not: `in_flight` (another process holds
-        it right now), `no_longer_queued` (delivered or purged since it was listed) or, unless a
-        person asked for this one message (`manual`), `ambiguous` (it may have arrived: an
-        interrupted attempt whose resend would not be harmless). The retry keeps the `--via` the
-        message was sent with."""
+    async def retry(self, record: MessageRecord, *, manual: bool = False) -> Delivery:
+        """Deliver an outbox message again, down the chain (or the `--via`) it was sent with.
+        Raises NotRetried when it is not to be sent: another process holds it, it left the
+        outbox since it was listed or, unless a person asked for this one message (`manual`), it
+        may have arrived (an interrupted attempt whose resend would not be harmless)."""
         claim = self.journal.claim(record.id)
         if claim is None:
-            return Reason.IN_FLIGHT
+            raise NotRetried(record.id, Reason.IN_FLIGHT)
         try:
-            fresh, why_not = self._retryable(record.id, manual)
+            fresh = self._reread_for_retry(record.id, manual)
+        except NotRetried as e:
+            claim.release(finished=e.reason is Reason.NO_LONGER_QUEUED)
+            raise
         except BaseException:
             claim.release()
             raise
-        if why_not is not None:
-            claim.release(finished=why_not is Reason.NO_LONGER_QUEUED)
-            return why_not
-        assert fresh is not None
         plan = self.routes.plan(fresh.target, fresh.only_via)
         return await self._deliver_claimed(fresh.envelope(), plan, claim)
 
-    def _retryable(self, message_id: str, manual: bool) -> tuple[MessageRecord | None, Reason | None]:
-        """With the claim held: the message as it is now, or why it is not to be sent."""
+    def _reread_for_retry(self, message_id: str, manual: bool) -> MessageRecord:
+        """With the claim held: the message as it is now, or NotRetried."""
         from clawrelay import recovery
 
         # Holding its claim, we know any attempt it left open was its dead sender's.
-        self.journal.close_interrupted(message_id, recovery.resend_safe)
+        self.journal.close_interrupted(message_id, self.resend_safe)
         fresh = self.journal.get(message_id)
         if fresh is None or fresh.kind != QUEUEABLE or fresh.status not in (Status.QUEUED, Status.AMBIGUOUS):
-            return fresh, Reason.NO_LONGER_QUEUED
-        if not manual and fresh.status is Status.QUEUED and not recovery.still_resendable(fresh):
+            raise NotRetried(message_id, Reason.NO_LONGER_QUEUED)
+        if (
+            not manual
+            and fresh.status is Status.QUEUED
+            and not recovery.still_resendable(fresh, self.resend_safe)
+        ):
             self.journal.settle_interrupted(fresh.id)
             fresh.status = Status.AMBIGUOUS
         if not manual and fresh.status is Status.AMBIGUOUS:
-            return fresh, Reason.AMBIGUOUS
+            raise NotRetried(message_id, Reason.AMBIGUOUS)
         if fresh.target not in self.routes.config.targets:
             raise TransportError(
                 f"{message_id}: target {fresh.target!r} is no longer in the routes",
                 reason=Reason.UNKNOWN_TARGET,
             )
-        return fresh, None
+        return fresh
 
     # -- one message -----------------------------------------------------------------------
 
-    async def _deliver_claimed(
-        self, env: Envelope, plan: list[PlannedStep], claim: Claim | None, *, queue: bool = True
-    ) -> Delivery:
+    async def _deliver_claimed(self, env: Envelope, plan: list[PlannedStep], claim: Claim | None) -> Delivery:
+        """One message's run down its plan, begun and finished in the journal; its claim let go
+        at the end, for good unless it stays queued."""
         delivery = Delivery(env.id, env.target, Status.QUEUED)
         try:
             run = self.journal.begin_run(env.id)
-            delivery = await self._run_chain(env, plan, run)
-            if not queue and delivery.status is Status.QUEUED:
+            delivery = await self._try_chain(env, plan, run)
+            if env.kind != QUEUEABLE and delivery.status is Status.QUEUED:
                 delivery.status = Status.FAILED
             policy = self.routes.config.outbox
             self.journal.finish(delivery, backoff_s=policy.backoff, max_backoff_s=policy.max_backoff)
@@ -246,7 +306,8 @@ class Router:
                 claim.release(finished=delivery.status is not Status.QUEUED)
         return delivery
 
-    async def _run_chain(self, env: Envelope, plan: list[PlannedStep], run: int) -> Delivery:
+    async def _try_chain(self, env: Envelope, plan: list[PlannedStep], run: int) -> Delivery:
+        """Each step in turn until one delivers, within the message's one deadline."""
         budget = self.deadline_override or self.routes.deadline(env.target)
         deadline = time.monotonic() + budget
         delivery = Delivery(env.id, env.target, Status.QUEUED)
@@ -270,7 +331,7 @@ class Router:
                     ),
                 )
                 continue
-            result = await self._run_step(env, step, run, deadline, delivery)
+            result = await self._try_step(env, step, run, deadline, delivery)
             if result.outcome is Outcome.DELIVERED:
                 delivery.status, delivery.via = Status.DELIVERED, step.transport
                 delivery.reply = scrub(result.reply)
@@ -283,17 +344,23 @@ class Router:
         delivery.status = Status.AMBIGUOUS if ambiguous else Status.QUEUED
         return delivery
 
-    async def _run_step(
+    async def _try_step(
         self, env: Envelope, step: PlannedStep, run: int, deadline: float, delivery: Delivery
     ) -> StepResult:
+        """One step's attempts: the first, then its retries while they are allowed."""
         from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, stop_before_delay
 
-        transport = get_transport(step.transport)
+        transport = self.transport(step.transport)
         results: list[StepResult] = []
 
         async def attempt() -> StepResult:
-            results.append(await self._attempt(env, step, transport, run, deadline, delivery))
+            results.append(await self._try_once(env, step, transport, run, deadline, delivery))
             return results[-1]
+
+        def last_result(rs: RetryCallState) -> StepResult:
+            assert rs.outcome is not None
+            result: StepResult = rs.outcome.result()
+            return result
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(step.retries + 1) | stop_before_delay(deadline - time.monotonic()),
@@ -302,19 +369,25 @@ class Router:
             retry=retry_if_result(
                 lambda r: r.retryable and r.outcome is not Outcome.DELIVERED and not self.stopping
             ),
-            retry_error_callback=lambda rs: rs.outcome.result(),  # type: ignore[union-attr]
+            retry_error_callback=last_result,
         )
         try:
-            return await retrying(attempt)
+            result: StepResult = await retrying(attempt)
         except _Stopped:
             return results[-1]
+        return result
 
     async def _pause(self, seconds: float) -> None:
         """The wait before a retry, cut short (and the retry dropped) when told to stop."""
-        if await self.wait_stopped(seconds):
+        if self._sleep is None:
+            stopped = await self.wait_for_stop(seconds)
+        else:
+            await self._sleep(seconds)
+            stopped = self.stopping
+        if stopped:
             raise _Stopped
 
-    async def _attempt(
+    async def _try_once(
         self,
         env: Envelope,
         step: PlannedStep,
@@ -323,6 +396,8 @@ class Router:
         deadline: float,
         delivery: Delivery,
     ) -> StepResult:
+        """One attempt, journaled as started before it can send anything and ended once it is
+        over, however it ends: what the transport said, a timeout or an error, as an outcome."""
         ctx = AttemptContext(
             self.routes,
             env.target,
@@ -376,7 +451,7 @@ class Router:
             step=step.index,
             transport=step.transport,
             outcome=result.outcome,
-            carrier=result.carrier or ctx.carrier,
+            carrier=ctx.carrier,  # the one place a transport says which carrier it used
             reason=result.reason,
             retryable=result.retryable,
             detail=scrub(result.detail),

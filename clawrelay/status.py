@@ -1,7 +1,7 @@
 """`clawrelay status`: which ways to each target work right now, and what the journal says.
 
-Reachability is doctor's probes (a gateway connect, a node lookup, `test -w` over a carrier, a
-bot's getMe), all at once and each cut at a short timeout, so a fleet with one dead machine
+Reachability is `clawrelay.probes`, as doctor's (a gateway connect, a node lookup, `test -w` over a
+carrier, a bot's getMe), all at once and each cut at a short timeout, so a fleet with one dead machine
 answers in about that timeout. Nothing is sent to any agent. The journal adds the last path that
 delivered to each target and what waits for it in the outbox.
 """
@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from clawrelay.doctor.report import Check, checked
 
 if TYPE_CHECKING:
     from clawrelay.config.routes import Routes
-    from clawrelay.doctor.probes import Probes
     from clawrelay.journal import Journal
+    from clawrelay.probes import Probes
+
+
+class LastDelivery(TypedDict):
+    id: str
+    kind: str
+    via: str | None
+    at_ms: int
 
 
 @dataclass
@@ -25,7 +32,7 @@ class TargetStatus:
     target: str
     steps: list[Check]  # one per chain step: subject the target, transport the step's
     waiting: dict[str, int] = field(default_factory=lambda: {"queued": 0, "ambiguous": 0})
-    last: dict[str, object] | None = None  # the newest delivery: id, kind, via, at_ms
+    last: LastDelivery | None = None  # the newest delivery
 
     @property
     def reachable(self) -> list[str]:
@@ -98,12 +105,12 @@ async def survey(
     """The targets' steps and the hosts' checks, all at once; the hosts are those of the
     targets, or every configured host with `all_hosts`."""
     from clawrelay import paths
-    from clawrelay.carriers.hosts import opened
-    from clawrelay.doctor.probes import Probes
+    from clawrelay.carriers.hosts import open_carriers
+    from clawrelay.probes import Probes
 
     used = {h for t in targets if (h := routes.target(t).host)}
     hosts = sorted(routes.config.hosts if all_hosts else used)
-    async with opened(routes, paths.state_dir()) as carriers:
+    async with open_carriers(routes, paths.state_dir()) as carriers:
         probes = Probes(routes, carriers, timeout)
         found = await asyncio.gather(
             *(steps_of(probes, routes, t) for t in targets), *(host_checks(probes, routes, h) for h in hosts)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install clawrelay and its test dependencies into ./.venv, then run ruff and the whole test suite.
+# Install clawrelay and its test dependencies into ./.venv, then run ruff (lint and format), mypy --strict
+# and the whole test suite.
 # Extra arguments go to pytest (e.g. `bash scripts/test.sh -k outbox`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,4 +11,6 @@ PY=${PYTHON:-python3}
 # compat mode: a plain path entry, so the editable install adds nothing to every interpreter start
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"

@@ -2,6 +2,10 @@
 
 Every test gets its own CLAWRELAY_HOME, HOME and working directory, so no user config, state or
 proxy setting on the machine leaks in, and nothing a test writes outlives it.
+
+The marker `integration` is on every test that starts a server or any other listening process, or
+runs the real OpenClaw; `pytest -m "not integration"` is the fast layer (see SERVER_FIXTURES below
+for how the marker is applied, and `pytest_runtest_protocol` for the guard that keeps it so).
 """
 
 from __future__ import annotations
@@ -9,18 +13,107 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import forkrun
 import pytest
 
 PROGRAMS = Path(__file__).parent / "programs"
+if forkrun.enabled():
+    forkrun.preload()
 CLAWRELAY = shutil.which("clawrelay", path=str(Path(sys.executable).parent)) or shutil.which("clawrelay")
+
+# -- the fast layer: `integration` on every test that starts a server ------------------------------
+#
+# A test is marked `integration` when it starts an OpenClaw gateway or node host (tests/peer.py),
+# an sshd (tests/sshd.py), the fake Bot API (tests/bot_api.py), an HTTP proxy, Redis, an in-process
+# fake gateway or web server, or anything else that listens on a port; or when it runs the real
+# OpenClaw or OpenSSH (scripts/install-openclaw.sh, install-sshd.sh: Node and npm downloads on a
+# fresh machine). The rest, the fast layer, needs nothing but the venv. A test gets the marker:
+#   1. from its fixtures: every test whose fixture closure (direct or through another fixture)
+#      holds one of SERVER_FIXTURES, by `pytest_collection_modifyitems` below;
+#   2. by hand, where a test starts its server in its own body or through
+#      `request.getfixturevalue`: `pytestmark = pytest.mark.integration` in a module whose every
+#      test does, `@pytest.mark.integration` on the test, or `pytest.param(..., marks=...)` on a
+#      fixture's param.
+# A test without the marker that starts one anyway fails with the way to fix it
+# (`pytest_runtest_protocol` below), so the fast layer itself finds a forgotten marker.
+
+SERVER_FIXTURES = {
+    # name: where it is defined, what it starts
+    "gateway": "conftest: the session's OpenClaw gateway and its fake model",
+    "node": "conftest: a node host paired to the session gateway",
+    "sshd": "conftest: OpenSSH on a loopback port",
+    "bot_api": "test_doctor, test_telegram: the fake Bot API server",
+    "bot": "test_secrets_file: the fake Bot API server",
+    "gw": "test_events: the module's own gateway",
+    "second": "test_fleet: a second gateway",
+    "third": "test_fleet: a third gateway, started by its tests",
+    "xiaoa": "test_skill_path: a gateway whose model follows SKILL.md",
+}
+# What a test without the marker must not start: a program by argv[0]'s name (`openclaw` is the
+# real one, its gateway, node host or CLI), or a script of tests/programs or scripts/ by name.
+SERVER_PROGRAMS = {"sshd", "redis-server", "openclaw"}
+SERVER_SCRIPTS = {
+    "fake_telegram.py",
+    "fake_model.py",
+    "http_proxy.py",
+    "install-openclaw.sh",
+    "install-sshd.sh",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES.keys() & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
+def _starts_a_server(argv: object) -> bool:
+    args = [str(a) for a in argv] if isinstance(argv, list | tuple) else str(argv).split()
+    names = [Path(a).name for a in args]
+    return bool(names) and (names[0] in SERVER_PROGRAMS or bool(SERVER_SCRIPTS & set(names)))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    """A test without the `integration` marker runs (its fixtures of every scope set up and torn
+    down included) with no listening socket in this process, no server or real OpenClaw started,
+    and no server fixture asked for at run time: each fails it, with the fix."""
+    if item.get_closest_marker("integration"):
+        return (yield)
+
+    def refused(what: str) -> AssertionError:
+        return AssertionError(f"{item.nodeid} {what}: mark it `integration` (see tests/conftest.py)")
+
+    execute_child = subprocess.Popen._execute_child  # type: ignore[attr-defined]
+    getfixturevalue = pytest.FixtureRequest.getfixturevalue
+
+    def listen(self: socket.socket, *args: object) -> None:
+        raise refused("listens on a port")
+
+    def spawn(self: subprocess.Popen[object], args: object, *rest: object, **kw: object) -> None:
+        if _starts_a_server(args):
+            raise refused(f"starts a server ({args!r})")
+        execute_child(self, args, *rest, **kw)
+
+    def fixture_value(self: pytest.FixtureRequest, argname: str) -> object:
+        if argname in SERVER_FIXTURES:
+            raise refused(f"asks for the server fixture {argname!r}")
+        return getfixturevalue(self, argname)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "listen", listen)
+        patch.setattr(subprocess.Popen, "_execute_child", spawn)
+        patch.setattr(pytest.FixtureRequest, "getfixturevalue", fixture_value)
+        return (yield)
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 30.0) -> None:
@@ -59,6 +152,7 @@ class Env:
     home: Path  # CLAWRELAY_HOME
     workspace: Path
     vars: dict[str, str]
+    spawned: list[subprocess.Popen[str]] = field(default_factory=list)  # ended by the fixture
 
     def routes(self, text: str, name: str = "routes.yaml") -> Path:
         path = self.tmp / name
@@ -69,7 +163,21 @@ class Env:
         assert CLAWRELAY, "clawrelay is not installed in this environment (pip install -e .)"
         return [CLAWRELAY, *args]
 
-    def run(self, *args: str, input: str | None = None, timeout: float = 60, **extra: str) -> Result:
+    def run(
+        self,
+        *args: str,
+        input: str | None = None,
+        timeout: float = 60,
+        fork: bool = True,
+        **extra: str,
+    ) -> Result:
+        """The CLI's exit status and output; in a forked child of this process where it can be
+        (tests/forkrun.py says when and what that keeps true), else the console script."""
+        if fork and forkrun.can_fork():
+            code, out, err = forkrun.run(
+                self.cmd(*args), input=input, cwd=str(self.tmp), env={**self.vars, **extra}, timeout=timeout
+            )
+            return Result(code, out, err)
         p = subprocess.run(
             self.cmd(*args),
             input=input,
@@ -82,7 +190,7 @@ class Env:
         return Result(p.returncode, p.stdout, p.stderr)
 
     def spawn(self, *args: str, **extra: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             self.cmd(*args),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -91,6 +199,19 @@ class Env:
             cwd=self.tmp,
             env={**self.vars, **extra},
         )
+        self.spawned.append(proc)
+        return proc
+
+    def end_spawned(self) -> None:
+        """Kill, by PID, each process `spawn` started that is still running (a test that failed
+        before it reaped them), and close their pipes."""
+        for proc in self.spawned:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
 
     def note(self) -> str:
         """The text of every daily memory note in the workspace, in date order."""
@@ -98,7 +219,14 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Env:
+def env(tmp_path: Path) -> Iterator[Env]:
+    made = new_env(tmp_path)
+    yield made
+    made.end_spawned()
+
+
+def new_env(tmp_path: Path) -> Env:
+    """An isolated Env in `tmp_path` (what the `env` fixture gives; for wider-scoped fixtures too)."""
     home = tmp_path / "state"
     workspace = tmp_path / "workspace"
     workspace.mkdir()

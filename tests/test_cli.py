@@ -129,6 +129,29 @@ def test_help_and_python_dash_m(env: Env) -> None:
     assert version.returncode == 0 and version.stdout.startswith("clawrelay ")
 
 
+def test_the_root_help_lists_each_commands_own_help_without_building_any() -> None:
+    """`clawrelay --help` lists the commands from a table in cli/__init__.py: each line is what the
+    command's own help gives, at any width, and typer (or anything a command needs) stays unloaded.
+    A process of its own: building the commands loads typer the way the CLI does."""
+    code = """
+import contextlib, io, sys
+import click
+from clawrelay.cli import COMMANDS, build_command, main
+sys.argv = ["clawrelay", "--help"]
+with contextlib.redirect_stdout(io.StringIO()):
+    main()
+print([m for m in ("typer", "msgspec", "yaml", "asyncio", "sqlite3") if m in sys.modules])
+for name, (_, _, sentence) in COMMANDS.items():
+    listed, real = click.Command(name, help=sentence), build_command(name)
+    for limit in (20, 45, 65, 200):
+        if listed.get_short_help_str(limit) != real.get_short_help_str(limit):
+            print(f"{name} at {limit}: {listed.get_short_help_str(limit)!r} != {real.get_short_help_str(limit)!r}")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["[]"]
+
+
 def test_json_errors_are_parseable(env: Env) -> None:
     env.routes(header(env.workspace) + "targets: {a: {host: here, chain: [memory_file: {}]}}\n")
     r = env.run("send", "nobody", "x", "--json")
@@ -185,3 +208,25 @@ def test_config_option_before_or_after_the_command_and_the_commands_own_wins(env
     assert missing.code == 2 and "gone.yaml: no such config file" in missing.err, missing.err
     assert len(missing.err.strip().splitlines()) == 1 and "Traceback" not in missing.err
     assert "--config" in env.run("--help").out
+
+
+def test_a_forked_run_and_the_console_script_agree(env: Env) -> None:
+    """tests/forkrun.py stands in for the console script in most tests: the same exit status,
+    output, stdin and journal, or every test that relies on it proves less than it says."""
+    import re
+
+    env.routes(header(env.workspace) + "targets: {x: {host: here, chain: [memory_file: {}]}}\n")
+    cases = [
+        ("send", "x", "-", "--json"),  # the body from stdin
+        ("send", "nobody", "hi"),  # exit 3, one line on stderr
+        ("send", "x"),  # a usage error: exit 2
+        ("outbox", "list", "--json"),
+        ("log", "--json"),
+    ]
+    for args in cases:
+        runs = [env.run(*args, input="from stdin ünïcode\n", fork=fork) for fork in (True, False)]
+        forked, real = (
+            (r.code, re.sub(r"[0-9a-f-]{36}|\d{10,}|elapsed_ms\": \d+", "N", r.out), r.err) for r in runs
+        )
+        assert forked == real, args
+    assert env.note().count("from stdin ünïcode") == 2  # each run wrote, and closed, its note

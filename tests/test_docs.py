@@ -28,18 +28,20 @@ def test_readme_opens_with_the_demo_and_the_test_command() -> None:
 
 
 def test_the_routes_reference_names_every_key_of_the_config_model() -> None:
-    from pydantic import BaseModel
+    """Every key of the model, and of every chain transport's options (their specs')."""
+    import msgspec
 
     from clawrelay.config import model
+    from clawrelay.transports import registry
 
     reference = ROOT.joinpath("docs", "configuration.md").read_text()
     missing = []
-    for obj in vars(model).values():
-        if isinstance(obj, type) and issubclass(obj, BaseModel) and obj.__module__ == model.__name__:
-            for name, field in obj.model_fields.items():
-                key = field.alias or name
-                if key == "transport":  # a step's name (`- memory_file: {}`), not a key users write
-                    continue
+    classes = [o for o in vars(model).values() if isinstance(o, type) and o.__module__ == model.__name__]
+    classes += [spec.options for spec in registry.specs() if spec.in_routes]
+    for obj in classes:
+        if issubclass(obj, msgspec.Struct):
+            for field in msgspec.structs.fields(obj):
+                key = field.encode_name
                 # `key` or `key:` as a word of its own: `id:` inside `chat_id:` does not count
                 if not re.search(rf"`{key}`|(?<![\w.]){key}:", reference):
                     missing.append(f"{obj.__name__}.{key}")

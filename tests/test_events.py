@@ -25,6 +25,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from clawrelay.openclaw import GatewayClient, GatewayError
 from clawrelay.transports.system_event import watching
 
+pytestmark = pytest.mark.integration  # a real gateway, or a fake one on a loopback port
+
 TOKEN_ENV = "TEST_GW_TOKEN"
 
 

@@ -31,7 +31,13 @@ NASTY = [
 ECHO_ARGV = [sys.executable, "-c", "import json, sys; print(json.dumps(sys.argv[1:]))"]
 
 
-@pytest.fixture(params=["local", "ssh", "node"])
+@pytest.fixture(
+    params=[  # ssh and node bring up their servers below, by name: the marker is on their params
+        "local",
+        pytest.param("ssh", marks=pytest.mark.integration),
+        pytest.param("node", marks=pytest.mark.integration),
+    ]
+)
 def carrier(request: pytest.FixtureRequest, env: Env) -> tuple[str, dict[str, str]]:
     """(host, extra env) for one carrier; ssh and node bring up their servers on first use."""
     name = request.param

@@ -32,6 +32,8 @@ from clawrelay.router import Router
 from clawrelay.transports import AttemptContext
 from clawrelay.transports.sessions_send import SessionsSend
 
+pytestmark = pytest.mark.integration  # every test serves a fake gateway on a loopback port
+
 Reply = Callable[[dict[str, Any]], Awaitable[None]]
 
 

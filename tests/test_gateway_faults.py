@@ -21,6 +21,8 @@ from clawrelay.journal import Journal
 from clawrelay.outcome import Outcome
 from clawrelay.router import Router
 
+pytestmark = pytest.mark.integration  # every test serves a fake gateway on a loopback port
+
 
 async def attempts_against(url: str, tmp_path: Path, step: str = "timeout: 2s, retries: 0") -> list[Any]:
     routes = routes_for(url, f"  xiaom: {{chain: [sessions_send: {{gateway: gw, {step}}}]}}\n", token="t")

@@ -13,12 +13,12 @@ import os
 import shutil
 import sqlite3
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import CLAWRELAY, Env, header
+from conftest import CLAWRELAY, Env, header, new_env
 
 
 @dataclass
@@ -40,10 +40,34 @@ def routes(env: Env) -> None:
     )
 
 
+HISTORY: list[Env] = []  # the `history` fixture's Env, for the setups below
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    """A journal with history, made once for the module: 30 messages of 500 bytes, each with its
+    record and attempt, sent by the CLI as one group send (one process, not thirty). Each test that
+    damages or empties a journal starts from a copy of its state dir and workspace."""
+    made = new_env(tmp_path_factory.mktemp("history"))
+    names = [f"h{i}" for i in range(30)]
+    made.routes(
+        header(made.workspace)
+        + "targets:\n"
+        + "".join(f"  {n}: {{host: here, chain: [memory_file: {{wake: false}}]}}\n" for n in names)
+        + f"groups:\n  history: [{', '.join(names)}]\n"
+    )
+    sent = made.run("send", "@history", "history " + "x" * 500, "--json")
+    assert sent.code == 0 and len(sent.json()) == 30, sent.err  # type: ignore[arg-type]
+    HISTORY.append(made)
+    yield made
+    HISTORY.remove(made)
+
+
 def journal_with_history(env: Env) -> None:
+    (made,) = HISTORY  # the test asks for the `history` fixture
     routes(env)
-    for i in range(30):
-        assert env.run("send", "xiaom", f"history {i} " + "x" * 500).code == 0
+    shutil.copytree(made.home, env.home)
+    shutil.copytree(made.workspace, env.workspace, dirs_exist_ok=True)
 
 
 def damaged_journal(env: Env) -> None:
@@ -132,7 +156,7 @@ def can_unshare() -> bool:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_hostile_input_and_broken_state_get_one_line_and_the_documented_exit_code(
-    env: Env, name: str
+    env: Env, name: str, history: Env
 ) -> None:
     case = CASES[name]
     if case.wrap is not None and not can_unshare():
@@ -152,14 +176,14 @@ def test_hostile_input_and_broken_state_get_one_line_and_the_documented_exit_cod
     assert len(lines[0]) < 600, "a hostile argument is not echoed whole"
 
 
-def test_a_damaged_journal_is_reported_before_anything_is_sent(env: Env) -> None:
+def test_a_damaged_journal_is_reported_before_anything_is_sent(env: Env, history: Env) -> None:
     damaged_journal(env)
     before = env.note()
     assert env.run("send", "xiaom", "must not go").code == 2
     assert env.note() == before
 
 
-def test_an_emptied_journal_is_said_once_and_a_new_one_works(env: Env) -> None:
+def test_an_emptied_journal_is_said_once_and_a_new_one_works(env: Env, history: Env) -> None:
     emptied_journal(env)
     first = env.run("log", "--json")
     assert first.code == 0 and "history is gone" in first.err and first.json() == []

@@ -125,6 +125,7 @@ async def _gateway_call(
     return proc.returncode or 0, err.decode()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("how", ["url", "routes"])
 def test_no_frame_carrying_a_token_is_logged_unmasked(env: Env, how: str) -> None:
     rng = random.Random(how)
@@ -161,6 +162,7 @@ targets:
 # -- a library's traceback -----------------------------------------------------------------------
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("level", ["warning", "info", "debug"])
 def test_a_library_traceback_is_one_line_unless_debug(env: Env, level: str) -> None:
     server = FakeTelegram(env.tmp / "bot-api", [{"method": "getMe", "garbage": True}])

@@ -117,6 +117,7 @@ def _skills_list(bin_dir: Path, tmp: Path, ws: Path, with_clawrelay: bool) -> di
     return ours
 
 
+@pytest.mark.integration  # the real OpenClaw (scripts/install-openclaw.sh)
 def test_the_real_openclaw_offers_it_to_the_model_with_clawrelay_off_its_path(env: Env) -> None:
     """The gateway's PATH rarely has a venv's clawrelay on it: the skill names clawrelay by its
     absolute path, so it must not be gated on `clawrelay` being on PATH."""
@@ -133,6 +134,7 @@ def test_the_real_openclaw_offers_it_to_the_model_with_clawrelay_off_its_path(en
         assert listed["description"].startswith("Reach another OpenClaw instance")
 
 
+@pytest.mark.integration  # the real OpenClaw (scripts/install-openclaw.sh)
 def test_install_warns_when_openclaw_would_not_show_it_to_the_agent(env: Env) -> None:
     """`openclaw` on PATH, and OpenClaw's workspace is another folder: installed, with a warning."""
     from peer import openclaw_bin

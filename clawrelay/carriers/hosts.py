@@ -83,7 +83,7 @@ class HostCarriers:
 
 
 @asynccontextmanager
-async def opened(routes: Routes, home: Path) -> AsyncIterator[HostCarriers]:
+async def open_carriers(routes: Routes, home: Path) -> AsyncIterator[HostCarriers]:
     """Carriers for one command (exec, sync, doctor): gateway connections are opened only when a
     node or the caller asks for them, and everything is closed together."""
     from clawrelay.openclaw.pool import GatewayPool

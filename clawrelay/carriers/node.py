@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from clawrelay.carriers.base import GRACE_S, ask_home, under_home
 from clawrelay.carriers.node_approval import approved_run
 from clawrelay.carriers.node_helper import NodeHelper
-from clawrelay.carriers.node_policy import asks, denied, refused
+from clawrelay.carriers.node_policy import asks, is_denied, refusal
 from clawrelay.carriers.proxy import shell_wrap, wrap
 from clawrelay.carriers.result import TIMEOUT_EXIT, RunResult
 from clawrelay.config.model import Gateway, NodeRef
@@ -165,12 +165,12 @@ class NodeCarrier:
             payload = await self.invoke(client, node_id, params, end, on_spawn)
         except GatewayError as e:
             if not asks(e):
-                raise await refused(self, e, argv, end) from e
+                raise await refusal(self, e, argv, end) from e
             approving = {**params, "command": approvable}
             payload = await approved_run(self, argv, node_id, approving, end, on_spawn)
         return self._result(payload, argv, t0)
 
-    async def unasked(self, command: list[str], argv: Sequence[str], end: float) -> RunResult | None:
+    async def run_unasked(self, command: list[str], argv: Sequence[str], end: float) -> RunResult | None:
         """`command` on the node, or None where its policy would want an approval or refuse it:
         nobody is asked (doctor's probes, writing the helper). `argv` is what a refusal names."""
         from clawrelay.openclaw import GatewayError
@@ -181,9 +181,9 @@ class NodeCarrier:
         try:
             payload = await self.invoke(client, node_id, _system_run(command, self.ref.agent), end, None)
         except GatewayError as e:
-            if denied(e):
+            if is_denied(e):
                 return None
-            raise await refused(self, e, argv, end) from e
+            raise await refusal(self, e, argv, end) from e
         return self._result(payload, command, t0)
 
     async def invoke(
@@ -216,7 +216,8 @@ class NodeCarrier:
 
     def _result(self, payload: dict[str, Any], argv: Sequence[str], t0: float) -> RunResult:
         elapsed = int((time.monotonic() - t0) * 1000)
-        out = payload.get("payload") if isinstance(payload.get("payload"), dict) else payload
+        inner = payload.get("payload")
+        out: dict[str, Any] = inner if isinstance(inner, dict) else payload
         stdout = str(out.get("stdout") or "").encode()
         stderr = str(out.get("stderr") or "").encode()
         if out.get("timedOut"):

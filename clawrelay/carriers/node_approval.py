@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from clawrelay.carriers.node_helper import is_helper, no_helper
-from clawrelay.carriers.node_policy import allowlist_line, node_error, prepared, refused
+from clawrelay.carriers.node_policy import allowlist_line, as_fix, node_error, prepare_run, refusal
 from clawrelay.errors import TransportError
 from clawrelay.ids import new_id
 from clawrelay.reasons import Reason
@@ -46,10 +46,12 @@ async def approved_run(
     auto = c.ref.approve == "allow-once"
     await _preflight(c, argv, end)
     if not auto and not ASK_HUMANS.get():
+        line = await allowlist_line(c, argv, end + 3)
         raise TransportError(
             f"{c.label}: the node wants an approval for `{scrub(shlex.join(argv)[:200])}` (nobody "
-            f"is asked from here); allow its program there: {await allowlist_line(c, argv, end + 3)}",
+            f"is asked from here); allow its program there: {line}",
             reason=Reason.DENIED,
+            fix=as_fix(line),
         )
     try:
         # exec.approval.request needs operator.approvals as well, whoever decides
@@ -106,26 +108,30 @@ async def approved_run(
                 )
             decision = (await pending.final).get("decision")
     except TimeoutError:
+        line = await allowlist_line(c, argv, end + 3)
         raise TransportError(
             f"{c.label}: the node asks for approval and none came in time (allow the "
-            f"command on the node: {await allowlist_line(c, argv, end + 3)}, or set "
-            "`approve: allow-once` on this host's node)",
+            f"command on the node: {line}, or set `approve: allow-once` on this host's node)",
             reason=Reason.APPROVAL_TIMEOUT,
+            fix=as_fix(line),
         ) from None
     except GatewayError as e:
         if e.reason in (Reason.MISSING_SCOPE, Reason.PAIRING_REQUIRED):
+            line = await allowlist_line(c, argv, end + 3)
             raise TransportError(
                 f"{c.label}: the node asks for approval and clawrelay may not approve "
-                f"({e}); allow the program on the node: {await allowlist_line(c, argv, end + 3)}",
+                f"({e}); allow the program on the node: {line}",
                 reason=Reason.DENIED,
+                fix=as_fix(line),
             ) from e
-        raise await refused(c, e, argv, end + 3) from e
+        raise await refusal(c, e, argv, end + 3) from e
     if decision not in ("allow-once", "allow-always"):
+        line = await allowlist_line(c, argv, time.monotonic() + 5)
         raise TransportError(
             f"{c.label}: approval {decision or 'not given'} for "
-            f"`{scrub(str(plan.get('commandText')))}`; to let it run unasked: "
-            f"{await allowlist_line(c, argv, time.monotonic() + 5)}",
+            f"`{scrub(str(plan.get('commandText')))}`; to let it run unasked: {line}",
             reason=Reason.DENIED,
+            fix=as_fix(line),
         )
     params = {
         **params,
@@ -141,7 +147,7 @@ async def approved_run(
     try:
         return await c.invoke(client, node_id, params, end, on_spawn)
     except GatewayError as e:
-        raise await refused(c, e, argv, end + 3) from e
+        raise await refusal(c, e, argv, end + 3) from e
 
 
 async def _preflight(c: NodeCarrier, argv: Sequence[str], end: float) -> None:
@@ -150,7 +156,7 @@ async def _preflight(c: NodeCarrier, argv: Sequence[str], end: float) -> None:
     from clawrelay.openclaw import GatewayError
 
     try:
-        await prepared(c, argv, max(0.5, min(5.0, end - time.monotonic())))
+        await prepare_run(c, argv, max(0.5, min(5.0, end - time.monotonic())))
     except GatewayError as e:
         why = (node_error(e) or ("", str(e)))[1]
         if is_helper(argv) and "script operand" in why:

@@ -126,10 +126,11 @@ def no_helper(c: NodeCarrier, path: str) -> TransportError:
         f"nothing write it; copy {local_helper()} from this machine to that path there (the "
         f"node's allowlist then needs: {c.allowlist_add(HELPER_PATTERN)})",
         reason=Reason.DENIED,
+        fix=c.allowlist_add(HELPER_PATTERN),
     )
 
 
-def _staged(remote: str) -> str:
+def _staging_name(remote: str) -> str:
     """The name a file `put` as `remote` has in the helper's staging folder (no leading dot)."""
     return PurePosixPath(remote).name.lstrip(".")
 
@@ -183,7 +184,7 @@ class NodeHelper:
         """Write the helper (where the node runs a shell line unasked: its default policy)."""
         path = await self.path()
         command = ["sh", "-c", INSTALL, "clawrelay-install", path, helper_script()[1]]
-        res = await self.carrier.unasked(command, command, end)
+        res = await self.carrier.run_unasked(command, command, end)
         if res is None:
             raise no_helper(self.carrier, path)
         if res.exit_code != 0:
@@ -198,7 +199,7 @@ class NodeHelper:
         of base64 small enough for any node's argv (one piece in memory at a time); returns its
         path there."""
         end = time.monotonic() + timeout
-        name = _staged(remote)
+        name = _staging_name(remote)
         size = local.stat().st_size
         offset = 0
         with local.open("rb") as f:
@@ -223,7 +224,7 @@ class NodeHelper:
 
     async def drop(self, remote: str, *, timeout: float = 30.0) -> None:
         """Remove what `put` left under that name."""
-        await self._ok("drop", [_staged(remote)], time.monotonic() + timeout)
+        await self._ok("drop", [_staging_name(remote)], time.monotonic() + timeout)
 
     async def _ok(self, command: str, args: Sequence[str], end: float) -> RunResult:
         left = end - time.monotonic()

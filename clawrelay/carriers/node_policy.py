@@ -43,12 +43,12 @@ def asks(err: GatewayError) -> bool:
     return bool(denied and denied[0] == "SYSTEM_RUN_DENIED" and "approval required" in denied[1])
 
 
-def denied(err: GatewayError) -> bool:
+def is_denied(err: GatewayError) -> bool:
     """The node's policy does not let this run go unasked: it wants an approval, or refuses it."""
     return "SYSTEM_RUN_DENIED" in f"{node_error(err)} {err}"
 
 
-async def prepared(c: NodeCarrier, argv: Sequence[str], timeout: float) -> dict[str, Any]:
+async def prepare_run(c: NodeCarrier, argv: Sequence[str], timeout: float) -> dict[str, Any]:
     """The node's plan for `argv`, run nowhere (`system.run.prepare`): the program's resolved
     path, what an allowlist entry for it must say, and the node's policy for our agent."""
     client = await c.client(timeout)
@@ -70,12 +70,12 @@ async def prepared(c: NodeCarrier, argv: Sequence[str], timeout: float) -> dict[
 
 async def exec_policy(c: NodeCarrier, timeout: float) -> tuple[str, str]:
     """(security, ask) of the node's exec policy for our agent, as the node reports it."""
-    plan = await prepared(c, ["test", "-e", "/"], timeout)
+    plan = await prepare_run(c, ["test", "-e", "/"], timeout)
     effective = plan.get("execPolicy") or (plan.get("plan") or {}).get("policySnapshot") or {}
     return str(effective.get("security") or "full"), str(effective.get("ask") or "off")
 
 
-async def allowed(
+async def run_if_allowed(
     c: NodeCarrier, argv: Sequence[str], *, timeout: float, helper: bool = False
 ) -> RunResult | None:
     """`argv` run as the carrier's `run` would run it (or as a helper command), or None where the
@@ -85,7 +85,7 @@ async def allowed(
         command = ["sh", await c.node_helper.path(), helper_script()[0], *argv]
     else:
         command = shell_wrap(argv, strip=c.strip_proxy)
-    return await c.unasked(command, argv, end)
+    return await c.run_unasked(command, argv, end)
 
 
 async def allowlist_pattern(c: NodeCarrier, argv: Sequence[str], timeout: float = 5.0) -> str | None:
@@ -95,7 +95,7 @@ async def allowlist_pattern(c: NodeCarrier, argv: Sequence[str], timeout: float 
     from clawrelay.errors import ClawrelayError
 
     try:
-        plan = await prepared(c, argv, max(0.5, timeout))
+        plan = await prepare_run(c, argv, max(0.5, timeout))
     except ClawrelayError:
         return None
     for entry in (plan.get("allowAlwaysCoverage") or {}).get("patterns") or []:
@@ -119,7 +119,12 @@ async def allowlist_line(c: NodeCarrier, argv: Sequence[str], end: float) -> str
     return c.allowlist_add(pattern or f"<path of {argv[0]} there>")
 
 
-async def refused(c: NodeCarrier, err: GatewayError, argv: Sequence[str], end: float) -> TransportError:
+def as_fix(line: str) -> str | None:
+    """An `allowlist_line` as an error's `fix`: only when it is a command to run."""
+    return line if line.startswith("openclaw approvals ") else None
+
+
+async def refusal(c: NodeCarrier, err: GatewayError, argv: Sequence[str], end: float) -> TransportError:
     """The gateway's or the node's no, as one line that says what to do about it."""
     node = node_error(err)
     why = node[1] if node else str(err)
@@ -133,10 +138,12 @@ async def refused(c: NodeCarrier, err: GatewayError, argv: Sequence[str], end: f
                 "that variable on a node, whatever its allowlist",
                 reason=Reason.DENIED,
             )
+        line = await allowlist_line(c, argv, end)
         return TransportError(
             f"{c.label} refused the command ({why}); allow its program on the node (on the "
-            f"gateway's machine): {await allowlist_line(c, argv, end)}",
+            f"gateway's machine): {line}",
             reason=Reason.DENIED,
+            fix=as_fix(line),
         )
     if err.reason == Reason.UNAVAILABLE and "not connected" in str(err).lower():
         return TransportError(

@@ -114,6 +114,7 @@ class SshCarrier:
                 f"ssh {where}: the host key is not in {known}; check it is really that host, then add it: "
                 f"{keyscan_command(ref)}",
                 reason=Reason.HOST_KEY_UNKNOWN,
+                fix=keyscan_command(ref),
             ) from e
         except asyncssh.PermissionDenied as e:
             raise TransportError(

@@ -137,10 +137,10 @@ def on_carriers(routes: Routes, journal: Journal, job: Callable[[HostCarriers], 
     """Run one remote job (exec, sync) with the command's carriers opened, and closed after it."""
     import asyncio
 
-    from clawrelay.carriers.hosts import opened
+    from clawrelay.carriers.hosts import open_carriers
 
     async def go() -> T:
-        async with opened(routes, journal.home) as carriers:
+        async with open_carriers(routes, journal.home) as carriers:
             return await job(carriers)
 
     return asyncio.run(go())

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING
-
 import typer
 
 from clawrelay.cli.common import ConfigOpt, JsonOpt, duration_option, load, reported
-
-if TYPE_CHECKING:
-    from clawrelay.envelope import Envelope
-    from clawrelay.journal import Batch
-    from clawrelay.outcome import Delivery
-    from clawrelay.router import Router
 
 
 def event(
@@ -37,7 +28,6 @@ def event(
     queued. Exit 0 delivered, 1 not, 2 usage, 3 unknown target, 4 ambiguous or partly delivered."""
     from clawrelay import events
     from clawrelay.cli.send import deliver
-    from clawrelay.envelope import inherited_hops
     from clawrelay.errors import UsageError
 
     with reported(as_json):
@@ -48,22 +38,13 @@ def event(
         override = duration_option(deadline, "--deadline") if deadline is not None else None
         routes = load(config)
         targets = routes.expand(target)
-        plans = [events.plan(routes, name, mode, via) for name in targets]  # type: ignore[arg-type]
-
-        def start(
-            router: Router, envelopes: list[Envelope], batch: Batch | None
-        ) -> Awaitable[list[Delivery]]:
-            by_id = {e.id: p for e, p in zip(envelopes, plans, strict=True)}
-            return router.run(envelopes, by_id, batch=batch, queue=False)
-
+        plans = {name: events.plan(routes, name, mode, via) for name in targets}  # type: ignore[arg-type]
         raise typer.Exit(
             deliver(
                 routes,
                 target,
-                targets,
                 text,
-                inherited_hops(),
-                start,
+                plans,
                 kind="event",
                 override=override,
                 as_json=as_json,

@@ -29,7 +29,7 @@ def log(
         if as_json:
             emit_json([r.to_json() for r in records])
             return
-        from clawrelay.cli.render import attempt_line, indented, when
+        from clawrelay.cli.render import attempt_line, indent_lines, when
         from clawrelay.outcome import Status
 
         order = (Status.DELIVERED, Status.AMBIGUOUS, Status.QUEUED, Status.FAILED, Status.DEAD, Status.PURGED)
@@ -60,4 +60,4 @@ def log(
                     typer.echo(f"   run {run}:")
                 typer.echo(attempt_line(a, explain=explain, prefix=" "))
             if r.reply:
-                typer.echo(f"   reply: {indented(r.reply)}")
+                typer.echo(f"   reply: {indent_lines(r.reply)}")

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
 from clawrelay.cli.common import ConfigOpt, JsonOpt, duration_option, emit_json, load, open_journal, reported
 
 if TYPE_CHECKING:
-    from clawrelay.envelope import Envelope
     from clawrelay.flush import Pass
     from clawrelay.journal import Journal, MessageRecord
-    from clawrelay.outcome import Attempt, Delivery
+    from clawrelay.router import Router
+
+T = TypeVar("T")
 
 app = typer.Typer(help="Messages not delivered yet: list, retry, flush, purge.", no_args_is_help=True)
 
@@ -57,103 +59,63 @@ def retry(
 ) -> None:
     """Send queued messages again: those due after their backoff, all with --now, or one by ID.
 
-    A target's messages go one at a time, oldest first: one that is not due, not delivered or
-    being sent elsewhere keeps the target's newer ones waiting. Ambiguous messages (they may have
-    arrived) are only retried by ID. Exit 0 when everything retried was delivered, 1 when some
-    stay queued, 4 when some ended ambiguous.
+    Without ID, one pass of `outbox flush`, a target at a time: a target's messages go one at a
+    time, oldest first, once its oldest is due; one not delivered or being sent elsewhere keeps
+    the target's newer ones waiting. Ambiguous messages (they may have arrived) are only retried
+    by ID. Exit 0 when everything retried was delivered, 1 when some stay queued, 4 when some
+    ended ambiguous.
     """
     import asyncio
 
-    from clawrelay.errors import ClawrelayError, Reason, UsageError
-    from clawrelay.journal import now_ms
+    from clawrelay.cli.render import attempt_printer, show_retry_start, verdict
+    from clawrelay.errors import Reason, UsageError
+    from clawrelay.flush import Flusher, Pass
     from clawrelay.outcome import Status
+    from clawrelay.router import Router
 
     with reported(as_json):
         routes = load(config)
         journal = open_journal()
-        expired = journal.expire()
-        blocked: dict[str, str] = {}  # target → its oldest message not delivered in this run
-        if message_id is not None:
+        router = Router(routes, journal, on_attempt=None if as_json else attempt_printer(explain=explain))
+        # a flush pass, one target at a time: each message's lines follow one another
+        flusher = Flusher(router, concurrent_targets=1, on_start=None if as_json else show_retry_start)
+        if message_id is None:
+            # ambiguous ones are a person's decision: said, so nobody takes them for forgotten
+            held: list[dict[str, object]] = [
+                {"id": r.id, "reason": Reason.AMBIGUOUS}
+                for r in journal.outbox()
+                if r.status is Status.AMBIGUOUS
+            ]
+            result = asyncio.run(_closing(router, flusher.once(now=now)))
+            result.skipped[:0] = held
+        else:
+            result = Pass(expired=journal.expire())
             record = _find(journal, message_id)
             if record.status not in (Status.QUEUED, Status.AMBIGUOUS):
                 raise UsageError(f"{record.id} is {record.status}, not in the outbox")
-            candidates, skipped = [record], []
-        else:
-            t, candidates, skipped = now_ms(), [], []
-            for r in journal.outbox():
-                if r.status is Status.AMBIGUOUS:
-                    skipped.append({"id": r.id, "reason": Reason.AMBIGUOUS})
-                elif not now and (r.next_attempt_ms or 0) > t and r.target not in blocked:
-                    skipped.append(
-                        {"id": r.id, "reason": Reason.BACKOFF, "next_attempt_ms": r.next_attempt_ms}
-                    )
-                    blocked[r.target] = r.id  # its newer messages wait behind it: order is kept
-                else:
-                    candidates.append(r)
-
-        from clawrelay.cli.render import attempt_line, verdict
-        from clawrelay.router import Router
-
-        def progress(env: Envelope, attempt: Attempt) -> None:
-            if not as_json:
-                typer.echo(attempt_line(attempt, explain=explain, prefix=env.target))
-
-        router = Router(routes, journal, on_attempt=progress)
-        deliveries, errors = [], []
-
-        async def go() -> None:
-            try:
-                await each()
-            finally:
-                await router.aclose()
-
-        async def each() -> None:
-            for r in candidates:  # oldest first; a target's next one only once the one before is delivered
-                if r.target in blocked:
-                    skipped.append(
-                        {"id": r.id, "reason": Reason.BEHIND_UNDELIVERED, "behind": blocked[r.target]}
-                    )
-                    continue
-                if not as_json:
-                    typer.echo(f"→ {r.target} (id {r.id}, run {r.runs + 1})")
-                try:
-                    d = await router.retry(r, manual=message_id is not None)
-                except ClawrelayError as e:
-                    errors.append({"id": r.id, "reason": e.reason, "message": e.message})
-                    blocked[r.target] = r.id
-                    continue
-                if isinstance(d, str):
-                    skipped.append({"id": r.id, "reason": d})
-                    if d == Reason.IN_FLIGHT:  # another process is sending it: the rest wait their turn
-                        blocked[r.target] = r.id
-                else:
-                    deliveries.append(d)
-                    if d.status is not Status.DELIVERED:
-                        blocked[r.target] = r.id
-
-        asyncio.run(go())
+            asyncio.run(_closing(router, flusher.retry(record, result, manual=True)))
         if as_json:
-            emit_json(
-                {
-                    "retried": [d.to_json() for d in deliveries],
-                    "skipped": skipped,
-                    "errors": errors,
-                    "expired": expired,
-                }
-            )
+            emit_json(result.to_json())
         else:
-            for d in deliveries:
+            for d in result.retried:
                 typer.echo(verdict(d))
-            for s in skipped:
-                typer.echo(f"skipped {s['id']}: {s['reason'].replace('_', ' ')}")
-            for e in errors:
+            for s in result.skipped:
+                typer.echo(f"skipped {s['id']}: {str(s['reason']).replace('_', ' ')}")
+            for e in result.errors:
                 typer.echo(f"error {e['id']}: {e['message']}", err=True)
-            for i in expired:
+            for i in result.expired:
                 typer.echo(f"expired {i}: now a dead letter")
-            if not (deliveries or skipped or errors or expired):
+            if not (result.retried or result.skipped or result.errors or result.expired):
                 typer.echo("outbox is empty")
-        codes = {d.exit_code for d in deliveries} | ({1} if errors else set())
-        raise typer.Exit(1 if 1 in codes else (4 if 4 in codes else 0))
+        raise typer.Exit(result.exit_code)
+
+
+async def _closing(router: Router, work: Awaitable[T]) -> T:
+    """`work`, then the router's connections closed, however it ends."""
+    try:
+        return await work
+    finally:
+        await router.aclose()
 
 
 @app.command()
@@ -182,7 +144,7 @@ def flush(
     import asyncio
     import signal
 
-    from clawrelay.cli.render import attempt_line, verdict
+    from clawrelay.cli.render import attempt_printer, show_retry_start, verdict
     from clawrelay.errors import UsageError
     from clawrelay.flush import Flusher
     from clawrelay.journal import now_ms
@@ -197,29 +159,22 @@ def flush(
         routes = load(config)
         journal = open_journal()
 
-        def progress(env: Envelope, attempt: Attempt) -> None:
-            if not as_json:
-                typer.echo(attempt_line(attempt, explain=explain, prefix=env.target))
-
-        def starting(r: MessageRecord) -> None:
-            if not as_json:
-                typer.echo(f"→ {r.target} (id {r.id}, run {r.runs + 1})")
-
-        def done(d: Delivery) -> None:
-            if not as_json:
-                typer.echo(verdict(d))
-
         def report(p: Pass) -> None:
             if as_json:
                 emit_json(p.to_json())
             else:
                 _report_rest(p)
 
-        router = Router(routes, journal, on_attempt=progress)
-        flusher = Flusher(router, probe_timeout=probe_timeout, on_start=starting, on_done=done)
+        router = Router(routes, journal, on_attempt=None if as_json else attempt_printer(explain=explain))
+        flusher = Flusher(
+            router,
+            probe_timeout=probe_timeout,
+            on_start=None if as_json else show_retry_start,
+            on_done=None if as_json else lambda d: typer.echo(verdict(d)),
+        )
         started = [now_ms()]
 
-        def finished(p: Pass) -> None:
+        def record_end(p: Pass) -> None:
             left = sum(n["queued"] for n in journal.waiting().values())
             record_pass(
                 {**p.summary(), "left_queued": left},
@@ -239,7 +194,7 @@ def flush(
                         typer.echo(f"watching the outbox every {interval} (SIGTERM or Ctrl-C to stop)")
                     with WatcherLock(journal.home) as lock:  # while held: "a flusher runs"
                         lock.acquire(every)
-                        await flusher.watch(every, report, on_pass=finished)
+                        await flusher.watch(every, report, on_pass=record_end)
                     return None
                 return await flusher.once(now=now)
             finally:
@@ -250,7 +205,7 @@ def flush(
             if not as_json:
                 typer.echo("stopped")
             return
-        finished(result)
+        record_end(result)
         if as_json:
             emit_json(result.to_json())
         else:
@@ -262,9 +217,12 @@ def flush(
 
 def _report_rest(p: Pass) -> None:
     """What a pass did besides the deliveries already shown as they ended."""
+    from clawrelay.errors import Reason
+
     skipped: dict[str, int] = {}
     for s in p.skipped:
-        skipped[str(s["reason"])] = skipped.get(str(s["reason"]), 0) + 1
+        if s["reason"] is not Reason.NO_LONGER_QUEUED:  # delivered by another: not waiting
+            skipped[str(s["reason"])] = skipped.get(str(s["reason"]), 0) + 1
     for reason, n in skipped.items():
         typer.echo(f"{n} waiting ({reason.replace('_', ' ')})")
     for e in p.errors:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+import typer
 
 from clawrelay.cli.common import one_line
 from clawrelay.config.durations import format_duration
@@ -10,7 +14,27 @@ from clawrelay.config.routes import PlannedStep
 from clawrelay.ids import short_id
 from clawrelay.outcome import Attempt, Delivery, Outcome, ReplyWait, Status
 
+if TYPE_CHECKING:
+    from clawrelay.envelope import Envelope
+    from clawrelay.journal import MessageRecord
+
 MARK = {Outcome.DELIVERED: "✓", Outcome.FAILED: "✗", Outcome.AMBIGUOUS: "?", Outcome.STARTED: "…"}
+
+
+def attempt_printer(*, explain: bool, with_target: bool = True) -> Callable[[Envelope, Attempt], None]:
+    """The router's `on_attempt` for a human: each attempt on its line as it ends, so a slow
+    chain shows where it is. `with_target` names the target on each line, for output where
+    several targets' attempts follow one another."""
+
+    def show(env: Envelope, attempt: Attempt) -> None:
+        typer.echo(attempt_line(attempt, explain=explain, prefix=env.target if with_target else ""))
+
+    return show
+
+
+def show_retry_start(record: MessageRecord) -> None:
+    """The line an outbox message's attempts follow: which message, and which run of it."""
+    typer.echo(f"→ {record.target} (id {record.id}, run {record.runs + 1})")
 
 
 def attempt_line(a: Attempt, *, explain: bool, prefix: str = "") -> str:
@@ -26,7 +50,7 @@ def attempt_line(a: Attempt, *, explain: bool, prefix: str = "") -> str:
 
 def verdict(d: Delivery, kind: str = "message") -> str:
     if d.status is Status.DELIVERED:
-        reply = f"\nreply: {indented(d.reply)}" if d.reply else _no_reply(d)
+        reply = f"\nreply: {indent_lines(d.reply)}" if d.reply else _no_reply(d)
         return f"delivered to {d.target} via {d.via} (id {d.id}){reply}"
     if d.status is Status.AMBIGUOUS:
         return (
@@ -56,7 +80,7 @@ def _no_reply(d: Delivery) -> str:
     return f"\nno reply: {why}" if why else ""
 
 
-def indented(text: str) -> str:
+def indent_lines(text: str) -> str:
     """A text of several lines under a label: each line after the first indented, so none of it can
     pass for a line of clawrelay's own."""
     return text.replace("\r", "").replace("\n", "\n       ")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import typer
@@ -20,11 +19,8 @@ from clawrelay.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from clawrelay.config.routes import Routes
-    from clawrelay.envelope import Envelope
-    from clawrelay.journal import Batch
-    from clawrelay.outcome import Attempt, Delivery
-    from clawrelay.router import Router
+    from clawrelay.config.routes import PlannedStep, Routes
+    from clawrelay.outcome import Delivery
 
 
 def _read_message(message: str | None) -> str:
@@ -77,7 +73,21 @@ def send(
             _dry_run(routes, targets, via, override, as_json, group)
             return
         text = _read_message(message)
-        raise typer.Exit(_send(routes, targets, spec, text, via, override, as_json, explain, reply_wait))
+        # a --via the chain lacks is a usage error before anything is journaled
+        plans = {name: routes.plan(name, via) for name in targets}
+        raise typer.Exit(
+            deliver(
+                routes,
+                spec,
+                text,
+                plans,
+                only_via=via,
+                override=override,
+                as_json=as_json,
+                explain=explain,
+                reply_wait=reply_wait,
+            )
+        )
 
 
 def _reply_wait(value: str | None, group: bool) -> float | None:
@@ -124,85 +134,46 @@ def _dry_run(
         emit_json(plans if group else plans[0])
 
 
-def _send(
-    routes: Routes,
-    targets: list[str],
-    spec: str,
-    text: str,
-    via: str | None,
-    override: float | None,
-    as_json: bool,
-    explain: bool,
-    reply_wait: float | None = None,
-) -> int:
-    from clawrelay.envelope import inherited_hops
-
-    for name in targets:
-        routes.plan(name, via)  # a --via the chain lacks is a usage error before anything is journaled
-
-    def start(router: Router, envelopes: list[Envelope], batch: Batch | None) -> Awaitable[list[Delivery]]:
-        return router.send(envelopes, via, batch=batch)
-
-    return deliver(
-        routes,
-        spec,
-        targets,
-        text,
-        inherited_hops(),
-        start,
-        override=override,
-        as_json=as_json,
-        explain=explain,
-        reply_wait=reply_wait,
-    )
-
-
-Start = Callable[["Router", "list[Envelope]", "Batch | None"], Awaitable["list[Delivery]"]]
-
-
 def deliver(
     routes: Routes,
     spec: str,
-    targets: list[str],
     text: str,
-    hops: int,
-    start: Start,
+    plans: dict[str, list[PlannedStep]],
     *,
     kind: str = "message",
+    only_via: str | None = None,
     override: float | None,
     as_json: bool,
     explain: bool,
     reply_wait: float | None = None,
 ) -> int:
-    """Journal and deliver one text to each target (one batch when SPEC names a group), showing
-    progress; the exit code of it all. Shared by `send` and `event`: only `start`, how the
-    envelopes are delivered, differs."""
+    """Journal and deliver one text to each target of `plans` (its chain, or an event's rungs;
+    one batch when SPEC names a group), showing progress; the exit code of it all. Shared by
+    `send` and `event`, which differ only in their plans and `kind`."""
     import asyncio
 
-    from clawrelay.cli.render import attempt_line, verdict
+    from clawrelay.cli.render import attempt_printer, verdict
+    from clawrelay.envelope import inherited_hops
     from clawrelay.ids import new_id
     from clawrelay.journal import Batch
     from clawrelay.router import Router
     from clawrelay.service.state import auto_retry_json, no_flusher_line
 
+    targets = list(plans)
     group = is_group(spec, targets)
     batch = Batch(new_id(), spec.strip()) if group else None
 
     journal = open_journal()
-
-    def progress(env: Envelope, attempt: Attempt) -> None:
-        if not as_json:
-            typer.echo(attempt_line(attempt, explain=explain, prefix=env.target if group else ""))
-
+    progress = None if as_json else attempt_printer(explain=explain, with_target=group)
     router = Router(routes, journal, on_attempt=progress, deadline=override, wait_reply=reply_wait)
-    envelopes = router.envelopes(targets, text, hops, kind=kind)
+    envelopes = router.envelopes(targets, text, inherited_hops(), kind=kind)
     if not as_json:
         for env in envelopes:
             typer.echo(f"→ {env.target} (id {env.id})")
 
     async def go() -> list[Delivery]:
         try:
-            return await start(router, envelopes, batch)
+            return await router.deliver(envelopes, plans, batch=batch, only_via=only_via)
         finally:
             await router.aclose()
 

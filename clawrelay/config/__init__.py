@@ -1,6 +1,6 @@
 """routes.yaml: the model, its loading with line-accurate errors, and the embedded default.
 
-Nothing is imported here eagerly: `config.durations` alone must not pull in pydantic and YAML
+Nothing is imported here eagerly: `config.durations` alone must not pull in the model and YAML
 (a `clawrelay call` to a URL uses durations and never the model).
 """
 

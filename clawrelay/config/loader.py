@@ -17,18 +17,11 @@ from pathlib import Path
 from clawrelay import paths
 from clawrelay.config import default
 from clawrelay.config.routes import Routes
-from clawrelay.config.yamlsrc import MAX_BYTES, Document, Refused, SourceError, dotted
+from clawrelay.config.schema import SourceError, dotted
+from clawrelay.config.yamlsrc import MAX_BYTES, Document, Refused
 from clawrelay.errors import ConfigError
 from clawrelay.secrets import use_file
 from clawrelay.secrets_file import SecretsFile, SecretsFileError
-
-_MESSAGES = {
-    "extra_forbidden": "unknown key",
-    "missing": "missing required key",
-    "literal_error": "must be one of {expected}",
-    "unknown_transport": "unknown transport",
-}
-
 
 BUILTIN = "builtin"  # --config builtin: the embedded demo, whatever routes.yaml lies around
 
@@ -73,10 +66,10 @@ def parse_routes(text: str | bytes, source: str, path: Path | None = None) -> tu
     the loader's limits (yamlsrc), is one error: `file:line: what is wrong`.
     """
     import yaml
-    from pydantic import ValidationError
 
     from clawrelay.config.model import Config
     from clawrelay.config.refs import check_refs
+    from clawrelay.config.schema import validate
 
     try:
         doc = Document(text)
@@ -84,32 +77,16 @@ def parse_routes(text: str | bytes, source: str, path: Path | None = None) -> tu
         return None, [f"{source}:{e.line}: {e.message}"]
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        line = f":{mark.line + 1}" if mark else ""
-        return None, [f"{source}{line}: not valid YAML: {_one_line(e.problem or e.context)}"]
+        at = f":{mark.line + 1}" if mark else ""
+        return None, [f"{source}{at}: not valid YAML: {_one_line(e.problem or e.context)}"]
     except yaml.YAMLError as e:
         return None, [f"{source}: not valid YAML: {_one_line(e)}"]
     if not isinstance(doc.data, dict):
-        line = doc.root.start_mark.line + 1 if doc.root is not None else 1
-        return None, [f"{source}:{line}: expected a mapping with `version: 1`, `self`, `targets`"]
+        first = doc.root.start_mark.line + 1 if doc.root is not None else 1
+        return None, [f"{source}:{first}: expected a mapping with `version: 1`, `self`, `targets`"]
 
-    errors = list(doc.errors)
-    config = None
-    try:
-        config = Config.model_validate(doc.data)
-    except ValidationError as e:
-        for err in e.errors(include_url=False):
-            loc = tuple(err["loc"])
-            message = _MESSAGES.get(err["type"], err["msg"])
-            if err["type"] == "literal_error":
-                message = message.format(expected=err["ctx"]["expected"])
-            elif err["type"] == "unknown_transport":
-                from clawrelay.config.model import STEP_TYPES
-
-                given = err["input"].get("transport") if isinstance(err["input"], dict) else None
-                message = f"unknown transport {given!r} (known: {', '.join(STEP_TYPES)})"
-            elif err["type"] == "value_error":
-                message = str(err["ctx"]["error"])
-            errors.append(SourceError(loc, message))
+    config, invalid = validate(Config, doc.data)
+    errors = [*doc.errors, *invalid]
     secrets_file = None
     if config is not None:
         errors.extend(check_refs(config))
@@ -131,7 +108,8 @@ def parse_routes(text: str | bytes, source: str, path: Path | None = None) -> tu
     use_file(None if errors else secrets_file)  # `${VAR}`: the environment, then this file
     if errors:
         return None, lines
-    return Routes(config, source, path, secrets_file), []  # type: ignore[arg-type]
+    assert config is not None  # no errors
+    return Routes(config, source, path, secrets_file), []
 
 
 def secrets_path(value: str, routes_path: Path | None) -> Path:

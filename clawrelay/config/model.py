@@ -1,32 +1,26 @@
 """The routes.yaml (version 1) schema.
 
-Closed everywhere (`extra="forbid"`): a misspelt key is an error with its line, not a silently
-ignored option. Cross-references (a step's gateway, a target's host) are checked by
+Closed everywhere (`config.schema.Model`): a misspelt key is an error with its line, not a
+silently ignored option. Cross-references (a step's gateway, a target's host) are checked by
 `config.refs`, which knows the YAML lines; this module only says what each mapping may hold.
+A chain step's options are its transport's own (`transports.registry`): this module knows none.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Discriminator,
-    Field,
-    PlainSerializer,
-    PlainValidator,
-    Tag,
-    field_validator,
-)
+import msgspec
+from msgspec import Meta
 
 from clawrelay.config.durations import format_duration, parse_duration
+from clawrelay.config.schema import Before, Check, Dump, Model, Tagged
 from clawrelay.secrets import REF, TOKEN_ENV, Secret, remember, url_password, value_of
 
-Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
+Duration = Annotated[float, Before(parse_duration), Dump(format_duration)]
 OnAmbiguous = Literal["continue", "stop"]
 CarrierName = Literal["local", "ssh", "node"]
+Retries = Annotated[int, Meta(ge=0, le=10)]
 
 
 def _to_secret(value: Any) -> Secret:
@@ -37,29 +31,31 @@ def _to_secret(value: Any) -> Secret:
     return Secret(value)
 
 
-SecretStr = Annotated[Secret, PlainValidator(_to_secret), PlainSerializer(lambda s: s.describe())]
+SecretStr = Annotated[Secret, Before(_to_secret), Dump(Secret.describe)]
 
 
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class Defaults(Model):
+class Defaults(Model, frozen=True):
     timeout: Duration = 10.0
-    retries: int = Field(1, ge=0, le=10)
+    retries: Retries = 1
     deadline: Duration = 120.0
     on_ambiguous: OnAmbiguous = "continue"
-    max_hops: int = Field(8, ge=1, le=100)
+    max_hops: Annotated[int, Meta(ge=1, le=100)] = 8
 
 
-class OutboxPolicy(Model):
+class OutboxPolicy(Model, frozen=True):
     expire: Duration = 3 * 86400.0
     backoff: Duration = 60.0
     max_backoff: Duration = 3600.0
 
 
-class Gateway(Model):
-    url: str
+def _ws_url(v: str) -> str:
+    if not v.startswith(("ws://", "wss://")):
+        raise ValueError(f"{v!r} is not a gateway URL; use ws://host:port or wss://host")
+    return v
+
+
+class Gateway(Model, frozen=True):
+    url: Annotated[str, Check(_ws_url)]
     token: SecretStr | None = None
 
     def resolve_token(self, fallback_env: str = TOKEN_ENV) -> str | None:
@@ -67,41 +63,32 @@ class Gateway(Model):
         (from the environment, else the secrets file)."""
         return self.token.reveal() if self.token else value_of(fallback_env)
 
-    @field_validator("url")
-    @classmethod
-    def _ws_url(cls, v: str) -> str:
-        if not v.startswith(("ws://", "wss://")):
-            raise ValueError(f"{v!r} is not a gateway URL; use ws://host:port or wss://host")
-        return v
+
+def _http_url(v: str) -> str:
+    if not v.startswith(("http://", "https://")):
+        raise ValueError(f"{v!r} is not a Bot API URL; use https://host/bot (the token is appended)")
+    return v
 
 
-class TelegramBot(Model):
+def _proxy_url(v: str) -> str:
+    if not v.startswith(("http://", "https://", "socks5://", "socks5h://")):
+        # the value is not echoed: it may hold a password
+        raise ValueError("not a proxy URL; use http://host:port or socks5://host:port")
+    password = url_password(v)
+    if password and not REF.fullmatch(password):
+        remember(password)  # a literal password: masked wherever the URL is printed
+    return v
+
+
+class TelegramBot(Model, frozen=True):
     """The bot the `telegram` steps send with. Only `proxy:` decides whether a proxy is used:
     HTTP(S)_PROXY and ALL_PROXY in the environment are ignored, as for every other transport."""
 
     token: SecretStr
-    base_url: str = "https://api.telegram.org/bot"  # as python-telegram-bot takes it; `{token}` allowed
-    proxy: str | None = None  # a URL; a password in it as ${VAR}, expanded only when used
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError(f"{v!r} is not a Bot API URL; use https://host/bot (the token is appended)")
-        return v
-
-    @field_validator("proxy")
-    @classmethod
-    def _proxy_url(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        if not v.startswith(("http://", "https://", "socks5://", "socks5h://")):
-            # the value is not echoed: it may hold a password
-            raise ValueError("not a proxy URL; use http://host:port or socks5://host:port")
-        password = url_password(v)
-        if password and not REF.fullmatch(password):
-            remember(password)  # a literal password: masked wherever the URL is printed
-        return v
+    # as python-telegram-bot takes it; `{token}` allowed
+    base_url: Annotated[str, Check(_http_url)] = "https://api.telegram.org/bot"
+    # a URL; a password in it as ${VAR}, expanded only when used
+    proxy: Annotated[str, Check(_proxy_url)] | None = None
 
     @property
     def literal_proxy_password(self) -> bool:
@@ -109,53 +96,52 @@ class TelegramBot(Model):
         return bool(password) and not REF.fullmatch(password or "")
 
 
-class NodeRef(Model):
+class NodeRef(Model, frozen=True):
     gateway: str
     id: str  # the node id, or its display name
     agent: str = "main"  # whose exec allowlist applies on the node
     approve: Literal["ask", "allow-once"] = "ask"  # when the node's policy asks: a human, or clawrelay
 
 
-class SshRef(Model):
+class SshRef(Model, frozen=True):
     host: str  # a name, address, or a Host alias of ~/.ssh/config
-    port: int | None = Field(None, ge=1, le=65535)  # None: ~/.ssh/config's, else 22
+    port: Annotated[int, Meta(ge=1, le=65535)] | None = None  # None: ~/.ssh/config's, else 22
     user: str | None = None
     known_hosts: str | None = None
     key: str | None = None
 
 
-class Host(Model):
+def _argv_prefix(v: Any) -> Any:
+    return [v] if isinstance(v, str) else v
+
+
+def _not_empty(v: list[str]) -> list[str]:
+    if not v or not all(v):
+        raise ValueError("a path such as ~/.npm-global/bin/openclaw, or an argv prefix")
+    return v
+
+
+def _known_zone(v: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(v)
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"unknown timezone {v!r}; use an IANA name such as Asia/Shanghai") from e
+    return v
+
+
+class Host(Model, frozen=True):
     local: bool = False
     node: NodeRef | None = None
     ssh: SshRef | None = None
     workspace: str = "~/.openclaw/workspace"
-    timezone: str | None = None
-    openclaw: list[str] = ["openclaw"]  # how to run the CLI there: a path, or an argv prefix
+    timezone: Annotated[str, Check(_known_zone)] | None = None
+    # how to run the CLI there: a path, or an argv prefix
+    openclaw: Annotated[list[str], Before(_argv_prefix), Check(_not_empty)] = msgspec.field(
+        default_factory=lambda: ["openclaw"]
+    )
     strip_proxy: bool = True
-
-    @field_validator("openclaw", mode="before")
-    @classmethod
-    def _argv_prefix(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
-
-    @field_validator("openclaw")
-    @classmethod
-    def _not_empty(cls, v: list[str]) -> list[str]:
-        if not v or not all(v):
-            raise ValueError("a path such as ~/.npm-global/bin/openclaw, or an argv prefix")
-        return v
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, v: str | None) -> str | None:
-        if v is not None:
-            from zoneinfo import ZoneInfo
-
-            try:
-                ZoneInfo(v)
-            except (KeyError, ValueError) as e:
-                raise ValueError(f"unknown timezone {v!r}; use an IANA name such as Asia/Shanghai") from e
-        return v
 
     def carriers(self) -> list[str]:
         """The carriers this host offers, in the order clawrelay prefers them."""
@@ -163,124 +149,68 @@ class Host(Model):
         return local + [c for c, cfg in (("ssh", self.ssh), ("node", self.node)) if cfg is not None]
 
 
-class StepBase(Model):
-    transport: str  # each step type narrows it to its own name (the union's tag)
+class StepBase(Model, frozen=True):
+    """What every chain step may set; a transport's options class (`TransportSpec.options`) adds
+    its own keys. `transport` is the step's name, set by each options class."""
+
+    transport: ClassVar[str] = ""
     timeout: Duration | None = None
-    retries: int | None = Field(None, ge=0, le=10)
+    retries: Retries | None = None
     on_ambiguous: OnAmbiguous | None = None
 
 
-class SessionsSendStep(StepBase):
-    transport: Literal["sessions_send"]
-    gateway: str | None = None
-    wait_reply: bool = False
+SHAPE = "a chain step is one transport name with its options, e.g. `- memory_file: {}`"
 
 
-class NodesRunStep(StepBase):
-    transport: Literal["nodes_run"]
+def _chain_step(value: Any) -> tuple[type[Model], Any, str]:
+    """`- memory_file: {…}` (or a bare `- memory_file`): its transport's options class, the
+    options, and the name."""
+    from clawrelay.transports import registry
 
-
-class AgentCliStep(StepBase):
-    transport: Literal["agent_cli"]
-    via: list[CarrierName] | None = None
-
-
-class MemoryFileStep(StepBase):
-    transport: Literal["memory_file"]
-    via: list[CarrierName] | None = None
-    wake: bool = True  # then a `wake` on the target's gateway, where it answers, naming the entry
-
-
-class TelegramStep(StepBase):
-    transport: Literal["telegram"]
-    chat_id: int | str
-    thread_id: int | None = None
-    parse_mode: Literal["none", "markdownv2"] = "none"
-
-
-class CommandStep(StepBase):
-    transport: Literal["command"]
-    argv: list[str] = Field(min_length=1)
-    # variables routes.yaml treats as secrets (and OPENCLAW_GATEWAY_TOKEN) that the program may
-    # still inherit; every other variable it inherits anyway, so naming one here is harmless
-    env: list[str] = []
-
-    @field_validator("env")
-    @classmethod
-    def _variable_names(cls, v: list[str]) -> list[str]:
-        for name in v:
-            if not REF.fullmatch(f"${{{name}}}"):
-                raise ValueError(f"{name!r} is not an environment variable name")
-        return v
-
-
-STEP_TYPES: dict[str, type[StepBase]] = {
-    "sessions_send": SessionsSendStep,
-    "nodes_run": NodesRunStep,
-    "agent_cli": AgentCliStep,
-    "memory_file": MemoryFileStep,
-    "telegram": TelegramStep,
-    "command": CommandStep,
-}
-HOST_STEPS = frozenset({"nodes_run", "agent_cli", "memory_file"})
-
-
-def _tag_step(value: Any) -> Any:
-    """`- memory_file: {…}` (or a bare `- memory_file`) → `{"transport": "memory_file", …}`."""
+    opts: Any
     if isinstance(value, str):
-        return {"transport": value}
-    if isinstance(value, dict) and len(value) == 1:
+        name, opts = value, {}
+    elif isinstance(value, dict) and len(value) == 1:
         ((name, opts),) = value.items()
-        if opts is None:
-            opts = {}
-        if isinstance(opts, dict):
-            return {"transport": name, **opts}
-    raise ValueError("a chain step is one transport name with its options, e.g. `- memory_file: {}`")
+        opts = {} if opts is None else opts
+    else:
+        raise ValueError(SHAPE)
+    if not isinstance(opts, dict):
+        raise ValueError(SHAPE)
+    spec = registry.find(name) if isinstance(name, str) else None
+    if spec is None or not spec.in_routes:
+        raise ValueError(f"unknown transport {name!r} (known: {', '.join(registry.chain_names())})")
+    return spec.options, opts, name
 
 
-def _step_tag(value: Any) -> str | None:
-    name = value.get("transport") if isinstance(value, dict) else getattr(value, "transport", None)
-    return name if name in STEP_TYPES else None
+Step = Annotated[StepBase, Tagged(_chain_step)]
 
 
-Step = Annotated[
-    Annotated[SessionsSendStep, Tag("sessions_send")]
-    | Annotated[NodesRunStep, Tag("nodes_run")]
-    | Annotated[AgentCliStep, Tag("agent_cli")]
-    | Annotated[MemoryFileStep, Tag("memory_file")]
-    | Annotated[TelegramStep, Tag("telegram")]
-    | Annotated[CommandStep, Tag("command")],
-    Discriminator(_step_tag, custom_error_type="unknown_transport", custom_error_message="unknown transport"),
-    BeforeValidator(_tag_step),
-]
-
-
-class Target(Model):
-    aliases: list[str] = []
+class Target(Model, frozen=True, kw_only=True):
+    aliases: list[str] = msgspec.field(default_factory=list)
     host: str | None = None
     session: str = "agent:main:main"
-    chain: list[Step] = Field(min_length=1)
+    chain: Annotated[list[Step], Meta(min_length=1)]
     on_ambiguous: OnAmbiguous | None = None
     deadline: Duration | None = None
 
 
-class Config(Model):
+def _a_path(v: str) -> str:
+    if not v.strip() or "\0" in v:
+        raise ValueError("the path of a dotenv file, such as ./secrets.env")
+    return v
+
+
+class Config(Model, frozen=True, kw_only=True):
     version: Literal[1]
-    self_: str = Field(alias="self", min_length=1)
+    self_: Annotated[str, Meta(min_length=1)] = msgspec.field(name="self")
     # a dotenv file `${VAR}` secrets are read from when the environment lacks them; relative to
     # routes.yaml's folder (config.loader reads and checks it)
-    secrets: str | None = None
-    defaults: Defaults = Defaults()
-    outbox: OutboxPolicy = OutboxPolicy()
-    gateways: dict[str, Gateway] = {}
+    secrets: Annotated[str, Check(_a_path)] | None = None
+    defaults: Defaults = msgspec.field(default_factory=Defaults)
+    outbox: OutboxPolicy = msgspec.field(default_factory=OutboxPolicy)
+    gateways: dict[str, Gateway] = msgspec.field(default_factory=dict)
     telegram: TelegramBot | None = None
-    hosts: dict[str, Host] = {}
-    targets: dict[str, Target] = Field(min_length=1)
-    groups: dict[str, list[str]] = {}
-
-    @field_validator("secrets")
-    @classmethod
-    def _a_path(cls, v: str | None) -> str | None:
-        if v is not None and (not v.strip() or "\0" in v):
-            raise ValueError("the path of a dotenv file, such as ./secrets.env")
-        return v
+    hosts: dict[str, Host] = msgspec.field(default_factory=dict)
+    targets: Annotated[dict[str, Target], Meta(min_length=1)]
+    groups: dict[str, list[str]] = msgspec.field(default_factory=dict)

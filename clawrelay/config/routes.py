@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clawrelay.config.durations import format_duration
-from clawrelay.config.model import HOST_STEPS, Config, Host, SessionsSendStep, StepBase, Target
+from clawrelay.config.model import Config, Host, StepBase, Target
+from clawrelay.config.schema import dump
 from clawrelay.errors import ConfigError, UnknownTarget, UsageError
+from clawrelay.transports import registry
 
 if TYPE_CHECKING:
     from clawrelay.secrets_file import SecretsFile
+    from clawrelay.transports.specs.sessions_send import SessionsSendStep
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,8 @@ class Routes:
 
     def session_step(self, name: str) -> SessionsSendStep | None:
         """The target's sessions_send step: where its session lives (events and wakes go there)."""
+        from clawrelay.transports.specs.sessions_send import SessionsSendStep
+
         return next((s for s in self.config.targets[name].chain if isinstance(s, SessionsSendStep)), None)
 
     def gateway_of(self, name: str, named: str | None = None) -> str:
@@ -152,11 +157,12 @@ class Routes:
 
     def resolved(self) -> dict[str, object]:
         """The routes as `routes show` prints them: every step with its effective settings."""
-        data = self.config.model_dump(mode="json", by_alias=True, exclude_none=True)
-        for name, target in data["targets"].items():
+        data: dict[str, object] = dump(self.config)
+        targets: dict[str, dict[str, object]] = data["targets"]  # type: ignore[assignment]
+        for name, target in targets.items():
             chain = []
             for step in self.plan(name):
-                opts = step.options.model_dump(mode="json", exclude_none=True, exclude={"transport"})
+                opts: dict[str, object] = dump(step.options)
                 opts.update(
                     timeout=format_duration(step.timeout),
                     retries=step.retries,
@@ -175,23 +181,17 @@ class Routes:
         host = self.host_of(name)
         steps = []
         for i, step in enumerate(target.chain, 1):
-            name_ = step.transport
-            if via is not None and name_ != via:
+            if via is not None and step.transport != via:
                 continue
-            carriers: tuple[str, ...] = ()
-            if name_ == "nodes_run":
-                carriers = ("node",)
-            elif name_ in HOST_STEPS and host is not None:
-                carriers = tuple(getattr(step, "via", None) or host.carriers())
             steps.append(
                 PlannedStep(
                     index=i,
-                    transport=name_,
+                    transport=step.transport,
                     options=step,
                     timeout=step.timeout or defaults.timeout,
                     retries=defaults.retries if step.retries is None else step.retries,
                     on_ambiguous=step.on_ambiguous or target.on_ambiguous or defaults.on_ambiguous,
-                    carriers=carriers,
+                    carriers=registry.spec(step.transport).carriers_for(step, host),
                 )
             )
         if via is not None and not steps:

@@ -17,10 +17,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Any
 
 import yaml
 
+from clawrelay.config.schema import SourceError
 from clawrelay.secrets import REF
 
 SECRET_KEYS = frozenset({"token", "proxy"})  # kept as references until used: a proxy URL may hold a password
@@ -44,20 +45,6 @@ class Refused(yaml.YAMLError):
         super().__init__(f"line {line}: {message}")
         self.line = line
         self.message = message
-
-
-@dataclass
-class SourceError:
-    loc: tuple[str | int, ...]
-    message: str
-    line: int | None = None
-
-
-def dotted(loc: Sequence[str | int]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 class Document:
@@ -132,7 +119,7 @@ class Document:
             return self._ctor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError):
             # PyYAML's own scalar constructors: `2020-13-45` is a timestamp, `!!int ''` an IndexError
-            hint = " (quote it if it is text)" if node.style is None else ""
+            hint = " (quote it if it is text)" if getattr(node, "style", None) is None else ""
             kind = _short(node.tag).lstrip("!")
             raise Refused(line, f"not a valid {kind}: {_clip(node.value)}{hint}") from None
 
@@ -198,23 +185,32 @@ class _BoundedLoader(yaml.SafeLoader):
         self._open: set[str] = set()  # anchors whose value is being composed: an alias to one is recursive
         self._measured: dict[int, tuple[int, int]] = {}  # id(node): (expanded values, expanded height)
 
+    # PyYAML's stubs leave its events untyped (and give composing's `anchor` and `index` types it
+    # never passes): events are read through these two, and those overrides say so
+
+    def _take(self) -> Any:
+        return self.get_event()  # type: ignore[no-untyped-call]
+
+    def _peek(self) -> Any:
+        return self.peek_event()  # type: ignore[no-untyped-call]
+
     def get_single_node(self) -> yaml.Node | None:
-        self.get_event()  # stream start
+        self._take()  # stream start
         node = self.compose_document() if not self.check_event(yaml.StreamEndEvent) else None
         if not self.check_event(yaml.StreamEndEvent):
             raise Refused(
-                _line(self.peek_event().start_mark),
+                _line(self._peek().start_mark),
                 "a second YAML document starts here: a routes file is one document",
             )
-        self.get_event()
+        self._take()
         return node
 
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
-        event = self.peek_event()
+        event = self._peek()
         line = _line(event.start_mark)
         if isinstance(event, yaml.AliasEvent):
-            self.get_event()
-            return self._alias(event.anchor, line)
+            self._take()
+            return self._alias(str(event.anchor), line)  # an alias always names an anchor
         anchor = event.anchor
         if anchor is not None and anchor in self.anchors:
             first = _line(self.anchors[anchor].start_mark)
@@ -228,7 +224,8 @@ class _BoundedLoader(yaml.SafeLoader):
                 raise Refused(line, f"nested more than {MAX_DEPTH} levels deep")
             if anchor is not None:
                 self._open.add(anchor)
-        node = super().compose_node(parent, index)  # its children come back here, one by one
+        node = super().compose_node(parent, index)  # type: ignore[arg-type]  # its children come back here
+        assert node is not None
         height = 0
         if collection:
             self._depth -= 1
@@ -262,18 +259,18 @@ class _BoundedLoader(yaml.SafeLoader):
         if self._total > MAX_NODES:
             raise Refused(line, message + " (the limit for a routes file)")
 
-    def compose_sequence_node(self, anchor: str | None) -> yaml.SequenceNode:
+    def compose_sequence_node(self, anchor: str | None) -> yaml.SequenceNode:  # type: ignore[override]
         self._check_tag(yaml.SequenceNode)
-        return super().compose_sequence_node(anchor)
+        return super().compose_sequence_node(anchor)  # type: ignore[arg-type]
 
-    def compose_mapping_node(self, anchor: str | None) -> yaml.MappingNode:
+    def compose_mapping_node(self, anchor: str | None) -> yaml.MappingNode:  # type: ignore[override]
         self._check_tag(yaml.MappingNode)
-        start = self.get_event()
+        start = self._take()
         node = yaml.MappingNode(_YAML + "map", [], start.start_mark, None, flow_style=start.flow_style)
         if anchor is not None:
             self.anchors[anchor] = node
         while not self.check_event(yaml.MappingEndEvent):
-            event = self.peek_event()
+            event = self._peek()
             line = _line(event.start_mark)
             named = self.anchors.get(event.anchor) if isinstance(event, yaml.AliasEvent) else None
             if isinstance(event, yaml.CollectionStartEvent) or isinstance(named, yaml.CollectionNode):
@@ -284,13 +281,13 @@ class _BoundedLoader(yaml.SafeLoader):
             if key.tag == _YAML + "merge":
                 raise Refused(line, "`<<` merge keys are not supported: write the keys out")
             node.value.append((key, self.compose_node(node, key)))
-        node.end_mark = self.get_event().end_mark
+        node.end_mark = self._take().end_mark
         return node
 
     def _check_tag(self, kind: type[yaml.CollectionNode]) -> None:
-        event = self.peek_event()
+        event = self._peek()
         tag = event.tag
         if tag is None or tag == "!":
-            tag = self.resolve(kind, None, event.implicit)
+            tag = self.resolve(kind, None, event.implicit)  # type: ignore[no-untyped-call]
         if tag != _COLLECTION_TAGS[kind]:
             raise Refused(_line(event.start_mark), _unsupported(tag))

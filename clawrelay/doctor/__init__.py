@@ -90,11 +90,11 @@ def secret_sources(routes: Routes) -> list[Check]:
 
 async def diagnose(routes: Routes, targets: list[str], timeout: float) -> list[Check]:
     from clawrelay import paths
-    from clawrelay.carriers.hosts import opened
-    from clawrelay.doctor.probes import Probes
+    from clawrelay.carriers.hosts import open_carriers
+    from clawrelay.probes import Probes
 
     checks = []
-    async with opened(routes, paths.state_dir()) as carriers:
+    async with open_carriers(routes, paths.state_dir()) as carriers:
         probes = Probes(routes, carriers, timeout)
         for name in targets:
             for step in routes.plan(name):

@@ -39,22 +39,16 @@ class Check:
 
 def fallback_fix(reason: str | None) -> str:
     """The fix of a failure no probe knew a better one for: what to do next, by its reason."""
-    return {
+    fixes: dict[str, str] = {
         Reason.CONFIG: "correct routes.yaml where the message says (clawrelay routes check lists every "
         "error; docs/configuration.md has every key)",
         Reason.TIMEOUT: "clawrelay doctor --timeout 30s waits longer; no answer then: that machine or "
         "service is down, or not reachable from here",
         Reason.INTERNAL_ERROR: "CLAWRELAY_LOG=debug clawrelay doctor shows where: a bug in clawrelay, "
         "please report it",
-    }.get(reason or "", f"docs/troubleshooting.md: what reason `{reason or Reason.ERROR}` means and its fix")
-
-
-class Broken(Exception):
-    """A probe found something wrong: its reason, and the fix when there is one."""
-
-    def __init__(self, detail: str, reason: str, fix: str | None = None) -> None:
-        super().__init__(detail)
-        self.detail, self.reason, self.fix = detail, reason, fix
+    }
+    meaning = f"docs/troubleshooting.md: what reason `{reason or Reason.ERROR}` means and its fix"
+    return fixes.get(reason or "", meaning)
 
 
 async def checked(
@@ -72,9 +66,7 @@ async def checked(
             return Check(subject, True, await probe, step, transport)
     except TimeoutError:
         return Check(subject, False, f"no answer within {timeout:g}s", step, transport, Reason.TIMEOUT)
-    except Broken as e:
-        return Check(subject, False, e.detail, step, transport, e.reason, e.fix)
-    except ClawrelayError as e:  # a probe's own failure without a known fix
-        return Check(subject, False, e.message, step, transport, e.reason)
+    except ClawrelayError as e:  # what is wrong, and its fix where the probe or the raiser knew it
+        return Check(subject, False, e.message, step, transport, e.reason, e.fix)
     except Exception as e:  # a bug in a probe must not hide every other line
         return Check(subject, False, f"{e.__class__.__name__}: {e}", step, transport, Reason.INTERNAL_ERROR)

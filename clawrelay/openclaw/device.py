@@ -98,12 +98,14 @@ class DeviceIdentity:
     def _tokens(self) -> dict[str, Any]:
         path = self.dir / "tokens.json"
         try:
-            return json.loads(path.read_text())
+            tokens = json.loads(path.read_text())
         except (OSError, ValueError):
             return {}
+        return tokens if isinstance(tokens, dict) else {}
 
     def gateway_state(self, url: str) -> dict[str, Any]:
-        return self._tokens().get(url, {})
+        state = self._tokens().get(url)
+        return state if isinstance(state, dict) else {}
 
     def remember(self, url: str, **state: Any) -> None:
         tokens = self._tokens()

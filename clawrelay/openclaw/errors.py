@@ -52,13 +52,14 @@ class GatewayError(TransportError):
 
 def from_frame(error: object, gateway: str) -> GatewayError:
     """A `res` frame's `error` object → a GatewayError with the right reason and advice."""
-    if not isinstance(error, dict):  # not the protocol's shape: keep what it said, as text
-        error = {"message": str(error)[:200]}
-    code = str(error.get("code") or "")
-    message = str(error.get("message") or code or "gateway error")
-    details = error.get("details") if isinstance(error.get("details"), dict) else {}
+    # not the protocol's shape: keep what it said, as text
+    frame: dict[str, Any] = error if isinstance(error, dict) else {"message": str(error)[:200]}
+    code = str(frame.get("code") or "")
+    message = str(frame.get("message") or code or "gateway error")
+    raw = frame.get("details")
+    details: dict[str, Any] = raw if isinstance(raw, dict) else {}
     detail_code = str(details.get("code") or "")
-    after = error.get("retryAfterMs")
+    after = frame.get("retryAfterMs")
     retry_after = float(after) / 1000 if isinstance(after, int | float) else None
     lower = message.lower()
 

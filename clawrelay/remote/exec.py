@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from clawrelay.errors import Reason, TransportError
 from clawrelay.outcome import Outcome
-from clawrelay.remote.record import recorded
+from clawrelay.remote.record import record_command
 
 if TYPE_CHECKING:
     from clawrelay.carriers.hosts import HostCarriers
@@ -96,7 +96,7 @@ async def run_exec(
     label = " ".join(argv) if shell else shlex.join(argv)
     names = carriers.names(host, [via] if via else None)
     opened = [carriers.get(host, n) for n in names]
-    with recorded(journal, "exec", routes.self_name, host, label) as rec:
+    with record_command(journal, "exec", routes.self_name, host, label) as rec:
         run_id = rec.env.id
         if detach:
             command = ["sh", "-c", DETACH_SCRIPT, "clawrelay-detach", run_id, *command]  # log named by run id

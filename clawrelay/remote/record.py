@@ -78,7 +78,7 @@ class CommandRecord:
 
 
 @contextmanager
-def recorded(journal: Journal, kind: str, sender: str, host: str, text: str) -> Iterator[CommandRecord]:
+def record_command(journal: Journal, kind: str, sender: str, host: str, text: str) -> Iterator[CommandRecord]:
     env = Envelope(sender=sender, target=host, body=scrub(text) or "", kind=kind)
     claim = journal.claim(env.id)
     try:

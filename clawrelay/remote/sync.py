@@ -31,7 +31,7 @@ from clawrelay.carriers.result import RunResult
 from clawrelay.errors import ClawrelayError, TransportError, UsageError
 from clawrelay.outcome import Outcome
 from clawrelay.reasons import Reason
-from clawrelay.remote.record import recorded
+from clawrelay.remote.record import record_command
 
 if TYPE_CHECKING:
     from clawrelay.carriers.hosts import HostCarriers
@@ -118,7 +118,10 @@ class _Host:
         """`link` → `path`, replacing nothing but a symlink; prints where it points now."""
         helper = getattr(self.carrier, "helper", None)
         if helper is not None:
-            return await helper("link", [path, link], timeout=max(0.1, self.end - time.monotonic()))
+            linked: RunResult = await helper(
+                "link", [path, link], timeout=max(0.1, self.end - time.monotonic())
+            )
+            return linked
         return await self.run(["sh", "-c", LINK_SCRIPT, "clawrelay-link", path, link])
 
     async def discard(self, path: str) -> None:
@@ -155,7 +158,7 @@ async def run_sync(
     names = carriers.names(host, [via] if via else None)
     carrier = carriers.get(host, names[0])
     dest = dest or f"~/src/{_name_of(repo)}"
-    with recorded(journal, "sync", routes.self_name, host, f"{repo} → {dest}") as rec:
+    with record_command(journal, "sync", routes.self_name, host, f"{repo} → {dest}") as rec:
         try:
             result = await _sync(carrier, rec.env.id, host, repo, dest, branch, link, end)
         except ClawrelayError as e:

@@ -99,7 +99,8 @@ def install(p: Plan, record: dict[str, Any], say: Say) -> None:
                     "the job will not run until it is on"
                 )
             added = await client.request("cron.add", params, timeout=RPC_TIMEOUT)
-            job = added.get("job") if isinstance(added.get("job"), dict) else added
+            inner = added.get("job")
+            job: dict[str, Any] = inner if isinstance(inner, dict) else added
             record["job_id"] = str(job["id"])
             state.save_installed(record)  # on record before anything else can fail: uninstall can undo it
             what = "updated" if added.get("updated") else "unchanged"

@@ -54,7 +54,7 @@ def status(config: str | None, timeout: float) -> dict[str, Any]:
 
 def uninstall(config: str | None, say: Say, *, dry_run: bool = False) -> dict[str, Any] | None:
     """Remove what `install` recorded, and the record. None when nothing was installed."""
-    record = state.installed()
+    record = state.read_installed()
     if record is None:
         return None
     kind = supervisor(record["kind"])

@@ -30,7 +30,7 @@ def _service() -> str:
     return f"{_domain()}/{units.LABEL}"
 
 
-def _loaded() -> bool:
+def _is_loaded() -> bool:
     return run(["launchctl", "print", _service()], check=False).returncode == 0
 
 
@@ -55,7 +55,7 @@ def install(p: Plan, record: dict[str, Any], say: Say) -> None:
     changed = write_file(path, content, say)
     record["path"] = str(path)
     state.save_installed(record)  # on record before the supervisor is asked: uninstall can undo it
-    loaded = _loaded()
+    loaded = _is_loaded()
     if loaded and changed == "unchanged":
         say(f"{units.LABEL}: loaded already")
         return
@@ -83,7 +83,7 @@ def removal(record: dict[str, Any]) -> str:
 
 def remove(record: dict[str, Any], config: str | None, say: Say) -> None:
     path = _installed_path(record)
-    if _loaded():
+    if _is_loaded():
         ran(["launchctl", "bootout", _service()], say)
     path.unlink(missing_ok=True)
     say(f"removed {path}")

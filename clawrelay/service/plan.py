@@ -122,7 +122,7 @@ def plan(
         raise UsageError(f"--kind: {kind!r} is not one of {', '.join(KINDS)}")
     check = kind is not None and not dry_run  # a kind detected is one this machine has
     kind = kind or detect()
-    before = state.installed()
+    before = state.read_installed()
     if before is not None and before["kind"] != kind:
         raise UsageError(
             f"a {before['kind']} flusher is installed already: `clawrelay service uninstall` first"

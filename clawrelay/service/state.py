@@ -150,7 +150,7 @@ def last_pass(home: Path | None = None, *, by_service: bool = False) -> dict[str
     return _read(_home(home) / (LAST_SERVICE_PASS if by_service else LAST_PASS))
 
 
-def installed(home: Path | None = None) -> dict[str, Any] | None:
+def read_installed(home: Path | None = None) -> dict[str, Any] | None:
     record = _read(_home(home) / INSTALLED)
     return record if record and isinstance(record.get("kind"), str) else None
 
@@ -209,7 +209,7 @@ def look(home: Path | None = None) -> FlusherState:
     """Whether a flusher runs, and how (or why not), from the state dir alone."""
     where = _home(home)
     now = _now_ms()
-    w, record = watcher(where), installed(where)
+    w, record = watcher(where), read_installed(where)
     last, mine = last_pass(where), last_pass(where, by_service=True)
     if mine is not None and record is not None and mine.get("service") != record["kind"]:
         mine = None  # a pass of a service installed before this one

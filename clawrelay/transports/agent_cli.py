@@ -19,6 +19,7 @@ from clawrelay.outcome import StepResult
 from clawrelay.reasons import Reason
 from clawrelay.transports.base import AttemptContext
 from clawrelay.transports.remote_cli import run_openclaw
+from clawrelay.transports.specs.agent_cli import SPEC
 
 # What a CLI that gave up on its gateway says before running the agent in-process. Narrow on
 # purpose: a healthy run's logs may mention "--local" or "embedded" in passing.
@@ -64,8 +65,8 @@ def judge(result: dict[str, Any] | None, stderr: str) -> StepResult:
 
 
 class AgentCli:
-    name = "agent_cli"
-    resend_window = 0.0  # `openclaw agent` takes no idempotency key: a resend is a second turn
+    name = SPEC.name
+    resend_window = SPEC.resend_window
 
     async def deliver(self, env: Envelope, ctx: AttemptContext) -> StepResult:
         session = ctx.session

@@ -89,9 +89,8 @@ class AttemptContext:
 
 
 class Transport(Protocol):
+    # its spec's (`transports.spec.TransportSpec`), repeated for a router given transports by class
     name: ClassVar[str]
-    # Seconds after an attempt started within which resending it, should its sender die
-    # mid-attempt, cannot show the message twice (0: never; see clawrelay.recovery).
     resend_window: ClassVar[float]
 
     async def deliver(self, env: Envelope, ctx: AttemptContext) -> StepResult: ...

@@ -10,18 +10,19 @@ from __future__ import annotations
 import os
 
 from clawrelay.carriers import local
-from clawrelay.config.model import CommandStep
 from clawrelay.envelope import Envelope
 from clawrelay.outcome import StepResult
 from clawrelay.reasons import Reason
 from clawrelay.secrets import value_of
 from clawrelay.transports.base import AttemptContext
+from clawrelay.transports.specs.command import SPEC, CommandStep
 
 EX_TEMPFAIL = 75
 
 
 class Command:
-    name = "command"
+    name = SPEC.name
+    resend_window = SPEC.resend_window
 
     async def deliver(self, env: Envelope, ctx: AttemptContext) -> StepResult:
         opts = ctx.step.options

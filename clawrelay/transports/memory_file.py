@@ -23,7 +23,6 @@ import os
 from datetime import date, datetime, tzinfo
 from pathlib import Path
 
-from clawrelay.config.model import MemoryFileStep
 from clawrelay.envelope import Envelope
 from clawrelay.errors import ClawrelayError, TransportError
 from clawrelay.outcome import Outcome, StepResult
@@ -31,6 +30,7 @@ from clawrelay.reasons import Reason
 from clawrelay.transports import memory_note
 from clawrelay.transports.base import AttemptContext
 from clawrelay.transports.memory_note import has_entry
+from clawrelay.transports.specs.memory_file import SPEC, MemoryFileStep
 
 __all__ = ["MemoryFile", "has_entry", "note_path"]
 
@@ -55,8 +55,8 @@ def _within(path: Path, root: Path) -> bool:
 
 
 class MemoryFile:
-    name = "memory_file"
-    resend_window = memory_note.MAX_DAYS * 86400.0  # a resend finds its id in the notes and writes nothing
+    name = SPEC.name
+    resend_window = SPEC.resend_window
 
     async def deliver(self, env: Envelope, ctx: AttemptContext) -> StepResult:
         opts = ctx.step.options
@@ -83,14 +83,14 @@ class MemoryFile:
         ]
         found = _already_in(earlier, env.id)
         if found is not None:
-            return StepResult.delivered(f"{found} (already there)")
+            return in_note(found, written=False)
         written = await self._append(path, env, when, ctx)
         with open(path, encoding="utf-8", errors="replace") as f:
             if not has_entry(f.read(), env.id):
                 raise TransportError(
                     f"{path}: entry {env.id} not found after writing", reason=Reason.IO_ERROR
                 )
-        return StepResult.delivered(f"{path}" + ("" if written else " (already there)"))
+        return in_note(path, written=written)
 
     @staticmethod
     def _prepare(workspace: Path, when: datetime) -> Path:
@@ -139,6 +139,13 @@ class MemoryFile:
             os.close(fd)
 
 
+def in_note(path: Path | str, *, written: bool) -> StepResult:
+    """Delivered into the note at `path`: by this attempt, or by an earlier one (`written` False)."""
+    return StepResult(
+        Outcome.DELIVERED, detail=f"{path}" + ("" if written else " (already there)"), where=str(path)
+    )
+
+
 def _already_in(notes: list[Path], message_id: str) -> Path | None:
     """The earlier note that already holds this id, if one does (read without its lock: only
     this message's owner, who holds its claim, could be writing that id)."""
@@ -163,8 +170,10 @@ async def _woken(result: StepResult, env: Envelope, ctx: AttemptContext) -> Step
     step = ctx.routes.session_step(ctx.target)
     if step is None:
         return result  # no gateway known for this target: the note waits for the agent's memory search
-    path = (result.detail or "").removesuffix(" (already there)")
-    text = f"{env.headline()}\nA message for you was appended to {path}: read the entry with this id there."
+    text = (
+        f"{env.headline()}\nA message for you was appended to {result.where}: read the entry with "
+        "this id there."
+    )
     budget = min(WAKE_WAIT_S, ctx.remaining() - 0.5)  # end well before the attempt's own timeout
     if budget < 0.5:
         return replace(result, detail=f"{result.detail}; no wake (no time left)")

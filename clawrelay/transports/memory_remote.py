@@ -29,6 +29,7 @@ from clawrelay.outcome import StepResult
 from clawrelay.reasons import Reason
 from clawrelay.transports import memory_note
 from clawrelay.transports.base import AttemptContext
+from clawrelay.transports.memory_file import in_note
 
 EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL = 65, 66, 75
 
@@ -76,7 +77,8 @@ def args_for(env: Envelope, workspace: str, when: datetime | None) -> list[str]:
     day = f"{when:%Y-%m-%d}" if when else ""
     at = memory_note.stamp(when) if when else ""
     now = when or datetime.now().astimezone()
-    earlier = [f"{d:%Y-%m-%d}" for d in memory_note.days_to_check(env.created_ms, now, when and when.tzinfo)]
+    zone = when.tzinfo if when else None
+    earlier = [f"{d:%Y-%m-%d}" for d in memory_note.days_to_check(env.created_ms, now, zone)]
     prefix, suffix = memory_note.split_entry(env)
     return [workspace, day, at, memory_note.header_pattern(env.id), prefix, suffix, *earlier]
 
@@ -104,7 +106,8 @@ class _Writer:
     ) -> RunResult:
         helper = getattr(self.carrier, "helper", None)
         if helper is not None:
-            return await helper("memory", self.args, timeout=timeout, on_spawn=on_spawn)
+            res: RunResult = await helper("memory", self.args, timeout=timeout, on_spawn=on_spawn)
+            return res
         return await self.carrier.run(argv, timeout=timeout, cwd=cwd, stdin=stdin, on_spawn=on_spawn)
 
     async def home(self) -> str:
@@ -130,7 +133,7 @@ async def deliver_remote(env: Envelope, ctx: AttemptContext, when: datetime | No
         return StepResult.ambiguous(Reason.TIMEOUT, f"memory write on {ctx.carrier} did not finish in time")
     if res.exit_code == 0:
         state, _, path = out.partition(" ")
-        return StepResult.delivered(f"{path}" + (" (already there)" if state == "already" else ""))
+        return in_note(path, written=state != "already")
     detail = res.stderr_tail() or f"exit {res.exit_code}"
     if res.exit_code == EX_NOINPUT:
         raise TransportError(detail, reason=Reason.NOT_FOUND)

@@ -15,12 +15,13 @@ from __future__ import annotations
 from clawrelay.envelope import Envelope
 from clawrelay.outcome import StepResult
 from clawrelay.transports.base import AttemptContext
+from clawrelay.transports.specs.nodes_run import SPEC
 from clawrelay.transports.system_event import openclaw_system_event
 
 
 class NodesRun:
-    name = "nodes_run"
-    resend_window = 0.0  # a second system event would be a second turn
+    name = SPEC.name
+    resend_window = SPEC.resend_window
 
     async def deliver(self, env: Envelope, ctx: AttemptContext) -> StepResult:
         return await openclaw_system_event(ctx, env, "now")

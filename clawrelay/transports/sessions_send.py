@@ -12,18 +12,18 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from clawrelay.config.model import SessionsSendStep
 from clawrelay.envelope import Envelope
 from clawrelay.errors import LOST_IN_FLIGHT
 from clawrelay.openclaw.errors import GatewayError
 from clawrelay.outcome import ReplyWait, StepResult
 from clawrelay.reasons import Reason
 from clawrelay.transports.base import AttemptContext
+from clawrelay.transports.specs.sessions_send import SPEC, SessionsSendStep
 
 
 def reply_text(final: dict[str, Any]) -> str | None:
     payloads = (final.get("result") or {}).get("payloads") or []
-    texts = [p.get("text") for p in payloads if isinstance(p, dict) and p.get("text")]
+    texts = [str(p["text"]) for p in payloads if isinstance(p, dict) and p.get("text")]
     return "\n".join(texts) if texts else None
 
 
@@ -39,10 +39,8 @@ async def _answer(final: Awaitable[dict[str, Any]]) -> tuple[ReplyWait, str | No
 
 
 class SessionsSend:
-    name = "sessions_send"
-    # an interrupted attempt may be resent while the gateway still drops a repeat of its idempotency
-    # key (about five minutes, PROTOCOL.md); a margin is kept
-    resend_window = 240.0
+    name = SPEC.name
+    resend_window = SPEC.resend_window
 
     async def deliver(self, env: Envelope, ctx: AttemptContext) -> StepResult:
         opts = ctx.step.options

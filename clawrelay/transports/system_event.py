@@ -38,36 +38,23 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from clawrelay.config.model import StepBase
 from clawrelay.envelope import Envelope
 from clawrelay.errors import ClawrelayError, TransportError
 from clawrelay.outcome import Outcome, StepResult
 from clawrelay.reasons import Reason
 from clawrelay.transports.base import AttemptContext
 from clawrelay.transports.remote_cli import run_openclaw
+from clawrelay.transports.specs import system_event as system_event_spec
+from clawrelay.transports.specs import wake as wake_spec
+from clawrelay.transports.specs.system_event import SystemEventStep
+from clawrelay.transports.specs.wake import WakeStep
 
 if TYPE_CHECKING:
     from clawrelay.openclaw.client import GatewayClient, Listener
 
-Mode = Literal["now", "next-heartbeat"]
 MARGIN_S = 0.2  # a watch ends this long before its attempt's timeout, to report what it saw
 STATUS_WAIT_S = 2.0  # the most the `status` look at the session's queue may take
 WATCH_CONNECT_S = 3.0  # system_event: the most spent opening the target's gateway to watch on
-
-
-class WakeStep(StepBase):
-    """An event's gateway rung (built by `clawrelay.events`, not written in routes.yaml)."""
-
-    transport: Literal["wake"] = "wake"
-    gateway: str | None = None
-    mode: Mode = "now"
-
-
-class SystemEventStep(StepBase):
-    """An event's host rung: `openclaw system event` over the host's carriers."""
-
-    transport: Literal["system_event"] = "system_event"
-    mode: Mode = "now"
 
 
 @dataclass(frozen=True)
@@ -204,8 +191,8 @@ async def wake(
 
 
 class Wake:
-    name = "wake"
-    resend_window = 0.0  # a second system event would be a second turn
+    name = wake_spec.SPEC.name
+    resend_window = wake_spec.SPEC.resend_window
 
     async def deliver(self, env: Envelope, ctx: AttemptContext) -> StepResult:
         opts = ctx.step.options
@@ -232,8 +219,8 @@ async def openclaw_system_event(ctx: AttemptContext, env: Envelope, mode: str) -
 
 
 class SystemEvent:
-    name = "system_event"
-    resend_window = 0.0  # a second system event would be a second turn
+    name = system_event_spec.SPEC.name
+    resend_window = system_event_spec.SPEC.resend_window
 
     async def deliver(self, env: Envelope, ctx: AttemptContext) -> StepResult:
         opts = ctx.step.options

@@ -15,23 +15,27 @@ the message is there.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from clawrelay.config.model import TelegramBot, TelegramStep
+from clawrelay.config.model import TelegramBot
 from clawrelay.envelope import Envelope
 from clawrelay.errors import ConfigError, TransportError
 from clawrelay.outcome import StepResult
 from clawrelay.reasons import Reason
 from clawrelay.secrets import expand
 from clawrelay.transports.base import AttemptContext
+from clawrelay.transports.specs.telegram import SPEC, TelegramStep
 from clawrelay.transports.telegram.errors import Failure, classify
+from clawrelay.transports.telegram.fixes import PROXY_FIX, telegram_fix, token_fix
 from clawrelay.transports.telegram.text import Part, came_through_telegram, compose, why
 
 if TYPE_CHECKING:
     from telegram import Bot, ChatFullInfo, Message
 
+T = TypeVar("T")
 MIN_REQUEST_S = 0.05  # less time than this left: do not start a request
 AFTER_WAIT_S = 2.0  # flood control is waited out only when this much is left for the request after it
 
@@ -43,8 +47,8 @@ def request_budget(remaining: float) -> float:
 
 
 class Telegram:
-    name: ClassVar[str] = "telegram"
-    resend_window: ClassVar[float] = 0.0  # the Bot API has no idempotency key: a resend shows twice
+    name: ClassVar[str] = SPEC.name
+    resend_window: ClassVar[float] = SPEC.resend_window
 
     def __init__(self) -> None:
         self._progress: dict[str, _Progress] = {}  # by message id: what earlier tries of this step sent
@@ -134,7 +138,7 @@ class _Send:
         self.sending = False
         return message
 
-    async def _call(self, method: Any, **kwargs: Any) -> Any:
+    async def _call(self, method: Callable[..., Awaitable[T]], **kwargs: Any) -> T:
         """One Bot API call within the deadline, waiting out flood control when the wait fits."""
         from telegram.error import RetryAfter
 
@@ -207,8 +211,14 @@ def _open_bot(config: TelegramBot, remaining: float) -> AbstractAsyncContextMana
     from telegram import Bot
     from telegram.request import HTTPXRequest
 
-    token = config.token.reveal()
-    proxy = expand(config.proxy, "telegram.proxy") if config.proxy else None
+    try:
+        token = config.token.reveal()
+    except ConfigError as e:
+        raise ConfigError(e.message, fix=token_fix(config)) from None
+    try:
+        proxy = expand(config.proxy, "telegram.proxy") if config.proxy else None
+    except ConfigError as e:
+        raise ConfigError(e.message, fix=PROXY_FIX) from None
     budget = max(MIN_REQUEST_S, request_budget(remaining))
 
     try:
@@ -224,7 +234,7 @@ def _open_bot(config: TelegramBot, remaining: float) -> AbstractAsyncContextMana
         # getUpdates is never called: the one client serves both slots (no second TLS context)
         return Bot(token, base_url=config.base_url, request=request, get_updates_request=request)
     except RuntimeError as e:  # a socks proxy without python-telegram-bot[socks]
-        raise ConfigError(f"telegram.proxy: {e}") from None
+        raise ConfigError(f"telegram.proxy: {e}", fix=PROXY_FIX) from None
 
 
 async def probe(config: TelegramBot, chat_id: int | str, timeout: float) -> str:
@@ -235,10 +245,12 @@ async def probe(config: TelegramBot, chat_id: int | str, timeout: float) -> str:
             who = f"bot @{bot.username}"
     except Exception as e:
         f = classify(e).about(chat_id)
-        raise TransportError(f.detail, reason=f.reason, retryable=f.retryable) from None
+        fix = telegram_fix(f.reason, config)
+        raise TransportError(f.detail, reason=f.reason, retryable=f.retryable, fix=fix) from None
     if _is_bot(chat, bot):
         raise TransportError(
             f"chat {chat_id} is a bot (@{chat.username}); clawrelay never writes to bots",
             reason=Reason.BOT_CHAT,
+            fix=telegram_fix(Reason.BOT_CHAT, config),
         )
     return f"{who}; chat {chat_id} ({_label(chat)})"

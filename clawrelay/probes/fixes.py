@@ -6,17 +6,15 @@ own gateways, hosts, token variables and request ids, so it can be copied as it 
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
-from clawrelay.doctor.report import Broken
 from clawrelay.errors import ClawrelayError, ConfigError
 from clawrelay.reasons import Reason
 
 if TYPE_CHECKING:
     from clawrelay.carriers.base import Carrier
     from clawrelay.carriers.ssh import SshCarrier
-    from clawrelay.config.model import Config, TelegramBot
+    from clawrelay.config.model import Config
     from clawrelay.openclaw import GatewayError
 
 
@@ -57,15 +55,17 @@ def gateway_fix(e: GatewayError, name: str, ref: str | None) -> str:
     return "on the gateway's machine: openclaw logs shows why it refused"
 
 
-def carrier_broken(e: ClawrelayError, c: Carrier, host: str, config: Config) -> Broken:
-    """A carrier's failure, with the fix for that carrier of that host."""
+def carrier_failure(e: ClawrelayError, c: Carrier, host: str, config: Config) -> ClawrelayError:
+    """A carrier's failure, with the fix for that carrier of that host: the one its raiser knew,
+    else one made from what failed."""
     gateway = getattr(c, "gateway_name", None)
     token = config.gateways[gateway].token if gateway else None
-    return Broken(e.message, e.reason, _carrier_fix(e, host, c, token.ref if token else None))
+    fix = e.fix or _carrier_fix(e, host, c, token.ref if token else None)
+    return ClawrelayError(e.message, reason=e.reason, fix=fix)
 
 
 def _carrier_fix(e: ClawrelayError, host: str, c: Carrier, token_ref: str | None) -> str | None:
-    """What to run or edit when carrier `c` could not reach or use `host`."""
+    """What to run or edit when carrier `c` could not reach or use `host` (and its raiser did not say)."""
     from clawrelay.carriers.ssh import SshCarrier
     from clawrelay.openclaw import GatewayError
 
@@ -86,9 +86,6 @@ def _carrier_fix(e: ClawrelayError, host: str, c: Carrier, token_ref: str | None
     if e.reason == Reason.NODE_OFFLINE:
         return f"on {host}: start the node host (openclaw node restart, or rerun openclaw node run)"
     if e.reason in (Reason.DENIED, Reason.APPROVAL_TIMEOUT):
-        m = re.search(r"openclaw approvals [^\n;),]*", e.message)
-        if m:
-            return m.group(0).rstrip()
         selector = node.id if node else host
         return f"allow it on the node: openclaw approvals allowlist add --node {selector} <program>"
     if e.reason == Reason.NOT_FOUND and node is not None:
@@ -103,7 +100,7 @@ def _ssh_fix(e: ClawrelayError, host: str, c: SshCarrier) -> str | None:
     from clawrelay.carriers.ssh import keyscan_command, ssh_command
 
     ref, see = c.ref, f"see why: {ssh_command(c.ref, 'true')}"
-    if e.reason == Reason.HOST_KEY_UNKNOWN:
+    if e.reason == Reason.HOST_KEY_UNKNOWN:  # the carrier says it (`fix`); this is for one that did not
         return keyscan_command(ref)
     if isinstance(e, ConfigError):
         return f"correct hosts.{host}.ssh.key or hosts.{host}.ssh.known_hosts in routes.yaml"
@@ -128,45 +125,3 @@ def _ssh_fix(e: ClawrelayError, host: str, c: SshCarrier) -> str | None:
         target = f"{ref.user}@{ref.host}" if ref.user else ref.host
         return f"authorize the key there: ssh-copy-id {key}{port}{target}; {see}"
     return f"{see.replace('ssh ', 'ssh -v ', 1)}"
-
-
-def telegram_config_fix(e: ConfigError, bot: TelegramBot) -> str:
-    """What to export or edit when the bot's token or proxy cannot be resolved."""
-    if e.message.startswith("telegram.proxy"):
-        return "set the variables telegram.proxy refers to, or remove `proxy:`"
-    return f"export {bot.token.ref or 'VAR'}=<the token from @BotFather>"
-
-
-def telegram_fix(reason: str, bot: TelegramBot) -> str | None:
-    """What to run or edit when the Bot API answered getMe or getChat this way."""
-    ref = bot.token.ref
-    custom = not bot.base_url.startswith("https://api.telegram.org/")
-    if reason in (
-        Reason.CONNECTION_REFUSED,
-        Reason.TIMEOUT,
-        Reason.PROXY_ERROR,
-        Reason.SERVER_ERROR,
-        Reason.BAD_RESPONSE,
-    ):
-        if bot.proxy:
-            return "check telegram.proxy in routes.yaml: that proxy must be running and reach the Bot API"
-        if custom:
-            return (
-                f"check telegram.base_url in routes.yaml ({bot.base_url}): start that Bot API server, "
-                "or remove base_url for api.telegram.org"
-            )
-        return (
-            "this machine cannot reach api.telegram.org (curl -sSI https://api.telegram.org shows "
-            "why): set telegram.proxy in routes.yaml (its password as ${VAR}), or telegram.base_url"
-        )
-    return {
-        Reason.AUTH: f"export {ref or 'TELEGRAM_BOT_TOKEN'}=<the token from @BotFather>",
-        Reason.PROXY_AUTH: "correct the user and password of telegram.proxy (the password as ${VAR})",
-        Reason.CHAT_NOT_FOUND: "the person opens the bot in Telegram and sends /start; chat_id is their "
-        "user id",
-        Reason.BOT_CHAT: "set chat_id to a person's chat or a group, never a bot",
-        Reason.BLOCKED: "the person unblocks the bot in Telegram",
-        Reason.FORBIDDEN: "add the bot to that chat again (it was removed), or set another chat_id",
-        Reason.BAD_REQUEST: "check chat_id in routes.yaml: a person's user id, or a group's id (-100…)",
-        Reason.RATE_LIMITED: "run doctor again after the wait Telegram asked for",
-    }.get(reason)

@@ -1,4 +1,4 @@
-"""Doctor's look at a node's exec policy: does it let clawrelay run its programs there unasked?
+"""A node's exec policy, probed: does it let clawrelay run its programs there unasked?
 
 A node locked down after setup would otherwise refuse clawrelay's programs one at a time, each on
 a real message. Doctor asks the node itself about each of them (`printenv` for the home folder,
@@ -17,20 +17,20 @@ from typing import TYPE_CHECKING
 from clawrelay.carriers.node import NodeCarrier
 from clawrelay.carriers.node_approval import ASK_HUMANS
 from clawrelay.carriers.node_helper import HELPER_PATTERN, helper_script, local_helper
-from clawrelay.carriers.node_policy import allowed, allowlist_pattern, exec_policy, prepared
+from clawrelay.carriers.node_policy import allowlist_pattern, exec_policy, prepare_run, run_if_allowed
 from clawrelay.carriers.result import RunResult
-from clawrelay.doctor.report import Broken
 from clawrelay.errors import ClawrelayError
 from clawrelay.reasons import Reason
 
 if TYPE_CHECKING:
-    from clawrelay.doctor.probes import Probes
+    from clawrelay.probes import Probes
 
 HELPER_NAME = "clawrelay's node helper"  # how a refusal names the helper
 
 
 async def probe(p: Probes, host_name: str) -> str:
-    """What the node's policy lets clawrelay run; `Broken` with every allowlist entry it needs."""
+    """What the node's policy lets clawrelay run; a ClawrelayError with every allowlist entry it
+    needs as its `fix`."""
     ASK_HUMANS.set(False)  # nobody approves a probe
     await p.node(host_name)
     c = p.carrier(host_name, "node")
@@ -39,21 +39,21 @@ async def probe(p: Probes, host_name: str) -> str:
     try:
         security, ask = await exec_policy(c, p.timeout)
     except ClawrelayError as e:
-        raise p.broken(e, c) from None
+        raise p.with_fix(e, c) from None
     policy = f"exec policy security {security}, ask {ask}"
     see = f"openclaw approvals get --node {c.selector} shows it"
     if security == "deny":
-        raise Broken(
+        raise ClawrelayError(
             f"{label}: its {policy}: nothing runs there",
-            Reason.DENIED,
-            f"{see}; set its security to allowlist (openclaw approvals set --node {c.selector} "
+            reason=Reason.DENIED,
+            fix=f"{see}; set its security to allowlist (openclaw approvals set --node {c.selector} "
             "--file …), then run doctor again for the programs to allow",
         )
     if ask == "always":
-        raise Broken(
+        raise ClawrelayError(
             f"{label}: its {policy}: a human approves every command",
-            Reason.DENIED,
-            f"{see}; set its ask to on-miss (openclaw approvals set --node {c.selector} "
+            reason=Reason.DENIED,
+            fix=f"{see}; set its ask to on-miss (openclaw approvals set --node {c.selector} "
             "--file …), then run doctor again for the programs to allow",
         )
     refused = {} if (security, ask) == ("full", "off") else await _refused_programs(p, c, host_name)
@@ -71,7 +71,9 @@ async def probe(p: Probes, host_name: str) -> str:
             f"has no clawrelay node helper at {HELPER_PATTERN} (memory_file, sync bundles and "
             "--link run it) and lets nothing write it (copy it there by hand)"
         )
-    raise Broken(f"{label}: its {policy} {'; and '.join(what)}", Reason.DENIED, "\n".join(lines))
+    raise ClawrelayError(
+        f"{label}: its {policy} {'; and '.join(what)}", reason=Reason.DENIED, fix="\n".join(lines)
+    )
 
 
 async def _refused_programs(p: Probes, c: NodeCarrier, host_name: str) -> dict[str, str]:
@@ -110,7 +112,7 @@ async def _helper(p: Probes, c: NodeCarrier, refused: dict[str, str]) -> str | N
         refused[HELPER_NAME] = HELPER_PATTERN
         version, text = helper_script()
         try:
-            plan = await prepared(c, ["sh", helper, version, "version"], p.timeout)
+            plan = await prepare_run(c, ["sh", helper, version, "version"], p.timeout)
         except ClawrelayError:
             plan = {}  # "approval requires an existing script operand": not there
         operand = (plan.get("plan") or {}).get("mutableFileOperand") or {}
@@ -126,6 +128,6 @@ async def _helper(p: Probes, c: NodeCarrier, refused: dict[str, str]) -> str | N
 
 async def _allowed(p: Probes, c: NodeCarrier, argv: list[str], helper: bool = False) -> RunResult | None:
     try:
-        return await allowed(c, argv, timeout=p.timeout, helper=helper)
+        return await run_if_allowed(c, argv, timeout=p.timeout, helper=helper)
     except ClawrelayError as e:
-        raise p.broken(e, c) from None
+        raise p.with_fix(e, c) from None
