@@ -31,16 +31,13 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class StepResult:
-    """What a transport reports for one attempt."""
+    """What a transport reports for one attempt. The carrier it went by is not here: a transport
+    names it on its context (`AttemptContext.chose`) and the router puts it on the Attempt."""
 
     outcome: Outcome
     reason: str | None = None
     retryable: bool = False
     detail: str | None = None
-    # Not read: a transport names its carrier on `ctx.carrier` (AttemptContext.chose) and the
-    # router puts that on the Attempt, the one place it is reported. Goes once system_event, the
-    # last transport passing one along (always None), stops.
-    carrier: str | None = None
     retry_after: float | None = None
     reply: str | None = None
     # the reply still to come (a gateway run's final answer), for a sender that waits for it
@@ -54,11 +51,10 @@ class StepResult:
         cls,
         detail: str | None = None,
         *,
-        carrier: str | None = None,
         reply: str | None = None,
         later: Any = None,
     ) -> StepResult:
-        return cls(Outcome.DELIVERED, detail=detail, carrier=carrier, reply=reply, later=later)
+        return cls(Outcome.DELIVERED, detail=detail, reply=reply, later=later)
 
     @classmethod
     def failed(
@@ -77,13 +73,12 @@ class StepResult:
         reason: str,
         detail: str | None = None,
         *,
-        carrier: str | None = None,
         retryable: bool = False,
         retry_after: float | None = None,
     ) -> StepResult:
         """`retryable` only from a transport whose next try resumes without repeating what
         arrived (Telegram's remaining parts); any other ambiguous attempt is never retried."""
-        return cls(Outcome.AMBIGUOUS, reason, retryable, detail, carrier=carrier, retry_after=retry_after)
+        return cls(Outcome.AMBIGUOUS, reason, retryable, detail, retry_after=retry_after)
 
 
 @dataclass

@@ -12,7 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypedDict
 
-from clawrelay.doctor.report import Check, checked
+from clawrelay.probes.check import Check, run_check
 
 if TYPE_CHECKING:
     from clawrelay.config.routes import Routes
@@ -70,7 +70,7 @@ async def steps_of(probes: Probes, routes: Routes, target: str) -> list[Check]:
     return list(
         await asyncio.gather(
             *(
-                checked(
+                run_check(
                     target,
                     probes.step(target, s),
                     step=s.index,
@@ -95,7 +95,7 @@ async def host_checks(probes: Probes, routes: Routes, host: str) -> list[Check]:
         jobs["gateway"] = probes.gateway(h.node.gateway)
         jobs["node"] = probes.node(host)
     return list(
-        await asyncio.gather(*(checked(what, job, timeout=probes.timeout) for what, job in jobs.items()))
+        await asyncio.gather(*(run_check(what, job, timeout=probes.timeout) for what, job in jobs.items()))
     )
 
 

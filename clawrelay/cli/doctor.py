@@ -20,7 +20,7 @@ def doctor(
 
     from clawrelay.config import check_routes
     from clawrelay.doctor import diagnose, proxies, secret_sources
-    from clawrelay.doctor.report import Check
+    from clawrelay.probes.check import Check
     from clawrelay.reasons import Reason
     from clawrelay.secrets import scrub
 

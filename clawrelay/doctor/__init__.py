@@ -11,7 +11,7 @@ import os
 from typing import TYPE_CHECKING
 
 from clawrelay.carriers.proxy import PROXY_VARS
-from clawrelay.doctor.report import Check, checked
+from clawrelay.probes.check import Check, run_check
 
 if TYPE_CHECKING:
     from clawrelay.config.routes import Routes
@@ -99,6 +99,6 @@ async def diagnose(routes: Routes, targets: list[str], timeout: float) -> list[C
         for name in targets:
             for step in routes.plan(name):
                 checks.append(
-                    await checked(name, probes.step(name, step), step=step.index, transport=step.transport)
+                    await run_check(name, probes.step(name, step), step=step.index, transport=step.transport)
                 )
     return checks

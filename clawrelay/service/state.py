@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from clawrelay.doctor.report import Check
     from clawrelay.outcome import Delivery
+    from clawrelay.probes.check import Check
 
 LOCK = "flusher.lock"
 LAST_PASS = "last-pass.json"
@@ -278,8 +278,8 @@ def outbox_depth(home: Path | None = None) -> dict[str, int]:
 
 def flusher_check() -> Check:
     """`doctor`'s `flusher` line: ok when one runs; FAIL when messages wait and none does."""
-    from clawrelay.doctor.report import Check
     from clawrelay.errors import ClawrelayError
+    from clawrelay.probes.check import Check
     from clawrelay.reasons import Reason
 
     try:

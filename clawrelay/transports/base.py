@@ -1,9 +1,14 @@
 """The one interface every transport implements, and what the router hands it per attempt.
 
-A transport knows how to deliver one envelope one way; it knows nothing of the chain. It reports
-through a `StepResult` (or raises `TransportError`), and calls `ctx.mark_sent()` at the moment
-the message has left: if the attempt's timeout fires after that point the router records
-`ambiguous` (it may have arrived), before it `failed` with reason `timeout`.
+A transport knows how to deliver one envelope one way; it knows nothing of the chain. As with
+httpx, where a 404 is a response and a refused connection an exception, it has two ways to end,
+one per kind of end: what it got far enough to judge (delivered; ambiguous; failed for a reason it
+read in an answer, such as an exit status or the gateway's error) it returns as a `StepResult`;
+what stopped it before that (a carrier, a connection, a file that cannot be written) is raised as
+`TransportError`, from wherever it happened, and the router turns it into a failed attempt in one
+place. It calls `ctx.mark_sent()` at the moment the message has left: if the attempt's timeout
+fires after that point, or the connection is lost, the router records `ambiguous` (it may have
+arrived); before it, `failed`.
 """
 
 from __future__ import annotations

@@ -73,12 +73,12 @@ class Woken:
     sent: str
     turn: Turn
 
-    def result(self, carrier: str | None = None) -> StepResult:
+    def result(self) -> StepResult:
         detail = f"{self.sent}; {self.turn.detail}"
         if self.turn.outcome == "ok":
-            return StepResult.delivered(detail, carrier=carrier)
+            return StepResult.delivered(detail)
         reason = Reason.TURN_FAILED if self.turn.outcome == "failed" else Reason.UNCONFIRMED
-        return StepResult.ambiguous(reason, detail, carrier=carrier)
+        return StepResult.ambiguous(reason, detail)
 
 
 class TurnWatch:
@@ -247,13 +247,11 @@ class SystemEvent:
             if result.outcome is not Outcome.DELIVERED:
                 return result
             turn = await watch.turn(env.as_text(), until)
-        return Woken(f"{result.detail}, watched on {name}", turn).result(carrier=result.carrier)
+        return Woken(f"{result.detail}, watched on {name}", turn).result()
 
 
 def _unwatched(result: StepResult, why: str) -> StepResult:
     """The host's gateway queued the event, and nothing here can see its turn."""
     if result.outcome is not Outcome.DELIVERED:
         return result
-    return StepResult.ambiguous(
-        Reason.UNCONFIRMED, f"{result.detail}; its turn cannot be watched: {why}", carrier=result.carrier
-    )
+    return StepResult.ambiguous(Reason.UNCONFIRMED, f"{result.detail}; its turn cannot be watched: {why}")

@@ -1,4 +1,5 @@
-"""One line of `clawrelay doctor`: what was checked, OK or what is wrong, and the command that fixes it."""
+"""A probe's answer as one line (of `clawrelay doctor`, `status`, `service status`): what was
+checked, OK or what is wrong, and the command that fixes it."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def fallback_fix(reason: str | None) -> str:
     return fixes.get(reason or "", meaning)
 
 
-async def checked(
+async def run_check(
     subject: str,
     probe: Awaitable[str],
     *,
