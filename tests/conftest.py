@@ -265,17 +265,23 @@ def gateway(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
 
 
 @pytest.fixture(scope="session")
-def node(gateway):  # type: ignore[no-untyped-def]
+def _xiaom_node(gateway):  # type: ignore[no-untyped-def]
     """One real node host ("xiaom"), paired to the session gateway and approved: its id.
 
     Its `openclaw` CLI uses the gateway's own config, as on a machine whose node host and gateway
     are the same OpenClaw: `openclaw system event|agent` run through node.invoke reach it.
     """
+    return gateway.start_node("xiaom")
+
+
+@pytest.fixture
+def node(gateway, _xiaom_node):  # type: ignore[no-untyped-def]
+    """The session's node host, connected when the test starts: a test before this one may have
+    restarted the gateway, and the node host takes a moment to come back."""
     from peer import node_connected
 
-    node_id = gateway.start_node("xiaom")
-    yield node_id
-    wait_for(lambda: node_connected(gateway, node_id), 60)  # a later test may have restarted the gateway
+    wait_for(lambda: node_connected(gateway, _xiaom_node), 60)
+    return _xiaom_node
 
 
 @pytest.fixture(scope="session")

@@ -126,17 +126,31 @@ def _targets(routes: Routes) -> str:
     c = routes.config
     lines = []
     for name, target in c.targets.items():
-        aliases = f" (also: {', '.join(target.aliases)})" if target.aliases else ""
-        host = f", on host `{target.host}`" if target.host else ""
-        lines.append(f"- `{name}`{aliases}{host}")
+        aliases = f" (also: {', '.join(map(_code, target.aliases))})" if target.aliases else ""
+        host = f", on host {_code(target.host)}" if target.host else ""
+        lines.append(f"- {_code(name)}{aliases}{host}")
     if c.groups:
         lines.append("")
-        lines.extend(f"- group `@{g}`: {', '.join(members)}" for g, members in c.groups.items())
+        lines.extend(
+            f"- group {_code('@' + g)}: {', '.join(map(_code, members))}" for g, members in c.groups.items()
+        )
     hosts = [h for h, cfg in c.hosts.items() if cfg.carriers()]
     if hosts:
         lines.append("")
-        lines.append("Hosts for `exec` and `sync`: " + ", ".join(f"`{h}`" for h in hosts) + ".")
+        lines.append("Hosts for `exec` and `sync`: " + ", ".join(map(_code, hosts)) + ".")
     return "\n".join(lines)
+
+
+def _code(text: str) -> str:
+    """A name from routes.yaml as one Markdown code span on one line: the model reads this file as
+    instructions, and a name is the routes file's text, so no content may close the span (its
+    fence is longer than any run of backticks inside) or start a line of its own (a line break or
+    other control character is shown escaped)."""
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _digest(text: str) -> str:
