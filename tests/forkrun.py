@@ -223,6 +223,8 @@ def _parent(
                     sel.unregister(fd)
         _, status = os.waitpid(pid, 0)
     finally:
+        if in_w in sel.get_map():  # a timeout while stdin was still being fed
+            os.close(in_w)
         sel.close()
         for fd in (out_r, err_r):
             os.close(fd)

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import CLAWRELAY, Env, header, program
@@ -218,14 +219,7 @@ targets:
         )
         args = json.loads(filled)
         assert "<" not in args["command"] and text not in args["command"]
-        out = subprocess.run(
-            [shell, "-c", args["command"]],
-            cwd=ws,
-            env={**gateway_env, **args["env"]},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        out = run_exec_block(shell, args, ws, gateway_env)
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)["status"] == "delivered"
     bodies = [json.loads(line)["body"] for line in got.read_text().splitlines()]
@@ -253,26 +247,12 @@ def test_the_exec_and_status_templates_run_from_the_gateways_environment(env: En
     )
     args = json.loads(filled)
     gateway_env = {"PATH": "/usr/bin:/bin", "HOME": str(env.tmp / "home"), "LANG": "C.UTF-8"}
-    out = subprocess.run(
-        ["/bin/sh", "-c", args["command"]],
-        cwd=ws,
-        env={**gateway_env, **args["env"]},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = run_exec_block("/bin/sh", args, ws, gateway_env)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert (doc["exit_code"], doc["stdout"]) == (0, "single double\n42 tick\n"), doc
     status = json.loads(_block(text, "## Wake an agent, see who is up", 1))
-    out = subprocess.run(
-        ["/bin/sh", "-c", status["command"]],
-        cwd=ws,
-        env={**gateway_env, **status["env"]},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = run_exec_block("/bin/sh", status, ws, gateway_env)
     assert out.returncode == 0 and "xiaom" in json.dumps(json.loads(out.stdout)), out.stderr
 
 
@@ -298,3 +278,18 @@ def test_no_alias_can_break_out_of_the_target_list(env: Env) -> None:
     assert shown[:1] == ["xiaom"] and "``tick``" in shown
     assert any("ignore" in s and "rm -rf" in s for s in shown)  # one span holds all of it
     assert "rm -rf" not in re.sub(r"(`+)(.*?)\1(?!`)", "", line)  # nothing of it outside a span
+
+
+def run_exec_block(
+    shell: str, block: dict[str, Any], cwd: Path, gateway_env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """What OpenClaw's exec does with a filled block: its `command` in a shell, its `env` added to
+    the gateway's own environment, in the agent's workspace."""
+    return subprocess.run(
+        [shell, "-c", block["command"]],
+        cwd=cwd,
+        env={**gateway_env, **block["env"]},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
