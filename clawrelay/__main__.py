@@ -1,3 +1,3 @@
-from clawrelay.cli import main
+from clawrelay.launch import main
 
 raise SystemExit(main())

@@ -119,17 +119,23 @@ class Flusher:
         """Pass after pass until the router is told to stop; `report` gets each pass that did
         something, `on_pass` every pass (its finish is what tells that a flusher runs)."""
         while not self.router.stopping:
-            result = await self.once()
-            result.skipped = [s for s in result.skipped if s["reason"] not in _QUIET]
-            tried = {d.target for d in result.retried}
-            came_back = await self._find_returned(set(self.waiting()), tried)
-            if came_back and not self.router.stopping:
-                await self._drain_all({t: rs for t, rs in self.waiting().items() if t in came_back}, result)
+            result = await self.watch_once()
             if on_pass is not None:
                 on_pass(result)
             if result.retried or result.errors or result.expired:
                 report(result)
             await self.router.wait_for_stop(interval)
+
+    async def watch_once(self) -> Pass:
+        """One pass of `watch`: what is due, then the targets that came back since the last look
+        (the relay runs these itself, between the commands it serves)."""
+        result = await self.once()
+        result.skipped = [s for s in result.skipped if s["reason"] not in _QUIET]
+        tried = {d.target for d in result.retried}
+        came_back = await self._find_returned(set(self.waiting()), tried)
+        if came_back and not self.router.stopping:
+            await self._drain_all({t: rs for t, rs in self.waiting().items() if t in came_back}, result)
+        return result
 
     async def _find_returned(self, targets: set[str], tried: set[str]) -> set[str]:
         """Targets reachable now that were not at the last look (or were never looked at), other

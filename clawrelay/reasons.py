@@ -88,6 +88,8 @@ class Reason(StrEnum):
     IN_FLIGHT = "in_flight"
     SKILL_EDITED = "skill_edited"
     NO_FLUSHER = "no_flusher"
+    RELAY_LOST = "relay_lost"
+    RELAY_RUNNING = "relay_running"
     # -- why the outbox left a message waiting (outbox retry / flush `skipped`) ----------------
     BACKOFF = "backoff"
     AMBIGUOUS = "ambiguous"

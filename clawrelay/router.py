@@ -95,6 +95,13 @@ class Router:
         name) replace what the router would otherwise look up in the transports' table or open
         itself; pools given stay their giver's to close. `sleep` replaces the wait before a retry
         (it is told the seconds; a stop still drops the retry)."""
+        from clawrelay.relay import context
+
+        resident = context.resident()
+        if resident is not None and gateway_pool is None and host_carriers is None:
+            gateway_pool = resident.gateways  # inside a relay: its warm connections, left open
+            host_carriers = resident.carriers_for(routes)
+        context.track_router(self)  # a relay that stops lets this router's attempts finish
         self.routes = routes
         self.wait_reply = wait_reply  # seconds to wait for the agent's answer once delivered
         self.journal = journal

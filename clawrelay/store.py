@@ -138,7 +138,14 @@ class Db:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self.conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self.conn = sqlite3.connect(
+                # a command inside the relay opens it in its worker thread and writes from the
+                # relay's loop thread, one after the other (never at once)
+                path,
+                timeout=30,
+                isolation_level=None,
+                check_same_thread=False,
+            )
             self.conn.execute("PRAGMA busy_timeout=30000")
         except sqlite3.Error as e:
             raise state_error(path, e) from None

@@ -79,7 +79,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _starts_a_server(argv: object) -> bool:
     args = [str(a) for a in argv] if isinstance(argv, list | tuple) else str(argv).split()
     names = [Path(a).name for a in args]
-    return bool(names) and (names[0] in SERVER_PROGRAMS or bool(SERVER_SCRIPTS & set(names)))
+    relay = len(names) > 1 and names[0] == "clawrelay" and "serve" in names[1:3]
+    return bool(names) and (relay or names[0] in SERVER_PROGRAMS or bool(SERVER_SCRIPTS & set(names)))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -223,6 +224,54 @@ def env(tmp_path: Path) -> Iterator[Env]:
     made = new_env(tmp_path)
     yield made
     made.end_spawned()
+
+
+class RelayProcess:
+    """A `clawrelay serve` of one Env, started and stopped by PID."""
+
+    def __init__(self, env: Env, *args: str) -> None:
+        from clawrelay.relay.address import socket_path
+        from clawrelay.relay.client import ask_stat
+
+        self.env = env
+        self.socket = socket_path(env.home)
+        # --interval 1h: its flusher makes its pass at start and then keeps out of the test's way
+        self.proc = env.spawn("serve", "--interval", "1h", *args)
+        self.pid = self.proc.pid
+        end = time.monotonic() + 60
+        while not ask_stat(str(env.home)).get("running"):
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"clawrelay serve exited {self.proc.returncode}: {self.proc.stderr.read()}"
+                )  # type: ignore[union-attr]
+            assert time.monotonic() < end, "the relay did not answer within 60 s"
+            time.sleep(0.05)
+
+    def stop(self) -> tuple[int, str, str]:
+        """SIGTERM, and its exit status and output."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        out, err = self.proc.communicate(timeout=60)
+        return self.proc.returncode, out, err
+
+
+def _relay_param(mode: str) -> object:
+    # the relay is a server: a test run with it is an integration test, its in-process twin not
+    return pytest.param(mode, id=mode, marks=pytest.mark.integration) if mode == "relay" else mode
+
+
+@pytest.fixture(params=[_relay_param("in-process"), _relay_param("relay")])
+def relay_mode(request: pytest.FixtureRequest, env: Env) -> Iterator[RelayProcess | None]:
+    """Run the test twice: each command in its own process, and each inside a relay (`clawrelay
+    serve` on the test's state dir). Same assertions: output, exit codes and journal must agree."""
+    if request.param != "relay":
+        yield None
+        return
+    relay = RelayProcess(env)
+    yield relay
+    code, _, err = relay.stop()
+    assert code == 0, f"the relay exited {code}: {err[-2000:]}"
+    assert "Traceback" not in err, err[-4000:]
 
 
 def new_env(tmp_path: Path) -> Env:

@@ -36,6 +36,7 @@ PRELOAD = (
     "websockets.asyncio.client",
     "cryptography.hazmat.primitives.asymmetric.ed25519",
     "clawrelay.cli",
+    "clawrelay.launch",
     "clawrelay.config.loader",
     "clawrelay.router",
     "clawrelay.journal",
@@ -142,9 +143,9 @@ def _child(argv: list[str], cwd: str, env: dict[str, str]) -> None:
         del sys.modules[name]
     code = 0
     try:
-        from clawrelay.cli import main
+        from clawrelay.launch import main
 
-        sys.exit(main())  # what the console script does
+        sys.exit(main())  # what the console script does (to a relay when one answers)
     except SystemExit as e:
         if e.code is None:
             code = 0

@@ -30,6 +30,9 @@ NASTY = [
 ]
 ECHO_ARGV = [sys.executable, "-c", "import json, sys; print(json.dumps(sys.argv[1:]))"]
 
+# every test twice: in its own process, and inside a relay (`clawrelay serve`)
+pytestmark = pytest.mark.usefixtures("relay_mode")
+
 
 @pytest.fixture(
     params=[  # ssh and node bring up their servers below, by name: the marker is on their params

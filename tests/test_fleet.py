@@ -17,6 +17,9 @@ from peer import TOKEN, Gateway, free_port, running_gateway
 
 TOKEN_ENV = "TEST_GW_TOKEN"
 
+# every test twice: in its own process, and inside a relay (`clawrelay serve`)
+pytestmark = pytest.mark.usefixtures("relay_mode")
+
 
 @pytest.fixture(scope="module")
 def second(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:

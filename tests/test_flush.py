@@ -10,6 +10,7 @@ import subprocess
 import textwrap
 import time
 
+import pytest
 from conftest import Env, header, program, wait_for
 
 
@@ -170,6 +171,7 @@ def test_a_stopped_router_finishes_the_attempt_and_starts_no_retry_and_no_next_s
     assert record.id == delivery.id and len(record.attempts) == 1
 
 
+@pytest.mark.integration  # the unit runs the relay, a server
 def test_the_shipped_systemd_unit_starts_a_watcher_that_delivers_and_stops_on_its_kill_signal(
     env: Env,
 ) -> None:

@@ -13,6 +13,9 @@ from conftest import Env, alive, header, program, wait_for
 
 from clawrelay.transports.memory_note import parse
 
+# every test twice: in its own process, and inside a relay (`clawrelay serve`)
+pytestmark = pytest.mark.usefixtures("relay_mode")
+
 
 def chain(env: Env, steps: str, extra: str = "", target_extra: str = "") -> Path:
     return env.routes(

@@ -19,6 +19,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from conftest import CLAWRELAY, Env, header, program, wait_for
 from peer import Gateway
 
@@ -176,6 +177,7 @@ def test_doctor_is_ok_with_an_empty_outbox_and_no_flusher(env: Env) -> None:
 # -- systemd (a fake systemctl: unit level) ------------------------------------------------------
 
 
+@pytest.mark.integration  # it runs what the unit says: the relay, a server
 def test_systemd_install_writes_a_unit_that_runs_a_watcher_and_uninstall_removes_it(env: Env) -> None:
     routes = down_routes(env)
     fake_program(env, "systemctl", SYSTEMCTL)
@@ -200,7 +202,7 @@ def test_systemd_install_writes_a_unit_that_runs_a_watcher_and_uninstall_removes
             key, value = line.split("=", 1)
             fields.setdefault(key, []).append(value)
     argv = shlex.split(fields["ExecStart"][0])
-    assert argv == [CLAWRELAY, "outbox", "flush", "--watch", "--interval", "30s", "--config", str(routes)]
+    assert argv == [CLAWRELAY, "serve", "--interval", "30s", "--config", str(routes)]
     unit_env = dict(v.strip('"').split("=", 1) for v in fields["Environment"])
     assert unit_env["CLAWRELAY_HOME"] == str(env.home) and unit_env["CLAWRELAY_SERVICE"] == "systemd"
 
@@ -307,9 +309,7 @@ def test_launchd_install_writes_the_agent_and_bootstraps_it(env: Env) -> None:
     assert plist["Label"] == "ai.clawrelay.flush"
     assert plist["ProgramArguments"] == [
         CLAWRELAY,
-        "outbox",
-        "flush",
-        "--watch",
+        "serve",
         "--interval",
         "30s",
         "--config",

@@ -87,7 +87,12 @@ async def open_carriers(routes: Routes, home: Path) -> AsyncIterator[HostCarrier
     """Carriers for one command (exec, sync, doctor): gateway connections are opened only when a
     node or the caller asks for them, and everything is closed together."""
     from clawrelay.openclaw.pool import GatewayPool
+    from clawrelay.relay import context
 
+    resident = context.resident()
+    if resident is not None:  # inside a relay: its warm carriers, left open for the next command
+        yield resident.carriers_for(routes)
+        return
     pool: GatewayPool | None = None
 
     def gateways() -> GatewayPool:

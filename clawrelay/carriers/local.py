@@ -77,6 +77,10 @@ async def run(
     on_spawn: Callable[[], None] | None = None,
 ) -> RunResult:
     t0 = time.monotonic()
+    if cwd is None:
+        from clawrelay.relay import context
+
+        cwd = context.cwd()  # inside a relay: the folder the command was started in
     if cwd is not None and not os.path.isdir(cwd):
         raise TransportError(f"{cwd}: no such folder", reason=Reason.NOT_FOUND)
     program = _program(argv[0], env, cwd)

@@ -83,8 +83,21 @@ class SshCarrier:
         self._conn: Any = None
         self._lock = asyncio.Lock()
         self._home: str | None = None
+        self._used = time.monotonic()
+
+    def connected(self) -> bool:
+        return self._conn is not None and not self._conn.is_closed()
+
+    async def close_if_idle(self, idle: float, now: float) -> None:
+        """Close the connection when nothing used it for `idle` seconds and no channel is open
+        (a relay keeps carriers for many commands: an idle host should not hold a session)."""
+        conn = self._conn
+        if conn is None or now - self._used < idle or getattr(conn, "_channels", None):
+            return
+        await self.aclose()
 
     async def _connection(self, timeout: float) -> Any:
+        self._used = time.monotonic()
         async with self._lock:
             if self._conn is not None and not self._conn.is_closed():
                 return self._conn

@@ -63,6 +63,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "doctor",
         "Check the routes, the secrets and each step's gateway, node, host, workspace and bot, for real.",
     ),
+    "serve": (
+        "serve",
+        "serve",
+        "Run the relay: commands ride its warm connections, and it drains the outbox.",
+    ),
     "routes": ("routes", "app", "Check and show the routes (routes.yaml)."),
     "outbox": ("outbox", "app", "Messages not delivered yet: list, retry, flush, purge."),
     "skill": ("skill", "app", "The OpenClaw skill: install it into a workspace, or print it."),
@@ -186,18 +191,26 @@ ROOT = Root(
             help="routes.yaml for the command (`builtin`: the embedded demo); "
             "the command's own --config wins.",
         ),
+        click.Option(
+            ["--no-relay"],
+            is_flag=True,
+            help="Run the command in this process even when a relay (`clawrelay serve`) answers "
+            "(also: CLAWRELAY_RELAY=off).",
+        ),
     ],
 )
 
 
-def main() -> int:
-    """Run the command; a usage mistake is one line on stderr and exit 2, like every other error."""
+def main(argv: list[str] | None = None) -> int:
+    """Run the command (`argv`, else this process's); a usage mistake is one line on stderr and
+    exit 2, like every other error."""
     import sys
 
     from clawrelay.cli.argv import with_optional_values
 
+    args = sys.argv[1:] if argv is None else argv
     try:
-        code = ROOT.main(args=with_optional_values(sys.argv[1:]), standalone_mode=False)
+        code = ROOT.main(args=with_optional_values(args), prog_name="clawrelay", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as e:
         e.show()
         return 2

@@ -135,18 +135,23 @@ def remote_command(
 
 def on_carriers(routes: Routes, journal: Journal, job: Callable[[HostCarriers], Awaitable[T]]) -> T:
     """Run one remote job (exec, sync) with the command's carriers opened, and closed after it."""
-    import asyncio
-
     from clawrelay.carriers.hosts import open_carriers
+    from clawrelay.relay import context
 
     async def go() -> T:
         async with open_carriers(routes, journal.home) as carriers:
             return await job(carriers)
 
-    return asyncio.run(go())
+    return context.run(go())
 
 
 def load(config: str | None) -> Routes:
+    from clawrelay.relay import context
+
+    resident = context.resident()
+    if resident is not None:  # inside a relay: parsed once per version of the file
+        routes: Routes = resident.load(config)
+        return routes
     from clawrelay.config import load_routes
 
     return load_routes(config)
@@ -167,6 +172,9 @@ def open_journal() -> Journal:
             f"cannot use {where}: {e.__class__.__name__}: {getattr(e, 'strerror', None) or e}"
             " (set CLAWRELAY_HOME to a writable folder)"
         ) from None
+    from clawrelay.relay import context
+
+    context.at_end(journal.close)  # inside a relay the process outlives the command
     for notice in journal.notices:
         typer.echo(f"clawrelay: warning: {notice}", err=True)
     if journal.open_attempts():  # a sender may have died mid-attempt: settle that before anything reads it

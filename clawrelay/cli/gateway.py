@@ -43,9 +43,8 @@ def call(
     config: str | None = ConfigOpt,
 ) -> None:
     """Call one gateway method: {"ok":true,"payload":...} or {"ok":false,"error":{...}}; exit 0 / 1."""
-    import asyncio
-
     from clawrelay.errors import UsageError
+    from clawrelay.relay import context
 
     with reported(as_json):
         try:
@@ -56,7 +55,7 @@ def call(
             raise UsageError("--params must be a JSON object")
         seconds = duration_option(timeout, "--timeout")
         name, url, token = _target(gateway, config, token_env)
-        result = asyncio.run(_call(name, url, token, method, body, seconds))
+        result = context.run(_call(name, url, token, method, body, seconds))
         from clawrelay.secrets import scrub
 
         # A payload (config.get, say) can hold the very token used to connect: never print it.
@@ -70,17 +69,15 @@ async def _call(
     import time
 
     from clawrelay import paths
-    from clawrelay.openclaw import ALL_SCOPES, GatewayError, open_gateway
+    from clawrelay.openclaw import ALL_SCOPES, GatewayError
+    from clawrelay.openclaw.pool import gateway_session
 
     deadline = time.monotonic() + timeout
     try:
-        client = await open_gateway(
+        async with gateway_session(
             url, name=name, token=token, home=paths.state_dir(), scopes=ALL_SCOPES, timeout=timeout
-        )
-        try:
+        ) as client:
             payload = await client.request(method, params, timeout=max(0.1, deadline - time.monotonic()))
-        finally:
-            await client.close()
     except GatewayError as e:
         return {"ok": False, "error": e.to_json()}
     return {"ok": True, "payload": payload}
@@ -92,7 +89,7 @@ def nodes(
     config: str | None = ConfigOpt,
 ) -> None:
     """Every node on the configured gateways: connected, approved, system.run allowed, last seen."""
-    import asyncio
+    from clawrelay.relay import context
 
     with reported(as_json):
         if gateway is not None:
@@ -100,7 +97,7 @@ def nodes(
         else:
             gateways = load(config).config.gateways
             targets = [(n, g.url, g.resolve_token()) for n, g in gateways.items()]
-        rows, errors = asyncio.run(_nodes(targets))
+        rows, errors = context.run(_nodes(targets))
         if as_json:
             emit_json({"nodes": rows, "errors": errors})
         else:
@@ -115,17 +112,17 @@ async def _nodes(targets: list[tuple[str, str, str | None]]) -> tuple[Rows, Rows
     import asyncio
 
     from clawrelay import paths
-    from clawrelay.openclaw import READ, GatewayError, open_gateway
+    from clawrelay.openclaw import READ, GatewayError
+    from clawrelay.openclaw.pool import gateway_session
 
     home = paths.state_dir()
 
     async def one(name: str, url: str, token: str | None) -> list[dict[str, Any]]:
-        client = await open_gateway(url, name=name, token=token, home=home, scopes=(READ,), timeout=10)
-        try:
+        async with gateway_session(
+            url, name=name, token=token, home=home, scopes=(READ,), timeout=10
+        ) as client:
             client.require(READ, method="node.list")
             payload = await client.request("node.list", {}, timeout=10)
-        finally:
-            await client.close()
         return [_node_row(name, n) for n in payload.get("nodes") or []]
 
     results = await asyncio.gather(*(one(*t) for t in targets), return_exceptions=True)

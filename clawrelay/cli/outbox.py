@@ -65,12 +65,11 @@ def retry(
     by ID. Exit 0 when everything retried was delivered, 1 when some stay queued, 4 when some
     ended ambiguous.
     """
-    import asyncio
-
     from clawrelay.cli.render import attempt_printer, show_retry_start, verdict
     from clawrelay.errors import Reason, UsageError
     from clawrelay.flush import Flusher, Pass
     from clawrelay.outcome import Status
+    from clawrelay.relay import context
     from clawrelay.router import Router
 
     with reported(as_json):
@@ -86,14 +85,14 @@ def retry(
                 for r in journal.outbox()
                 if r.status is Status.AMBIGUOUS
             ]
-            result = asyncio.run(_closing(router, flusher.once(now=now)))
+            result = context.run(_closing(router, flusher.once(now=now)))
             result.skipped[:0] = held
         else:
             result = Pass(expired=journal.expire())
             record = _find(journal, message_id)
             if record.status not in (Status.QUEUED, Status.AMBIGUOUS):
                 raise UsageError(f"{record.id} is {record.status}, not in the outbox")
-            asyncio.run(_closing(router, flusher.retry(record, result, manual=True)))
+            context.run(_closing(router, flusher.retry(record, result, manual=True)))
         if as_json:
             emit_json(result.to_json())
         else:
@@ -141,13 +140,11 @@ def flush(
     deliver one message twice. Exit (one pass): 0 all delivered, 1 some still queued, 4 ambiguous
     (0 with --exit-zero). With --watch and --json: one JSON line per pass that did something.
     Every pass records when it finished (`clawrelay service status` shows it)."""
-    import asyncio
-    import signal
-
     from clawrelay.cli.render import attempt_printer, show_retry_start, verdict
     from clawrelay.errors import UsageError
     from clawrelay.flush import Flusher
     from clawrelay.journal import now_ms
+    from clawrelay.relay import context
     from clawrelay.router import Router
     from clawrelay.service.state import WatcherLock, record_pass
 
@@ -185,9 +182,10 @@ def flush(
             started[0] = now_ms()
 
         async def go() -> Pass | None:
+            import asyncio
+
             loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, router.stop)
+            context.on_stop_signals(loop, router.stop)
             try:
                 if watch:
                     if not as_json:
@@ -200,7 +198,7 @@ def flush(
             finally:
                 await router.aclose()
 
-        result = asyncio.run(go())
+        result = context.run(go())
         if result is None:
             if not as_json:
                 typer.echo("stopped")

@@ -150,12 +150,11 @@ def deliver(
     """Journal and deliver one text to each target of `plans` (its chain, or an event's rungs;
     one batch when SPEC names a group), showing progress; the exit code of it all. Shared by
     `send` and `event`, which differ only in their plans and `kind`."""
-    import asyncio
-
     from clawrelay.cli.render import attempt_printer, verdict
     from clawrelay.envelope import inherited_hops
     from clawrelay.ids import new_id
     from clawrelay.journal import Batch
+    from clawrelay.relay import context
     from clawrelay.router import Router
     from clawrelay.service.state import auto_retry_json, no_flusher_line
 
@@ -177,7 +176,7 @@ def deliver(
         finally:
             await router.aclose()
 
-    deliveries = asyncio.run(go())
+    deliveries = context.run(go())
     if as_json:
         docs = [d.to_json() for d in deliveries]
         if batch is not None:  # the same as `clawrelay log --json` gives each record of the group

@@ -22,8 +22,7 @@ def status(
     last path that delivered and when, and what waits in its outbox; for each host (all, or
     TARGET's), whether its gateway is up, its node connected, its ssh answering. Exit 0 when
     every target has a way that works now, 1 when some have none."""
-    import asyncio
-
+    from clawrelay.relay import context
     from clawrelay.status import survey
 
     with reported(as_json):
@@ -32,15 +31,35 @@ def status(
         names = routes.expand(target) if target else list(routes.config.targets)
         journal = open_journal()
         journal.expire()
-        targets, hosts = asyncio.run(survey(routes, journal, names, seconds, all_hosts=target is None))
+        targets, hosts = context.run(survey(routes, journal, names, seconds, all_hosts=target is None))
         ok = all(t.reachable for t in targets)
+        from clawrelay.relay.client import ask_stat
+
+        relay = ask_stat(str(journal.home))
         if as_json:
             emit_json(
-                {"ok": ok, "targets": [t.to_json() for t in targets], "hosts": [h.to_json() for h in hosts]}
+                {
+                    "ok": ok,
+                    "targets": [t.to_json() for t in targets],
+                    "hosts": [h.to_json() for h in hosts],
+                    "relay": relay,
+                }
             )
         else:
             _show(targets, hosts)
+            typer.echo(_relay_line(relay))
         raise typer.Exit(0 if ok else 1)
+
+
+def _relay_line(relay: dict[str, object]) -> str:
+    if not relay.get("running"):
+        return "relay: not running (commands run in their own process; `clawrelay serve` starts one)"
+    gateways = relay.get("gateways") or {}
+    assert isinstance(gateways, dict)
+    up = ", ".join(f"{n} {'connected' if c else 'not connected'}" for n, c in sorted(gateways.items()))
+    return f"relay: running (pid {relay.get('pid')}, up {relay.get('uptime_s')}s)" + (
+        f"; gateways: {up}" if up else ""
+    )
 
 
 def _show(targets: list[TargetStatus], hosts: list[HostStatus]) -> None:

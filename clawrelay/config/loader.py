@@ -28,16 +28,18 @@ BUILTIN = "builtin"  # --config builtin: the embedded demo, whatever routes.yaml
 
 def find_config(explicit: str | None = None) -> Path | None:
     """The routes file to use, or None for the embedded default."""
+    from clawrelay.relay.context import resolve
+
     for given in (explicit, os.environ.get("CLAWRELAY_CONFIG")):
         if given == BUILTIN:
             return None
         if given:
             path = Path(given).expanduser()
-            if not path.is_file():
+            if not Path(resolve(path)).is_file():
                 raise ConfigError(f"{path}: no such config file")
             return path
     for candidate in (Path("routes.yaml"), paths.user_config_file()):
-        if candidate.is_file():
+        if Path(resolve(candidate)).is_file():
             return candidate
     return None
 
@@ -52,9 +54,11 @@ def _read(explicit: str | None) -> tuple[str | bytes, str, Path | None]:
         state = paths.state_dir()
         default.demo_workspace(state).mkdir(parents=True, exist_ok=True)
         return default.default_routes_text(state), default.SOURCE, None
-    try:
-        with path.open("rb") as f:
-            return f.read(MAX_BYTES + 1), str(path), path
+    from clawrelay.relay.context import resolve
+
+    try:  # named as given (the messages say `routes.yaml:3`), opened from the command's folder
+        with open(resolve(path), "rb") as f:
+            return f.read(MAX_BYTES + 1), str(path), Path(resolve(path))
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.__class__.__name__}: {e}") from e
 

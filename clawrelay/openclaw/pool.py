@@ -9,7 +9,10 @@ device identity goes along wherever the gateway needs one.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from clawrelay.openclaw.client import READ, WRITE, GatewayClient, is_loopback
@@ -78,6 +81,31 @@ async def open_gateway(
     raise GatewayError(f"{name}: could not agree on credentials with {url}", reason=Reason.AUTH)
 
 
+@asynccontextmanager
+async def gateway_session(
+    url: str,
+    *,
+    name: str,
+    token: str | None,
+    home: Path,
+    scopes: tuple[str, ...] = (READ, WRITE),
+    timeout: float = 10.0,
+) -> AsyncIterator[GatewayClient]:
+    """A connection for one command: inside a relay its warm one (left open for the next
+    command), else one opened for the command and closed after it."""
+    from clawrelay.relay import context
+
+    resident = context.resident()
+    if resident is not None:
+        yield await resident.gateways.get(name, url, token, scopes=scopes, timeout=timeout)
+        return
+    client = await open_gateway(url, name=name, token=token, home=home, scopes=scopes, timeout=timeout)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
 class GatewayPool:
     def __init__(self, home: Path, *, connect_timeout: float = 10.0) -> None:
         self.home = home
@@ -99,7 +127,9 @@ class GatewayPool:
         Connections are kept per scope set: asking for more (operator.approvals for a node's
         approval flow) must not widen, or replace, the connection other sends are using.
         """
-        key = f"{name}\0{','.join(sorted(scopes))}"
+        # by address and credentials too: a relay serves routes files that may reuse a name
+        secret = hashlib.sha256((token or "").encode()).hexdigest()[:16]
+        key = f"{name}\0{url}\0{secret}\0{','.join(sorted(scopes))}"
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             client = self._clients.get(key)
@@ -115,6 +145,13 @@ class GatewayPool:
             )
             self._clients[key] = client
             return client
+
+    def connected(self) -> dict[str, bool]:
+        """Each gateway this pool has opened: whether a connection to it is open now."""
+        out: dict[str, bool] = {}
+        for client in self._clients.values():
+            out[client.name] = out.get(client.name, False) or not client.closed
+        return out
 
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}

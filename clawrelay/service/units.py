@@ -20,7 +20,7 @@ UNIT = "clawrelay-flush.service"
 LABEL = "ai.clawrelay.flush"
 JOB_NAME = "clawrelay-flush"
 MARK = "# Written by `clawrelay service install`; `clawrelay service uninstall` removes it."
-WATCH_INTERVAL = 30.0  # systemd, launchd: `outbox flush --watch --interval 30s`
+WATCH_INTERVAL = 30.0  # systemd, launchd: `serve --interval 30s`
 CRON_INTERVAL = 300.0  # the OpenClaw cron job: one pass every 5 minutes
 STOP_TIMEOUT = 150  # seconds the attempt in flight gets to finish on stop (longer than any step's timeout)
 
@@ -28,12 +28,11 @@ STOP_TIMEOUT = 150  # seconds the attempt in flight gets to finish on stop (long
 def flusher_argv(exe: list[str], config: str, *, watch: bool, interval_s: float) -> list[str]:
     from clawrelay.config.durations import format_duration
 
-    if watch:
+    if watch:  # the resident relay: it drains the outbox as `outbox flush --watch` does, and
+        # every command of the user's rides its warm connections (docs/relay.md)
         return [
             *exe,
-            "outbox",
-            "flush",
-            "--watch",
+            "serve",
             "--interval",
             format_duration(interval_s),
             "--config",
@@ -69,7 +68,7 @@ def systemd_unit(argv: list[str], env: dict[str, str], env_file: Path) -> str:
     return f"""{MARK}
 # The flusher: delivers what waits in clawrelay's outbox (docs/fleet.md).
 [Unit]
-Description=clawrelay: deliver what waits in the outbox
+Description=clawrelay: the relay (warm connections for every command) and its outbox flusher
 After=network-online.target
 
 [Service]
