@@ -68,6 +68,12 @@ class ScrubbingFormatter(logging.Formatter):
 
 
 def configure() -> None:
+    from clawrelay.relay import context
+
+    if context.current.get() is not None:
+        # a command inside the relay: the relay's logging stays as it is (one client's
+        # CLAWRELAY_LOG=debug must not turn the whole relay's level up; --no-relay runs it here)
+        return
     level = os.environ.get(LEVEL_ENV, "warning").upper()
     handler = logging.StreamHandler()
     handler.addFilter(MaskingFilter())

@@ -18,15 +18,18 @@ def _home() -> Path:
 
 
 def state_dir() -> Path:
-    """`$CLAWRELAY_HOME`, else the platform's user state dir. Created 0700 on first use."""
+    """`$CLAWRELAY_HOME`, else the platform's user state dir. Created 0700 on first use. A
+    relative one is the command's folder's (the client's, for a command run inside a relay)."""
+    from clawrelay.relay.context import resolve
+
     env = os.environ.get("CLAWRELAY_HOME")
     if env:
-        path = Path(env).expanduser()
+        path = Path(resolve(env))
     elif sys.platform == "darwin":
         path = _home() / "Library" / "Application Support" / APP
     else:
         base = os.environ.get("XDG_STATE_HOME") or str(_home() / ".local" / "state")
-        path = Path(base) / APP
+        path = Path(resolve(base)) / APP
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as e:
@@ -40,10 +43,12 @@ def state_dir() -> Path:
 
 
 def user_config_file() -> Path:
+    from clawrelay.relay.context import resolve
+
     if sys.platform == "darwin":
         return _home() / "Library" / "Application Support" / APP / "routes.yaml"
     base = os.environ.get("XDG_CONFIG_HOME") or str(_home() / ".config")
-    return Path(base) / APP / "routes.yaml"
+    return Path(resolve(base)) / APP / "routes.yaml"
 
 
 def this_program() -> list[str]:

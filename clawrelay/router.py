@@ -21,6 +21,7 @@ connections between routers.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from clawrelay.carriers.hosts import HostCarriers
     from clawrelay.openclaw.pool import GatewayPool
 
+log = logging.getLogger("clawrelay.router")
 GROUP_CONCURRENCY = 4
 AttemptHook = Callable[[Envelope, Attempt], None]
 # a transport by name: a table (tests give a dict) or a lookup such as `get_transport`
@@ -478,4 +480,7 @@ class Router:
         else:
             self.journal.end_attempt(row, attempt)
         if self.on_attempt is not None:
-            self.on_attempt(env, attempt)
+            try:
+                self.on_attempt(env, attempt)
+            except Exception:  # showing progress must never cut a message's record short
+                log.warning("progress of %s could not be shown", env.id, exc_info=True)

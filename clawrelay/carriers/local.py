@@ -76,11 +76,12 @@ async def run(
     cwd: str | None = None,
     on_spawn: Callable[[], None] | None = None,
 ) -> RunResult:
+    from clawrelay.relay import context
+
     t0 = time.monotonic()
     if cwd is None:
-        from clawrelay.relay import context
-
         cwd = context.cwd()  # inside a relay: the folder the command was started in
+    umask = context.umask()  # inside a relay: the client's (None: this process's own)
     if cwd is not None and not os.path.isdir(cwd):
         raise TransportError(f"{cwd}: no such folder", reason=Reason.NOT_FOUND)
     program = _program(argv[0], env, cwd)
@@ -102,6 +103,7 @@ async def run(
             cwd=cwd,
             start_new_session=True,
             pass_fds=(lifeline,),
+            umask=-1 if umask is None else umask,
         )
     except OSError as e:  # /bin/sh itself could not be started
         os.close(keep)
@@ -122,6 +124,10 @@ async def run(
     except BaseException:
         _kill_group(proc)
         talk.cancel()
+        # reaped before the loop that started it closes (asyncio.run after a Ctrl-C): its
+        # transport is then closed here, not garbage-collected by a closed loop later
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(proc.wait(), _DRAIN_S)
         raise
     finally:
         os.close(keep)

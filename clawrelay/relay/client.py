@@ -112,26 +112,36 @@ def forward(argv: list[str]) -> int | None:
             "cwd": cwd,
             "env": dict(os.environ),
             "streams": streams,
+            "umask": _umask(),
         }
-        try:
-            socket.send_fds(sock, [protocol.pack(request)], [0, 1, 2])
+        try:  # the descriptors wait for `accepted`: one that never comes must not hold them
+            protocol.send_frame(sock, request)
             answer = protocol.read_frame(sock)
         except (OSError, protocol.FrameError):
             return None
         if answer is None or answer.get("op") != "accepted":
             return None
-        _pass_signals(sock)  # from here on a Ctrl-C is the command's, in the relay
+        previous = _pass_signals(sock)  # from here on a Ctrl-C is the command's, in the relay
         try:
-            protocol.send_frame(sock, {"op": "go"})
-        except OSError:
-            return None  # it is gone before it was told to start: nothing ran
+            socket.send_fds(sock, [protocol.pack({"op": "go"})], [0, 1, 2])
+        except OSError:  # it is gone before it was told to start: nothing ran, run it here
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            return None
         return _follow(sock, argv, answer.get("pid"))
     finally:
         sock.close()
 
 
-def _pass_signals(sock: socket.socket) -> None:
-    """Ctrl-C (and SIGTERM, SIGHUP) become an interrupt of the command running in the relay."""
+def _umask() -> int:
+    mask = os.umask(0o022)  # (read by setting it: this process has one thread here)
+    os.umask(mask)
+    return mask
+
+
+def _pass_signals(sock: socket.socket) -> dict[int, Any]:
+    """Ctrl-C (and SIGTERM, SIGHUP) become an interrupt of the command running in the relay; the
+    handlers they had, to put back."""
 
     def interrupt(signum: int, frame: object) -> None:
         try:
@@ -139,8 +149,7 @@ def _pass_signals(sock: socket.socket) -> None:
         except OSError:  # the relay is gone: the next read says so
             return
 
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, interrupt)
+    return {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
 
 
 def _follow(sock: socket.socket, argv: list[str], pid: object) -> int:

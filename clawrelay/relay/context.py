@@ -45,10 +45,12 @@ class Request:
         stdout: io.TextIOBase,
         stderr: io.TextIOBase,
         wake: int,
+        umask: int | None = None,
     ) -> None:
         self.loop = loop
         self.env = env
         self.cwd = cwd
+        self.umask = umask  # the client's, for the programs the command starts
         self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
         self.interrupted = False
         self.on_interrupt: Callable[[], None] | None = None
@@ -132,6 +134,12 @@ def cwd() -> str | None:
     """The working folder of the command when it runs inside the relay (None: the process's)."""
     request = current.get()
     return request.cwd if request is not None else None
+
+
+def umask() -> int | None:
+    """The umask of the command's programs when it runs inside the relay (None: the process's)."""
+    request = current.get()
+    return request.umask if request is not None else None
 
 
 def resolve(path: str | os.PathLike[str]) -> str:

@@ -16,7 +16,6 @@ exits 0.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import contextvars
 import fcntl
@@ -36,7 +35,7 @@ from typing import Any
 from clawrelay.errors import ClawrelayError, Reason
 from clawrelay.relay import context, protocol
 from clawrelay.relay.address import LOCK, short_dir, socket_path
-from clawrelay.relay.client import forwardable, without_root_flag
+from clawrelay.relay.client import FORWARDED, forwardable, without_root_flag
 from clawrelay.relay.resident import Resident, keep_gateway
 
 log = logging.getLogger("clawrelay.relay")
@@ -102,23 +101,51 @@ class _Input(io.RawIOBase):
         super().close()
 
 
-def _text(fd: int, spec: Any, mode: str) -> io.TextIOWrapper:
+def _stream(spec: Any) -> tuple[str, str]:
+    """One of the `streams` of a run: (encoding, errors) a text stream can be made with."""
     if not isinstance(spec, dict):
         raise BadRequest("streams: each of 0, 1, 2 is {encoding, errors}")
     encoding, errors = spec.get("encoding"), spec.get("errors")
     if not isinstance(encoding, str) or not isinstance(errors, str) or errors not in _ERRORS:
         raise BadRequest("streams: an encoding and one of the standard error handlers")
-    try:
-        codecs.lookup(encoding)
-    except LookupError:
-        raise BadRequest(f"streams: unknown encoding {encoding[:40]!r}") from None
-    if mode == "r":
-        raise AssertionError("stdin is built by the caller")
+    try:  # a codec that is not a text encoding (rot13, base64, zlib) is refused here too
+        io.TextIOWrapper(io.BytesIO(), encoding=encoding, errors=errors)
+    except (LookupError, ValueError):
+        raise BadRequest(f"streams: {encoding[:40]!r} is not a text encoding") from None
+    return encoding, errors
+
+
+class _ToClient(io.TextIOWrapper):
+    """The client's stdout or stderr. A client that went away (killed, its pipe closed) does not
+    stop the command it started: the command finishes and journals what happened, and what it
+    would have printed is dropped (in its own process the command would have died with it)."""
+
+    gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                return super().write(text)
+            except OSError:
+                self.gone = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                super().flush()
+            except OSError:
+                self.gone = True
+
+
+def _text(fd: int, spec: tuple[str, str]) -> io.TextIOWrapper:
     raw = io.FileIO(fd, "w", closefd=True)
-    return io.TextIOWrapper(raw, encoding=encoding, errors=errors, write_through=True)
+    return _ToClient(raw, encoding=spec[0], errors=spec[1], write_through=True)
 
 
-def _checked_run(frame: dict[str, Any]) -> tuple[list[str], str, dict[str, str], dict[str, Any]]:
+def _checked_run(
+    frame: dict[str, Any],
+) -> tuple[list[str], str, dict[str, str], dict[str, tuple[str, str]], int | None]:
     if frame.get("v") != protocol.VERSION:
         raise BadRequest(f"protocol version {frame.get('v')!r}; this relay speaks {protocol.VERSION}")
     argv, cwd, env, streams = frame.get("argv"), frame.get("cwd"), frame.get("env"), frame.get("streams")
@@ -135,7 +162,10 @@ def _checked_run(frame: dict[str, Any]) -> tuple[list[str], str, dict[str, str],
         raise BadRequest("streams: 0, 1 and 2")
     if any("\0" in a for a in argv):
         raise BadRequest("argv: no NUL")
-    return argv, cwd, env, streams
+    umask = frame.get("umask")
+    if umask is not None and (type(umask) is not int or not 0 <= umask <= 0o777):
+        raise BadRequest("umask: an integer from 0 to 0o777")
+    return argv, cwd, env, {k: _stream(streams[k]) for k in ("0", "1", "2")}, umask
 
 
 class Relay:
@@ -217,6 +247,9 @@ class Relay:
         self._loop = loop
         listener = self.listen()
         context.install(self.resident)
+        from clawrelay.logs import configure
+
+        configure()  # its handler now writes to sys.stderr's proxy: a command's lines reach its client
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         tasks = [loop.create_task(self._accept(listener)), loop.create_task(self._tidy())]
@@ -236,6 +269,12 @@ class Relay:
             while self._threads:  # commands in flight finish their attempts
                 await asyncio.sleep(0.05)
         await self.resident.aclose()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            # stopped: another request to stop (an impatient `kill`, a second Ctrl-C) has nothing
+            # left to do, and must not kill what remains of the exit (the loop's closing would
+            # put the default dispositions back)
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_IGN)
 
     async def _accept(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -379,9 +418,9 @@ class Relay:
                     return
                 if op != "run":
                     raise BadRequest(f"unknown op {str(op)[:40]!r}")
-                argv, cwd, env, streams = _checked_run(frame)
-                if len(fds) != 3:
-                    raise BadRequest("a run passes its stdin, stdout and stderr")
+                argv, cwd, env, streams, umask = _checked_run(frame)
+                if fds:
+                    raise BadRequest("stdin, stdout and stderr come with `go`, not `run`")
             except (BadRequest, protocol.FrameError) as e:
                 self._error(conn, Reason.BAD_REQUEST, str(e))
                 return
@@ -390,19 +429,28 @@ class Relay:
                     conn, {"op": "declined", "why": "busy" if not self._stop.is_set() else "stopping"}
                 )
                 return
+            protocol.send_frame(conn, {"op": "accepted", "pid": os.getpid()})
+            # the client's descriptors come with `go`: a relay that never got this far (stopped,
+            # too busy) holds nothing of the client's, whose output then ends when it exits
             try:
-                out = _text(fds[1], streams["1"], "w")
-                fds[1] = -1
-                err = _text(fds[2], streams["2"], "w")
-                fds[2] = -1
-            except BadRequest as e:
+                data, fds, flags, _ = socket.recv_fds(conn, 4, 3)  # the header, and what it carries
+                if not data:
+                    return
+                if flags & getattr(socket, "MSG_CTRUNC", 0):
+                    raise BadRequest("too many descriptors")
+                go = protocol.read_frame(conn, data)
+                if go is None or go.get("op") != "go":
+                    raise BadRequest("after `accepted`, `go`")
+                if len(fds) != 3:
+                    raise BadRequest("`go` passes stdin, stdout and stderr")
+            except (BadRequest, protocol.FrameError) as e:
                 self._error(conn, Reason.BAD_REQUEST, str(e))
                 return
-            protocol.send_frame(conn, {"op": "accepted", "pid": os.getpid()})
-            go = protocol.read_frame(conn)
-            if go is None or go.get("op") != "go":
-                return
-            self._run(conn, argv, cwd, env, streams, fds[0], out, err)
+            out = _text(fds[1], streams["1"])
+            fds[1] = -1
+            err = _text(fds[2], streams["2"])
+            fds[2] = -1
+            self._run(conn, argv, cwd, env, umask, streams, fds[0], out, err)
             fds[0] = -1
         except (OSError, protocol.FrameError, ValueError) as e:
             log.debug("relay connection: %s", e)
@@ -427,19 +475,20 @@ class Relay:
         argv: list[str],
         cwd: str,
         env: dict[str, str],
-        streams: dict[str, Any],
+        umask: int | None,
+        streams: dict[str, tuple[str, str]],
         stdin_fd: int,
         out: io.TextIOWrapper,
         err: io.TextIOWrapper,
     ) -> None:
         assert self._loop is not None
         wake_r, wake_w = os.pipe()
-        spec = streams["0"]
+        encoding, errors = streams["0"]  # checked before `accepted`, as 1 and 2 were
         stdin = io.TextIOWrapper(
-            io.BufferedReader(_Input(stdin_fd, wake_r)), encoding=spec["encoding"], errors=spec["errors"]
+            io.BufferedReader(_Input(stdin_fd, wake_r)), encoding=encoding, errors=errors
         )
         request = context.Request(
-            self._loop, env=env, cwd=cwd, stdin=stdin, stdout=out, stderr=err, wake=wake_w
+            self._loop, env=env, cwd=cwd, stdin=stdin, stdout=out, stderr=err, wake=wake_w, umask=umask
         )
         self.requests.add(request)
         conn.settimeout(None)
@@ -491,6 +540,25 @@ class Relay:
                     self._loop.call_soon_threadsafe(request.interrupt)
 
 
+def warm_up() -> None:
+    """Build the commands the relay runs and import what they import, before the first client:
+    the first command should not pay what the relay exists to pay once."""
+    import click
+
+    from clawrelay.cli import ROOT
+
+    ctx = click.Context(ROOT)
+    for name in sorted(FORWARDED | {"outbox"}):
+        ROOT.get_command(ctx, name)
+    for module in ("clawrelay.router", "clawrelay.flush", "clawrelay.status", "clawrelay.remote.exec"):
+        __import__(module)
+    from clawrelay.transports.registry import specs
+
+    for spec in specs():
+        with contextlib.suppress(ImportError):
+            spec.implementation()
+
+
 def serve(
     home: Path,
     config: str | None,
@@ -504,6 +572,7 @@ def serve(
     relay.report = report
     relay.claim()
     relay.current_routes()  # a broken routes file is the one-line error of `serve` itself
+    warm_up()
     asyncio.run(relay.main(lambda: ready(relay.path)))
     return 0
 
