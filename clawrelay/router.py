@@ -478,7 +478,8 @@ class Router:
         if row is None:
             self.journal.add_attempt(env.id, attempt)
         else:
-            self.journal.end_attempt(row, attempt)
+            # delivered: the chain ends here and `_deliver_claimed` writes the run's finish next
+            self.journal.end_attempt(row, attempt, finish_follows=True)
         if self.on_attempt is not None:
             try:
                 self.on_attempt(env, attempt)
