@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAMS = Path(__file__).parent / "programs"
@@ -40,13 +41,18 @@ def openclaw_bin() -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
-def _stop_group(pid: int, timeout: float = 20.0) -> None:
+def _stop_group(proc: subprocess.Popen[Any], timeout: float = 20.0) -> None:
+    """SIGTERM to the process group `proc` leads, SIGKILL after `timeout`. The leader is reaped
+    as it exits: unreaped, it would keep its group alive (a zombie answers killpg) for the
+    whole timeout."""
+    pid = proc.pid
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
     end = time.monotonic() + timeout
     while time.monotonic() < end:
+        proc.poll()
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:
@@ -304,21 +310,21 @@ class Gateway:
     def stop_node(self, name: str) -> None:
         proc = self.procs.pop(f"node-{name}", None)
         if proc is not None:
-            _stop_group(proc.pid)
+            _stop_group(proc)
             proc.wait()
 
     def stop_gateway(self) -> None:
         """Stop only the gateway (its model and nodes stay), as a restart or an outage would."""
         proc = self.procs.pop("gateway", None)
         if proc is not None:
-            _stop_group(proc.pid)
+            _stop_group(proc)
             proc.wait()
 
     def stop(self) -> None:
         for name in [n for n in self.procs if n.startswith("node-")] + ["gateway", "model"]:
             proc = self.procs.pop(name, None)
             if proc is not None:
-                _stop_group(proc.pid)
+                _stop_group(proc)
                 proc.wait()
 
 

@@ -134,6 +134,6 @@ class Sshd:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _stop_group(self.proc.pid)
+            _stop_group(self.proc)
             self.proc.wait()
             self.proc = None
