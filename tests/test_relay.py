@@ -212,6 +212,36 @@ def test_a_send_in_the_relay_and_in_its_own_process_look_the_same(env: Env, rela
     relay.assert_clean_stop()
 
 
+def test_a_relay_running_other_code_declines_and_the_command_runs_here(env: Env, relay: Relay) -> None:
+    """After an upgrade, a relay started before it still runs the old code: a client of another
+    version is declined (and runs the command itself), one of the same version is accepted."""
+    import clawrelay
+
+    request = {
+        "op": "run",
+        "v": 1,
+        "argv": ["status", "--json"],
+        "cwd": str(env.tmp),
+        "env": dict(env.vars),
+        "streams": {k: {"encoding": "utf-8", "errors": "strict"} for k in ("0", "1", "2")},
+        "umask": 0o022,
+    }
+    answers = {}
+    for version in ("0.0.0-older", clawrelay.__version__):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(relay.socket)
+            s.sendall(_frame({**request, "clawrelay": version}))
+            answers[version] = _read_frame(s)
+    assert answers["0.0.0-older"] is not None and answers["0.0.0-older"]["op"] == "declined"
+    assert clawrelay.__version__ in answers["0.0.0-older"]["why"]
+    assert answers[clawrelay.__version__] is not None and answers[clawrelay.__version__]["op"] == "accepted"
+    # and a real client of this version is served (the relay's pid is in status's answer)
+    r = env.run("status", "--json")
+    assert r.json()["relay"]["pid"] == relay.pid
+    relay.assert_clean_stop()
+
+
 # -- 2. the client's stdin, environment and working folder -----------------------------------------
 
 

@@ -22,6 +22,7 @@ import signal
 import socket
 import sys
 
+from clawrelay import __version__
 from clawrelay.relay import protocol
 from clawrelay.relay.address import socket_path
 
@@ -113,6 +114,7 @@ def forward(argv: list[str]) -> int | None:
             "env": dict(os.environ),
             "streams": streams,
             "umask": _umask(),
+            "clawrelay": __version__,  # a relay running other code (not restarted since an upgrade) declines
         }
         try:  # the descriptors wait for `accepted`: one that never comes must not hold them
             protocol.send_frame(sock, request)

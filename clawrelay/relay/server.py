@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from clawrelay import __version__
 from clawrelay.errors import ClawrelayError, Reason
 from clawrelay.relay import context, protocol
 from clawrelay.relay.address import LOCK, short_dir, socket_path
@@ -424,10 +425,21 @@ class Relay:
             except (BadRequest, protocol.FrameError) as e:
                 self._error(conn, Reason.BAD_REQUEST, str(e))
                 return
-            if self._stop.is_set() or len(self.requests) >= MAX_REQUESTS or not forwardable(argv):
-                protocol.send_frame(
-                    conn, {"op": "declined", "why": "busy" if not self._stop.is_set() else "stopping"}
-                )
+            why = (
+                "stopping"
+                if self._stop.is_set()
+                else "busy"
+                if len(self.requests) >= MAX_REQUESTS
+                else "not a command the relay runs"
+                if not forwardable(argv)
+                # started before an upgrade: the client's code is not the relay's, so the client
+                # runs it itself (what the user installed is what runs)
+                else f"this relay runs clawrelay {__version__}"
+                if frame.get("clawrelay") != __version__
+                else None
+            )
+            if why is not None:
+                protocol.send_frame(conn, {"op": "declined", "why": why})
                 return
             protocol.send_frame(conn, {"op": "accepted", "pid": os.getpid()})
             # the client's descriptors come with `go`: a relay that never got this far (stopped,
