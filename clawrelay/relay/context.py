@@ -53,6 +53,7 @@ class Request:
         self.umask = umask  # the client's, for the programs the command starts
         self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
         self.interrupted = False
+        self.stopping = False
         self.on_interrupt: Callable[[], None] | None = None
         self.routers: list[Any] = []  # stopped (attempts in flight finish) when the relay stops
         self.cleanups: list[Callable[[], None]] = []
@@ -105,7 +106,9 @@ class Request:
             self._task.cancel()
 
     def stop(self) -> None:
-        """The relay is stopping: let attempts in flight finish, start nothing new."""
+        """The relay is stopping: let attempts in flight finish, start nothing new (a router
+        the command makes from now on starts stopped)."""
+        self.stopping = True
         for router in self.routers:
             router.stop()
 
@@ -173,6 +176,8 @@ def track_router(router: Any) -> None:
     request = current.get()
     if request is not None:
         request.routers.append(router)
+        if request.stopping:
+            router.stop()
 
 
 def resident() -> Any:

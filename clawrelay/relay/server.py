@@ -280,7 +280,12 @@ class Relay:
     async def _accept(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            conn, _ = await loop.sock_accept(listener)
+            try:
+                conn, _ = await loop.sock_accept(listener)
+            except OSError as e:  # out of descriptors, say: clients run here meanwhile; keep accepting
+                log.warning("relay: cannot accept a connection: %s", e)
+                await asyncio.sleep(0.5)
+                continue
             thread = threading.Thread(target=self._serve, args=(conn,), name="clawrelay-request", daemon=True)
             self._threads.add(thread)
             thread.start()
