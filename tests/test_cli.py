@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -148,6 +149,25 @@ for name, (_, _, sentence) in COMMANDS.items():
             print(f"{name} at {limit}: {listed.get_short_help_str(limit)!r} != {real.get_short_help_str(limit)!r}")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["[]"]
+
+
+def test_forwarding_and_finding_the_state_dir_load_no_library(tmp_path: Path) -> None:
+    """The client's path to a relay (none answering here) and the state dir's lookup, which every
+    command makes, load none of the libraries a command may need (click, typer, the config model,
+    websockets, asyncio): `log` or `routes check` must not pay for an event loop."""
+    code = """
+import sys
+from clawrelay.relay.client import forward
+from clawrelay import paths
+assert forward(["send", "demo", "x"]) is None  # no relay on this state dir
+paths.state_dir()
+print([m for m in ("click", "typer", "msgspec", "yaml", "websockets", "asyncio", "concurrent.futures")
+       if m in sys.modules])
+"""
+    env = {**os.environ, "CLAWRELAY_HOME": str(tmp_path / "state")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["[]"]
 

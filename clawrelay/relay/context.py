@@ -14,16 +14,16 @@ Only the standard library is imported: the router and the CLI's helpers import t
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import io
 import os
-import signal
 import sys
 from collections.abc import Callable, Coroutine, Iterator, MutableMapping
-from concurrent.futures import Future
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:  # asyncio and concurrent.futures load when a loop is needed, not with paths
+    import asyncio
+    import io
 
 T = TypeVar("T")
 
@@ -64,6 +64,9 @@ class Request:
         """`asyncio.run(coro)` as the command would do it, on the relay's loop (where the warm
         connections live), from the command's worker thread. A Ctrl-C of the client cancels it
         as asyncio.run's SIGINT handler does, and surfaces here as KeyboardInterrupt."""
+        import asyncio
+        from concurrent.futures import Future
+
         if self.interrupted:
             coro.close()
             raise KeyboardInterrupt
@@ -129,6 +132,8 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     """asyncio.run(coro), or on the relay's loop for a command running inside the relay."""
     request = current.get()
     if request is None:
+        import asyncio
+
         return asyncio.run(coro)
     return request.run(coro)
 
@@ -156,6 +161,8 @@ def on_stop_signals(loop: asyncio.AbstractEventLoop, callback: Callable[[], None
     """Call `callback` on SIGTERM or Ctrl-C: the process's signals, or the client's Ctrl-C."""
     request = current.get()
     if request is None:
+        import signal
+
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, callback)
         return
