@@ -119,6 +119,12 @@ def test_status_matches_what_is_up_and_what_the_journal_says(
     assert hosts["ghost"]["gateway"]["ok"] and not hosts["ghost"]["node"]["ok"]
     assert hosts["ghost"]["node"]["reason"] == "not_found"
     assert run(env, "status", "a", "--json").json()["hosts"] == []  # a lives on no host
+    relay = doc["relay"]
+    if relay["running"]:  # the send rode the relay: its connection to gw-a stays open there
+        assert relay["gateways"]["gw-a"] is True and relay["gateways"]["gw-c"] is False
+        assert relay["pid"] > 0 and relay["uptime_s"] >= 0
+    else:
+        assert relay == {"running": False}
 
     human = run(env, "status", "--timeout", "5s").out
     assert "c  now: nothing reachable" in human and "outbox: 1 queued" in human

@@ -74,6 +74,10 @@ class HostCarriers:
             )
         raise ConfigError(f"host {host_name} has no {name} carrier")
 
+    def opened(self) -> list[tuple[tuple[str, str], Carrier]]:
+        """The carriers opened so far, by (host, carrier name)."""
+        return list(self._open.items())
+
     async def aclose(self) -> None:
         for carrier in self._open.values():
             close = getattr(carrier, "aclose", None)

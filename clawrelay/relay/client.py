@@ -35,7 +35,7 @@ NO_RELAY = "--no-relay"
 FORWARDED = frozenset({"send", "event", "exec", "call", "nodes", "status"})
 FORWARDED_OUTBOX = frozenset({"retry", "flush"})
 HELLO_TIMEOUT = 2.0  # a relay that does not accept within this is treated as absent
-_ROOT_TAKES_VALUE = ("-c", "--config")
+_ROOT_TAKES_VALUE = ("-c", "--config")  # as cli/argv.py reads them: importing it would load click
 _HELP = ("-h", "--help")
 RELAY_LOST = 4  # the exit code of an outcome nobody can know: the same as an ambiguous send
 

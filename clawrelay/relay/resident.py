@@ -117,7 +117,7 @@ class Resident:
         with self._lock:
             entries = list(self._carriers.values())
         for _, carriers, _ in entries:
-            for (host, _name), carrier in list(carriers._open.items()):
+            for (host, _name), carrier in carriers.opened():
                 up = getattr(carrier, "connected", None)
                 state = bool(up()) if callable(up) else False
                 out[host] = out.get(host, False) or state
@@ -135,7 +135,7 @@ class Resident:
         for _, (_, carriers, _) in old:
             await carriers.aclose()
         for _, carriers, _ in live:
-            for carrier in list(carriers._open.values()):
+            for _, carrier in carriers.opened():
                 idle = getattr(carrier, "close_if_idle", None)
                 if idle is not None:
                     await idle(IDLE_SSH, now)
@@ -148,27 +148,24 @@ class Resident:
         await self.gateways.aclose()
 
 
-async def keep_gateway(
-    resident: Resident, name: str, url: str, token: str | None, stop: asyncio.Event
-) -> None:
-    """Hold one authenticated connection to a gateway: reconnect with backoff when it drops, and
-    drop it when its ticks stop (a gateway that went away without closing)."""
+async def keep_gateway(resident: Resident, name: str, url: str, token: str | None) -> None:
+    """Hold one authenticated connection to a gateway until cancelled: reconnect with backoff
+    when it drops, and drop it when its ticks stop (a gateway that went away without closing)."""
     from clawrelay.openclaw.errors import GatewayError
 
     backoff = 1.0
-    while not stop.is_set():
+    while True:
         try:
             client = await resident.gateways.get(name, url, token, timeout=10)
         except (GatewayError, OSError) as e:
             log.info("gateway %s: %s; again in %.0fs", name, e, backoff)
-            if await _wait(stop, backoff):
-                return
+            await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 60.0)
             continue
         backoff = 1.0
         interval = ((client.hello.get("policy") or {}).get("tickIntervalMs") or 30000) / 1000
         with client.listen("tick") as ticks:
-            while not stop.is_set() and not client.closed:
+            while not client.closed:
                 try:
                     async with asyncio.timeout(interval * 2.5):
                         await ticks.next()
@@ -177,14 +174,4 @@ async def keep_gateway(
                     await client.close()
                 except GatewayError:
                     break
-        if await _wait(stop, 0.2):
-            return
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> bool:
-    try:
-        async with asyncio.timeout(seconds):
-            await stop.wait()
-    except TimeoutError:
-        pass
-    return stop.is_set()
+        await asyncio.sleep(0.2)

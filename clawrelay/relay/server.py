@@ -305,7 +305,6 @@ class Relay:
     async def _keep(self) -> None:
         """A keeper per gateway of the current routes; started again when the routes change."""
         keepers: dict[tuple[str, str, str | None], asyncio.Task[None]] = {}
-        stop = asyncio.Event()
         try:
             while True:
                 try:
@@ -320,7 +319,7 @@ class Relay:
                 for key in set(keepers) - set(wanted):
                     keepers.pop(key).cancel()
                 for key in set(wanted) - set(keepers):
-                    keepers[key] = asyncio.create_task(keep_gateway(self.resident, *key, stop))
+                    keepers[key] = asyncio.create_task(keep_gateway(self.resident, *key))
                 await asyncio.sleep(max(2.0, min(self.interval, 15.0)))
         finally:
             for task in keepers.values():
