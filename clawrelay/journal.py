@@ -36,6 +36,7 @@ from clawrelay.store import Db, open_db
 ResendPolicy = Callable[[str, int], bool]
 
 QUEUEABLE = "message"  # the one kind the outbox holds
+FLEET = "fleet"  # a message another relay of the fleet could not deliver, delivered here for it
 
 
 class Batch(NamedTuple):
@@ -274,6 +275,20 @@ class Journal:
                 (status.value, now_ms(), message_id),
             )
 
+    def add_fleet_event(self, event: str, node: str, token: int | None) -> None:
+        """What this relay saw as the fleet's leader (joined, left) or became (elected)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO fleet_events (at_ms, event, node, token) VALUES (?,?,?,?)",
+                (now_ms(), event, node, token),
+            )
+
+    def fleet_events(self, last: int = 20) -> list[dict[str, object]]:
+        rows = self.db.execute(
+            "SELECT at_ms, event, node, token FROM fleet_events ORDER BY rowid DESC LIMIT ?", (last,)
+        ).fetchall()
+        return [{"at_ms": r[0], "event": r[1], "node": r[2], "token": r[3]} for r in reversed(rows)]
+
     # -- interrupted attempts (see recovery) ------------------------------------------------
 
     def open_attempts(self) -> list[str]:
@@ -410,7 +425,7 @@ class Journal:
 
     def outbox(self, *, include_dead: bool = False, target: str | None = None) -> list[MessageRecord]:
         """Messages nothing has delivered yet, oldest first."""
-        statuses = [Status.QUEUED.value, Status.AMBIGUOUS.value]
+        statuses = [Status.QUEUED.value, Status.AMBIGUOUS.value, Status.OFFERED.value]
         if include_dead:
             statuses.append(Status.DEAD.value)
         where = f"kind = ? AND status IN ({','.join('?' * len(statuses))})"
@@ -423,12 +438,13 @@ class Journal:
         return self._records(rows)
 
     def waiting(self) -> dict[str, dict[str, int]]:
-        """Per target, how many messages wait in the outbox: {"queued": n, "ambiguous": m}."""
+        """Per target, how many messages wait in the outbox: {"queued": n, "ambiguous": m}, and
+        `offered` (to the fleet) when some are."""
         out: dict[str, dict[str, int]] = {}
         for target, status, n in self.db.execute(
-            "SELECT target, status, count(*) FROM messages WHERE kind = ? AND status IN (?, ?)"
+            "SELECT target, status, count(*) FROM messages WHERE kind = ? AND status IN (?, ?, ?)"
             " GROUP BY target, status",
-            (QUEUEABLE, Status.QUEUED.value, Status.AMBIGUOUS.value),
+            (QUEUEABLE, Status.QUEUED.value, Status.AMBIGUOUS.value, Status.OFFERED.value),
         ):
             out.setdefault(target, {"queued": 0, "ambiguous": 0})[status] = n
         return out

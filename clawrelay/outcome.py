@@ -24,6 +24,9 @@ class Status(StrEnum):
     QUEUED = "queued"  # not delivered yet: in flight, or waiting in the outbox
     DELIVERED = "delivered"
     AMBIGUOUS = "ambiguous"  # may have arrived; never retried automatically
+    # handed to the fleet's shared outbox: any relay that reaches the target delivers it, and this
+    # machine's own flusher leaves it to them (docs/fleet.md)
+    OFFERED = "offered"
     DEAD = "dead"  # expired in the outbox
     PURGED = "purged"  # taken out of the outbox by `clawrelay outbox purge`
     FAILED = "failed"  # an event or a command (`exec`, `sync`) that did not succeed: never queued or retried

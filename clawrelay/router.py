@@ -24,13 +24,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from clawrelay.claims import Claim
 from clawrelay.config.routes import PlannedStep, Routes
 from clawrelay.envelope import Envelope, check_text
 from clawrelay.errors import LOST_IN_FLIGHT, ClawrelayError, HopLimit, Reason, TransportError
-from clawrelay.journal import QUEUEABLE, Batch, Journal, MessageRecord, now_ms
+from clawrelay.journal import FLEET, QUEUEABLE, Batch, Journal, MessageRecord, now_ms
 from clawrelay.outcome import Attempt, Delivery, Outcome, ReplyWait, Status, StepResult
 from clawrelay.secrets import scrub
 from clawrelay.transports import get_transport
@@ -253,16 +254,38 @@ class Router:
             d.reply = scrub(text)
             self.journal.set_reply(d.id, d.reply or "")
 
-    async def retry(self, record: MessageRecord, *, manual: bool = False) -> Delivery:
+    async def deliver_for(self, env: Envelope, only_via: str | None) -> Delivery:
+        """Deliver a message another relay of the fleet could not, down this machine's chain for
+        its target. It is journaled here as kind `fleet` with its sender's id (the idempotency key
+        stays the same), and it is never queued here: the fleet's shared outbox keeps it until a
+        relay delivers it, so a run that does not deliver ends `failed` on this side."""
+        claim = self.journal.claim(env.id)
+        if claim is None:
+            raise NotRetried(env.id, Reason.IN_FLIGHT)
+        try:
+            if self.journal.get(env.id) is None:
+                self.journal.add_message(
+                    replace(env, kind=FLEET), expires_in_s=0, status=Status.FAILED, only_via=only_via
+                )
+            else:  # tried here before: an attempt left open was this relay's own, before it died
+                self.journal.close_interrupted(env.id, self.resend_safe)
+            plan = self.routes.plan(env.target, only_via)
+        except BaseException:
+            claim.release()
+            raise
+        return await self._deliver_claimed(env, plan, claim, queue=False)
+
+    async def retry(self, record: MessageRecord, *, manual: bool = False, offered: bool = False) -> Delivery:
         """Deliver an outbox message again, down the chain (or the `--via`) it was sent with.
         Raises NotRetried when it is not to be sent: another process holds it, it left the
         outbox since it was listed or, unless a person asked for this one message (`manual`), it
-        may have arrived (an interrupted attempt whose resend would not be harmless)."""
+        may have arrived (an interrupted attempt whose resend would not be harmless). `offered`:
+        the fleet's relay of this machine delivers its own message from the shared outbox."""
         claim = self.journal.claim(record.id)
         if claim is None:
             raise NotRetried(record.id, Reason.IN_FLIGHT)
         try:
-            fresh = self._reread_for_retry(record.id, manual)
+            fresh = self._reread_for_retry(record.id, manual, offered)
         except NotRetried as e:
             claim.release(finished=e.reason is Reason.NO_LONGER_QUEUED)
             raise
@@ -272,14 +295,21 @@ class Router:
         plan = self.routes.plan(fresh.target, fresh.only_via)
         return await self._deliver_claimed(fresh.envelope(), plan, claim)
 
-    def _reread_for_retry(self, message_id: str, manual: bool) -> MessageRecord:
+    def _reread_for_retry(self, message_id: str, manual: bool, offered: bool = False) -> MessageRecord:
         """With the claim held: the message as it is now, or NotRetried."""
         from clawrelay import recovery
 
         # Holding its claim, we know any attempt it left open was its dead sender's.
         self.journal.close_interrupted(message_id, self.resend_safe)
         fresh = self.journal.get(message_id)
-        if fresh is None or fresh.kind != QUEUEABLE or fresh.status not in (Status.QUEUED, Status.AMBIGUOUS):
+        if fresh is not None and fresh.status is Status.OFFERED and not offered:
+            raise NotRetried(message_id, Reason.OFFERED)  # the fleet's to deliver now
+        ready = (
+            (Status.QUEUED, Status.AMBIGUOUS, Status.OFFERED)
+            if offered
+            else (Status.QUEUED, Status.AMBIGUOUS)
+        )
+        if fresh is None or fresh.kind != QUEUEABLE or fresh.status not in ready:
             raise NotRetried(message_id, Reason.NO_LONGER_QUEUED)
         if (
             not manual
@@ -299,14 +329,17 @@ class Router:
 
     # -- one message -----------------------------------------------------------------------
 
-    async def _deliver_claimed(self, env: Envelope, plan: list[PlannedStep], claim: Claim | None) -> Delivery:
+    async def _deliver_claimed(
+        self, env: Envelope, plan: list[PlannedStep], claim: Claim | None, *, queue: bool | None = None
+    ) -> Delivery:
         """One message's run down its plan, begun and finished in the journal; its claim let go
-        at the end, for good unless it stays queued."""
+        at the end, for good unless it stays queued (`queue`: by default a message does, any
+        other kind ends `failed`)."""
         delivery = Delivery(env.id, env.target, Status.QUEUED)
         try:
             run = self.journal.begin_run(env.id)
             delivery = await self._try_chain(env, plan, run)
-            if env.kind != QUEUEABLE and delivery.status is Status.QUEUED:
+            if not (env.kind == QUEUEABLE if queue is None else queue) and delivery.status is Status.QUEUED:
                 delivery.status = Status.FAILED
             policy = self.routes.config.outbox
             self.journal.finish(delivery, backoff_s=policy.backoff, max_backoff_s=policy.max_backoff)

@@ -25,7 +25,7 @@ from typing import Any
 
 from clawrelay.errors import Reason, StateError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
   id TEXT PRIMARY KEY,
@@ -63,11 +63,19 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 CREATE INDEX IF NOT EXISTS attempts_message ON attempts(message_id, run, started_ms);
 CREATE INDEX IF NOT EXISTS attempts_open ON attempts(message_id) WHERE outcome = 'started';
+CREATE TABLE IF NOT EXISTS fleet_events (
+  at_ms INTEGER NOT NULL,
+  event TEXT NOT NULL,
+  node TEXT NOT NULL,
+  token INTEGER
+);
 """
 MIGRATIONS = {  # from user_version N to N + 1
     1: "ALTER TABLE messages ADD COLUMN batch TEXT; ALTER TABLE messages ADD COLUMN batch_to TEXT;",
     2: "ALTER TABLE messages ADD COLUMN only_via TEXT;"
     " CREATE INDEX IF NOT EXISTS attempts_open ON attempts(message_id) WHERE outcome = 'started';",
+    3: "CREATE TABLE IF NOT EXISTS fleet_events (at_ms INTEGER NOT NULL, event TEXT NOT NULL,"
+    " node TEXT NOT NULL, token INTEGER);",
 }
 
 

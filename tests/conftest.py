@@ -51,6 +51,7 @@ SERVER_FIXTURES = {
     "gateway": "conftest: the session's OpenClaw gateway and its fake model",
     "node": "conftest: a node host paired to the session gateway",
     "sshd": "conftest: OpenSSH on a loopback port",
+    "redis_server": "conftest: Redis on a loopback port (and `redis_db`, the same emptied)",
     "bot_api": "test_doctor, test_telegram: the fake Bot API server",
     "bot": "test_secrets_file: the fake Bot API server",
     "gw": "test_events: the module's own gateway",
@@ -67,6 +68,7 @@ SERVER_SCRIPTS = {
     "http_proxy.py",
     "install-openclaw.sh",
     "install-sshd.sh",
+    "install-redis.sh",
 }
 
 
@@ -344,3 +346,23 @@ def sshd(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-d
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A real Redis server on a loopback port, password and append-only file on (tests/redis_server.py)."""
+    from redis_server import RedisServer, redis_bin
+
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        server.start(redis_bin())
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_db(redis_server):  # type: ignore[no-untyped-def]
+    """The session's Redis server, emptied (FLUSHALL) for this test."""
+    redis_server.cli("FLUSHALL")
+    return redis_server

@@ -68,6 +68,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "serve",
         "Run the relay: commands ride its warm connections, and it drains the outbox.",
     ),
+    "fleet": (
+        "fleet",
+        "app",
+        "The relays that share a Redis: who is alive, who leads.",
+    ),
     "routes": ("routes", "app", "Check and show the routes (routes.yaml)."),
     "outbox": ("outbox", "app", "Messages not delivered yet: list, retry, flush, purge."),
     "skill": ("skill", "app", "The OpenClaw skill: install it into a workspace, or print it."),

@@ -90,6 +90,8 @@ def retry(
         else:
             result = Pass(expired=journal.expire())
             record = _find(journal, message_id)
+            if record.status is Status.OFFERED:
+                raise UsageError(f"{record.id} {OFFERED_NOTE}")
             if record.status not in (Status.QUEUED, Status.AMBIGUOUS):
                 raise UsageError(f"{record.id} is {record.status}, not in the outbox")
             context.run(_closing(router, flusher.retry(record, result, manual=True)))
@@ -241,6 +243,8 @@ def purge(
     with reported(as_json):
         journal = open_journal()
         record = _find(journal, message_id)
+        if record.status is Status.OFFERED:
+            raise UsageError(f"{record.id} {OFFERED_NOTE}")
         if record.status not in (Status.QUEUED, Status.AMBIGUOUS, Status.DEAD):
             raise UsageError(f"{record.id} is {record.status}, not in the outbox")
         claim = journal.claim(record.id)
@@ -256,6 +260,12 @@ def purge(
             emit_json({"id": record.id, "status": "purged"})
         else:
             typer.echo(f"purged {record.id} (→ {record.target})")
+
+
+OFFERED_NOTE = (
+    "is offered to the fleet: the relay that reaches its target delivers it, and this machine's "
+    "log will say who did (`clawrelay fleet status` shows who reaches what)"
+)
 
 
 def _find(journal: Journal, message_id: str) -> MessageRecord:

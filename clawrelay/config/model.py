@@ -195,6 +195,33 @@ class Target(Model, frozen=True, kw_only=True):
     deadline: Duration | None = None
 
 
+def _redis_url(v: str) -> str:
+    if not v.startswith(("redis://", "rediss://", "unix://")):
+        # the value is not echoed: it may hold a password
+        raise ValueError("not a Redis URL; use redis://:${PASSWORD}@host:6379/0 (rediss:// for TLS)")
+    password = url_password(v)
+    if password and not REF.fullmatch(password):
+        remember(password)  # a literal password: masked wherever the URL is printed
+    return v
+
+
+def _node_name(v: str) -> str:
+    if not v or len(v) > 64 or not all(c.isalnum() or c in "-_." for c in v):
+        raise ValueError("a node name: letters, digits, '-', '_' or '.', at most 64")
+    return v
+
+
+class Fleet(Model, frozen=True, kw_only=True):
+    """Relays that share presence, a leader and an outbox through one Redis (docs/fleet.md)."""
+
+    # a URL; its password as ${VAR}, expanded only when the relay connects
+    redis: Annotated[str, Check(_redis_url)]
+    node: Annotated[str, Check(_node_name)] | None = None  # this relay's name in the fleet; default: `self`
+    heartbeat: Annotated[float, Before(parse_duration), Dump(format_duration), Meta(ge=0.2, le=300)] = 5.0
+    ttl: Annotated[float, Before(parse_duration), Dump(format_duration), Meta(ge=0.5, le=3600)] = 15.0
+    notify: str | None = None  # a target that receives fleet events (joined, left, leader) as system events
+
+
 def _a_path(v: str) -> str:
     if not v.strip() or "\0" in v:
         raise ValueError("the path of a dotenv file, such as ./secrets.env")
@@ -214,3 +241,4 @@ class Config(Model, frozen=True, kw_only=True):
     hosts: dict[str, Host] = msgspec.field(default_factory=dict)
     targets: Annotated[dict[str, Target], Meta(min_length=1)]
     groups: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    fleet: Fleet | None = None

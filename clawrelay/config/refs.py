@@ -83,3 +83,16 @@ def _errors(config: Config) -> Iterator[SourceError]:
                 yield SourceError(
                     ("groups", group, i), f"unknown target {member!r} (known: {known(config.targets)})"
                 )
+
+    fleet = config.fleet
+    if fleet is not None:
+        if fleet.notify is not None and fleet.notify.casefold() not in seen:
+            yield SourceError(
+                ("fleet", "notify"), f"unknown target {fleet.notify!r} (known: {known(config.targets)})"
+            )
+        if fleet.ttl < 2 * fleet.heartbeat:
+            yield SourceError(
+                ("fleet", "ttl"),
+                f"a ttl of {fleet.ttl:g}s would call a node offline after one late heartbeat "
+                f"({fleet.heartbeat:g}s): make it at least twice the heartbeat",
+            )

@@ -185,6 +185,7 @@ class Relay:
         self._stop = asyncio.Event()
         self._routers: list[Any] = []
         self.on_pass: Callable[[Any], None] | None = None
+        self.member: Any = None  # the fleet member (clawrelay.fleet.member), with `fleet:`
         self.report: Callable[[Any], None] | None = None
 
     # -- the lock and the socket -----------------------------------------------------------
@@ -256,7 +257,8 @@ class Relay:
         tasks = [loop.create_task(self._accept(listener)), loop.create_task(self._tidy())]
         with WatcherLock(self.home) as watcher:
             watcher.acquire(self.interval)
-            tasks.append(loop.create_task(self._flush()))
+            graceful = [loop.create_task(self._flush()), loop.create_task(self._fleet())]
+            tasks += graceful
             tasks.append(loop.create_task(self._keep()))
             ready()
             await self._stop.wait()
@@ -264,8 +266,8 @@ class Relay:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
             for task in tasks:
-                if task is not tasks[2]:  # the flusher ends its pass (its router is stopping)
-                    task.cancel()
+                if task not in graceful:  # the flusher ends its pass (its router is stopping),
+                    task.cancel()  # the fleet member its delivery, then leaves the fleet
             await asyncio.gather(*tasks, return_exceptions=True)
             while self._threads:  # commands in flight finish their attempts
                 await asyncio.sleep(0.05)
@@ -375,6 +377,37 @@ class Relay:
         finally:
             journal.close()
 
+    async def _fleet(self) -> None:
+        """The fleet member, when the routes have `fleet:` (read at start: a fleet added or
+        changed later takes a restart of the relay)."""
+        from clawrelay.cli.common import open_journal
+        from clawrelay.fleet.member import Member, node_name
+        from clawrelay.router import Router
+
+        try:
+            routes = await asyncio.to_thread(self.current_routes)
+        except ClawrelayError:
+            return
+        fleet = routes.config.fleet
+        if fleet is None:
+            return
+        journal = await asyncio.to_thread(open_journal)
+        try:
+            self.member = Member(
+                fleet,
+                node_name(fleet, routes),
+                journal=journal,
+                routes=self.current_routes,
+                router=lambda r, j: Router(r, j, on_attempt=None),
+                stopping=self._stop,
+                probe_timeout=self.probe_timeout,
+            )
+            await self.member.run()
+        except Exception:
+            log.exception("fleet")
+        finally:
+            journal.close()
+
     async def _wait(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
@@ -396,6 +429,7 @@ class Relay:
             "commands": len(self.requests),
             "gateways": gateways,
             "hosts": self.resident.hosts(),
+            **({"fleet": self.member.describe()} if self.member is not None else {}),
         }
 
     # -- one connection, in its own thread -------------------------------------------------
@@ -575,6 +609,22 @@ def warm_up() -> None:
             spec.implementation()
 
 
+def check_fleet(fleet: Any) -> None:
+    """Before serving: a fleet whose Redis refuses the password (or whose password variable is
+    unset) is a configuration error, said at once (exit 2). A Redis that does not answer is only
+    the moment's: the relay starts, delivers locally, and joins when it answers."""
+    from clawrelay.fleet.connect import FleetUnreachable, connected
+
+    async def ping() -> None:
+        async with connected(fleet):
+            pass
+
+    try:
+        asyncio.run(ping())
+    except FleetUnreachable as e:
+        log.warning("%s; starting without the fleet, joining when it answers", e.message)
+
+
 def serve(
     home: Path,
     config: str | None,
@@ -587,7 +637,9 @@ def serve(
     relay = Relay(home, config, interval=interval, probe_timeout=probe_timeout)
     relay.report = report
     relay.claim()
-    relay.current_routes()  # a broken routes file is the one-line error of `serve` itself
+    routes = relay.current_routes()  # a broken routes file is the one-line error of `serve` itself
+    if routes.config.fleet is not None:
+        check_fleet(routes.config.fleet)
     warm_up()
     asyncio.run(relay.main(lambda: ready(relay.path)))
     return 0

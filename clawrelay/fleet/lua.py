@@ -1,0 +1,165 @@
+"""The fleet's Lua scripts: each change that must happen whole happens in one of them.
+
+Redis runs a script alone, so no other relay sees half of one; after a restart redis-py loads a
+script again on its own (EVALSHA, then EVAL on NOSCRIPT). Keys are passed in KEYS and share the
+fleet's hash tag (see `keys`).
+"""
+
+from __future__ import annotations
+
+# KEYS: leader, epoch, yielded. ARGV: node, ttl_ms.
+# → {held (0/1), token, newly elected (0/1)}
+LEASE = """
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local n, t = string.match(cur, '^(%S+) (%d+)$')
+  if n == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return {1, tonumber(t), 0}
+  end
+  return {0, tonumber(t) or 0, 0}
+end
+if redis.call('GET', KEYS[3]) == ARGV[1] then
+  return {0, 0, 0}
+end
+local t = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. t, 'PX', ARGV[2])
+return {1, t, 1}
+"""
+
+# KEYS: leader. ARGV: node, token.  Let the lease go if it is still ours. → 1 if it was.
+RESIGN = """
+if redis.call('GET', KEYS[1]) == ARGV[1] .. ' ' .. ARGV[2] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+
+# KEYS: leader, yielded. ARGV: yield_ms.  `fleet elect`: the leader's lease ends now, and it
+# waits out one round so another node takes it. → the node that held it, or false.
+ELECT = """
+local cur = redis.call('GET', KEYS[1])
+if not cur then return false end
+local n = string.match(cur, '^(%S+) ')
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], n, 'PX', ARGV[1])
+return n
+"""
+
+# KEYS: leader, members, seen, events. ARGV: node, token, now_ms, node-key prefix, maxlen.
+# The leader's round: which nodes joined and which left since the last one. Fenced: a node whose
+# lease passed to another (it paused, its lease expired) changes nothing. → {joined..., '', left...}
+# or false when not the leader.
+MEMBERSHIP = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] .. ' ' .. ARGV[2] then return false end
+local alive = {}
+for _, n in ipairs(redis.call('HKEYS', KEYS[3])) do
+  if redis.call('EXISTS', ARGV[4] .. n) == 1 then alive[n] = true end
+end
+local joined, left = {}, {}
+for n, _ in pairs(alive) do
+  if redis.call('SISMEMBER', KEYS[2], n) == 0 then
+    redis.call('SADD', KEYS[2], n)
+    table.insert(joined, n)
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'event', 'joined', 'node', n,
+      'by', ARGV[1], 'token', ARGV[2], 'at_ms', ARGV[3])
+  end
+end
+for _, n in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if not alive[n] then
+    redis.call('SREM', KEYS[2], n)
+    table.insert(left, n)
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'event', 'left', 'node', n,
+      'by', ARGV[1], 'token', ARGV[2], 'at_ms', ARGV[3])
+  end
+end
+local out = joined
+table.insert(out, '')
+for _, n in ipairs(left) do table.insert(out, n) end
+return out
+"""
+
+# KEYS: offered, result, stream, streams. ARGV: group, origin, then the entry's field/value pairs.
+# Offer a message to the fleet once: → the entry's id, 'offered' (it was already), 'settled'.
+OFFER = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'settled' end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'offered' end
+redis.pcall('XGROUP', 'CREATE', KEYS[3], ARGV[1], '0', 'MKSTREAM')
+local fields = {}
+for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
+local id = redis.call('XADD', KEYS[3], '*', unpack(fields))
+redis.call('SET', KEYS[1], ARGV[2] .. ' ' .. id)
+redis.call('SADD', KEYS[4], KEYS[3])
+return id
+"""
+
+# KEYS: lock, result, attempt. ARGV: holder ("NODE INSTANCE"), ttl_ms.
+# Take a message to deliver it. → {'settled'} | {'held', holder} | {'ok', attempt-marker or ''}
+CLAIM = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'settled'} end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {'held', redis.call('GET', KEYS[1]) or ''}
+end
+return {'ok', redis.call('GET', KEYS[3]) or ''}
+"""
+
+# KEYS: lock, attempt. ARGV: holder, marker JSON. Before the first attempt leaves. → 1, or 0 when
+# the lock is no longer ours (then nothing is tried).
+MARK = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+"""
+
+# KEYS: lock. ARGV: holder, ttl_ms. Keep delivering. → 1, or 0 when the lock is gone.
+RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# KEYS: lock, attempt. ARGV: holder. Not delivered and nothing left: the next relay may try.
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+
+# KEYS: result, lock, attempt, stream. ARGV: holder, entry id, group, keep_ms, status, node, via,
+# at_ms, detail. The message's outcome, once: a second outcome (a relay that lost its lock while
+# delivering) is added as `also`, never silently dropped.
+PUBLISH = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'also', ARGV[6] .. ': ' .. ARGV[5] .. ' via ' .. ARGV[7])
+else
+  redis.call('HSET', KEYS[1], 'status', ARGV[5], 'node', ARGV[6], 'via', ARGV[7], 'at_ms', ARGV[8],
+    'detail', ARGV[9])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if ARGV[2] ~= '' then
+  redis.call('XACK', KEYS[4], ARGV[3], ARGV[2])
+  redis.call('XDEL', KEYS[4], ARGV[2])
+end
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+redis.call('DEL', KEYS[3])
+return 1
+"""
+
+# KEYS: result, lock, stream, leader. ARGV: leader value, entry id, group, keep_ms, node, at_ms,
+# detail. The leader's expiry of one entry: only when nothing holds it and nothing settled it.
+EXPIRE = """
+if redis.call('GET', KEYS[4]) ~= ARGV[1] then return -1 end
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'dead', 'node', ARGV[5], 'via', '', 'at_ms', ARGV[6],
+  'detail', ARGV[7])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('XACK', KEYS[3], ARGV[3], ARGV[2])
+redis.call('XDEL', KEYS[3], ARGV[2])
+return 1
+"""

@@ -1,0 +1,510 @@
+"""What `clawrelay serve` does in a fleet: heartbeat, lead when it holds the lease, offer what it
+could not deliver, deliver what others could not, and settle what the fleet did with its own.
+
+Redis going away never stops the relay: its commands and its own outbox go on as without a
+fleet, and it rejoins when Redis answers again (its heartbeat, its lease attempt, the entries it
+was delivering). A result it could not publish then is published on rejoining, before it reads
+anything new, so no other relay takes that message for an interrupted one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from clawrelay import __version__
+from clawrelay.config.model import Fleet
+from clawrelay.errors import ClawrelayError, Reason
+from clawrelay.fleet import keys, leader, presence
+from clawrelay.fleet import shared_outbox as shared
+from clawrelay.fleet.connect import Redis, is_redis_error, translate
+from clawrelay.journal import QUEUEABLE, Journal, now_ms
+from clawrelay.outcome import Status
+
+if TYPE_CHECKING:
+    from clawrelay.config.routes import Routes
+    from clawrelay.router import Router
+
+log = logging.getLogger("clawrelay.fleet")
+
+PENDING_BATCH = 16
+EXPIRE_EVERY = 12  # heartbeats between two expiry passes of the leader
+
+
+class Member:
+    def __init__(
+        self,
+        fleet: Fleet,
+        node: str,
+        *,
+        journal: Journal,
+        routes: Callable[[], Routes],
+        router: Callable[[Routes, Journal], Router],
+        stopping: asyncio.Event,
+        probe_timeout: float = 3.0,
+    ) -> None:
+        self.fleet, self.node = fleet, node
+        self.instance = secrets.token_hex(6)
+        self.holder = f"{node} {self.instance}"
+        self.journal = journal
+        self._routes, self._router = routes, router
+        self.stopping = stopping
+        self.probe_timeout = probe_timeout
+        self.redis: Redis | None = None
+        self.connected = False
+        self.error: str | None = None
+        self.leader = False
+        self.token = 0
+        self.reach: dict[str, list[str]] = {}
+        self.delivered = 0  # messages of other relays delivered here
+        self._beats = 0
+        self._groups: set[str] = set()
+        self._unpublished: dict[str, dict[str, Any]] = {}  # results to publish once Redis answers
+        self._catch_up = True  # read this node's own pending entries first (start, rejoin)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        from clawrelay.fleet.connect import client
+
+        self.redis = client(self.fleet)
+        consumer = asyncio.create_task(self._consume())
+        try:
+            while not self.stopping.is_set():
+                started = time.monotonic()
+                await self._round()
+                left = self.fleet.heartbeat - (time.monotonic() - started)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.05, left)):
+                        await self.stopping.wait()
+        finally:
+            await asyncio.gather(consumer, return_exceptions=True)  # it ends its delivery in flight
+            await self._leave()
+            await self.redis.aclose()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "node": self.node,
+            "connected": self.connected,
+            "leader": self.leader,
+            "token": self.token or None,
+            "error": self.error,
+            "delivered_for_others": self.delivered,
+        }
+
+    def _lost(self, e: BaseException) -> None:
+        """Redis failed: note it once, go on without the fleet until it answers again."""
+        message = translate(e, self.fleet).message
+        if self.connected or self.error != message:
+            log.warning("%s; delivering locally until it answers", message)
+        self.connected, self.error, self.leader = False, message, False
+        self._groups.clear()
+        self._catch_up = True
+
+    async def _round(self) -> None:
+        """One heartbeat: probes, presence, lease, the leader's jobs, offer and settle."""
+        assert self.redis is not None
+        try:
+            routes = await asyncio.to_thread(self._routes)
+        except ClawrelayError as e:
+            log.warning("fleet: routes: %s", e)
+            return
+        self.reach = await self._probe(routes)
+        try:
+            await self._publish_pending()
+            waiting = await asyncio.to_thread(self.journal.waiting)
+            other = await presence.beat(
+                self.redis,
+                presence.Heartbeat(
+                    node=self.node,
+                    version=__version__,
+                    pid=os.getpid(),
+                    instance=self.instance,
+                    outbox=sum(w.get("queued", 0) + w.get("offered", 0) for w in waiting.values()),
+                    reach=self.reach,
+                    sent_ms=now_ms(),
+                ),
+                self.fleet.ttl,
+            )
+            if not self.connected:
+                log.info("fleet: joined as %s", self.node)
+            self.connected, self.error = True, None
+            if other:
+                log.warning("fleet: another relay (instance %s) also calls itself %s", other, self.node)
+            await self._lead(routes)
+            await self._offer(routes)
+            await self._settle()
+        except Exception as e:
+            if not is_redis_error(e):
+                raise
+            self._lost(e)
+
+    async def _probe(self, routes: Routes) -> dict[str, list[str]]:
+        """Per target, the transports whose probe answered: what this relay can reach now."""
+        from clawrelay.probes import Probes
+        from clawrelay.relay import context
+        from clawrelay.status import steps_of
+
+        resident = context.resident()
+        carriers = resident.carriers_for(routes) if resident is not None else None
+        if carriers is None:
+            return {}
+        probes = Probes(routes, carriers, self.probe_timeout)
+        names = sorted(routes.config.targets)
+        found = await asyncio.gather(*(steps_of(probes, routes, t) for t in names), return_exceptions=True)
+        reach = {}
+        for name, checks in zip(names, found, strict=True):
+            if isinstance(checks, BaseException):
+                continue
+            up = [c.transport for c in checks if c.ok and c.transport]
+            if up:
+                reach[name] = up
+        return reach
+
+    # -- leading --------------------------------------------------------------------------------
+
+    async def _lead(self, routes: Routes) -> None:
+        assert self.redis is not None
+        lease = await leader.hold(self.redis, self.node, self.fleet.ttl)
+        was = self.leader
+        self.leader, self.token = lease.held, (lease.token if lease.held else self.token)
+        if lease.newly:
+            await leader.announce_elected(self.redis, self.node, lease.token, now_ms())
+            await self._event(routes, "elected", self.node, lease.token)
+        elif was and not lease.held:
+            log.info("fleet: %s no longer leads (token %s)", self.node, self.token)
+        if not lease.held:
+            return
+        changes = await leader.membership(self.redis, self.node, lease.token, now_ms())
+        if changes is None:
+            self.leader = False
+            return
+        joined, left = changes
+        for n in joined:
+            await self._event(routes, "joined", n, lease.token)
+        for n in left:
+            await self._event(routes, "left", n, lease.token)
+        self._beats += 1
+        if self._beats % EXPIRE_EVERY == 1:
+            expired = await shared.expire(self.redis, f"{self.node} {lease.token}", self.node)
+            if expired:
+                log.info("fleet: %d message(s) expired in the shared outbox", expired)
+
+    async def _event(self, routes: Routes, event: str, node: str, token: int) -> None:
+        """Journaled here (the leader's journal), and sent to `notify` as a system event."""
+        text = {
+            "elected": f"clawrelay fleet: {node} is the leader now (token {token})",
+            "joined": f"clawrelay fleet: {node} joined",
+            "left": f"clawrelay fleet: {node} left (not seen for {self.fleet.ttl:g}s, or stopped)",
+        }[event]
+        log.info("%s", text)
+        await asyncio.to_thread(self.journal.add_fleet_event, event, node, token)
+        target = self.fleet.notify
+        if target is None:
+            return
+        from clawrelay import events
+
+        try:
+            name = routes.resolve(target)
+            router = self._router(routes, self.journal)
+            envs = router.envelopes([name], text, 0, kind="event")
+            await router.deliver(envs, {name: events.plan(routes, name, "now")})
+        except ClawrelayError as e:
+            log.warning("fleet: could not tell %s that %s: %s", target, text, e)
+
+    # -- the sender's side ------------------------------------------------------------------------
+
+    async def _offer(self, routes: Routes) -> None:
+        """This machine's messages that its relay tried and could not deliver go to the fleet."""
+        assert self.redis is not None
+        for record in await asyncio.to_thread(self.journal.outbox):
+            if record.status is not Status.QUEUED or record.runs < 1:
+                continue
+            claim = self.journal.claim(record.id)
+            if claim is None:
+                continue  # being sent right now
+            try:
+                fresh = self.journal.get(record.id)
+                if fresh is None or fresh.status is not Status.QUEUED:
+                    continue
+                # in Redis first: a relay that dies between the two leaves it queued here and
+                # offered there, which the next offer finds (`offered`) and completes
+                await shared.offer(self.redis, fresh, self.node)
+                self.journal.set_status(record.id, Status.OFFERED)
+                log.info("fleet: offered %s (→ %s)", record.id, record.target)
+            finally:
+                claim.release()
+
+    async def _settle(self) -> None:
+        """What the fleet did with this machine's offered messages, into its journal."""
+        assert self.redis is not None
+        offered = [r for r in await asyncio.to_thread(self.journal.outbox) if r.status is Status.OFFERED]
+        for message_id, (result, still) in (
+            await shared.results(self.redis, [r.id for r in offered])
+        ).items():
+            record = next(r for r in offered if r.id == message_id)
+            if result is None:
+                if not still:  # Redis lost it (restored from an old snapshot): offer it again
+                    await shared.offer(self.redis, record, self.node)
+                continue
+            claim = self.journal.claim(message_id)
+            if claim is None:
+                continue
+            try:
+                fresh = self.journal.get(message_id)
+                if fresh is not None:
+                    shared.settle(self.journal, fresh, result, self.node)
+            finally:
+                claim.release(finished=True)
+            await shared.forget(self.redis, message_id)
+
+    # -- the delivering side ----------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        """Read the streams of the targets this relay reaches, and deliver what it claims."""
+        last_autoclaim = 0.0
+        while not self.stopping.is_set():
+            if not self.connected or not self.reach:
+                await self._pause(0.5)
+                continue
+            assert self.redis is not None
+            routes = await asyncio.to_thread(self._routes)
+            streams = self._streams(routes)
+            try:
+                for s in streams:
+                    if s not in self._groups:
+                        with contextlib.suppress(Exception):  # BUSYGROUP: it exists
+                            await self.redis.xgroup_create(s, keys.GROUP, id="0", mkstream=True)
+                        self._groups.add(s)
+                batch: list[tuple[str, str, dict[str, str]]] = []
+                if self._catch_up:  # what this node had read and not settled, before it stopped
+                    for s in streams:
+                        for _, entries in await self.redis.xreadgroup(
+                            keys.GROUP, self.node, {s: "0"}, count=PENDING_BATCH
+                        ):
+                            batch += [(s, i, f) for i, f in entries if f]
+                    self._catch_up = False
+                if time.monotonic() - last_autoclaim >= self.fleet.ttl / 2:
+                    last_autoclaim = time.monotonic()
+                    for s in streams:  # entries a relay read and left (it died, or failed)
+                        out = await self.redis.xautoclaim(
+                            s, keys.GROUP, self.node, int(self.fleet.ttl * 1000), "0-0", count=PENDING_BATCH
+                        )
+                        batch += [(s, i, f) for i, f in out[1] if f]
+                if not batch:
+                    got = await self.redis.xreadgroup(
+                        keys.GROUP,
+                        self.node,
+                        dict.fromkeys(streams, ">"),
+                        count=PENDING_BATCH,
+                        block=int(min(1.0, self.fleet.heartbeat) * 1000),
+                    )
+                    for s, entries in got or []:
+                        batch += [(s, i, f) for i, f in entries if f]
+                for s, entry, fields in batch:
+                    if self.stopping.is_set():
+                        break
+                    await self._handle(routes, s, entry, fields)
+            except Exception as e:
+                if not is_redis_error(e):
+                    log.exception("fleet: delivering")
+                    await self._pause(1.0)
+                    continue
+                self._lost(e)
+                await self._pause(0.5)
+
+    def _streams(self, routes: Routes) -> list[str]:
+        """The streams this relay reads: each reachable target's, under its name and aliases."""
+        out = []
+        for name in sorted(self.reach):
+            target = routes.config.targets.get(name)
+            if target is not None:
+                out += [keys.outbox(n) for n in (name, *target.aliases)]
+        return out
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.stopping.wait()
+
+    async def _handle(self, routes: Routes, stream: str, entry: str, fields: dict[str, str]) -> None:
+        """One entry: claim it, deliver it once (or say why not), publish what came of it."""
+        from clawrelay.router import NotRetried
+
+        assert self.redis is not None
+        try:
+            env, only_via, expires_ms = shared.envelope_of(fields)
+        except (KeyError, ValueError):
+            log.warning("fleet: a malformed entry %s in %s was dropped", entry, stream)
+            await self.redis.xack(stream, keys.GROUP, entry)
+            await self.redis.xdel(stream, entry)
+            return
+        mid = env.id
+        state, raw_marker = await shared.claim(self.redis, mid, self.holder, self.fleet.ttl)
+        if state == "settled":
+            await self.redis.xack(stream, keys.GROUP, entry)
+            await self.redis.xdel(stream, entry)
+            return
+        if state != "ok":
+            return  # another relay delivers it now
+        record = await asyncio.to_thread(self.journal.get, mid)
+        own = record is not None and record.kind == QUEUEABLE
+        if record is not None and record.status is Status.DELIVERED:  # it died before publishing
+            await self._publish(mid, stream, entry, "delivered", record.via or "", "")
+            return
+        marker = shared.Marker.parse(raw_marker) if raw_marker else None
+        router = self._router(routes, self.journal)
+        # an attempt began elsewhere (or here, before a restart) and was never settled: resent
+        # only where every transport it could have used says that is harmless by now
+        if (
+            marker is not None
+            and marker.instance != self.instance
+            and not all(router.resend_safe(t, marker.started_ms) for t in marker.plan)
+        ):
+            detail = (
+                f"{marker.node} stopped while delivering it ({', '.join(marker.plan)}): it may have "
+                f"arrived; found by {self.node}, not resent"
+            )
+            await self._publish(mid, stream, entry, "ambiguous", ",".join(marker.plan), detail, marker.node)
+            if own and marker.node == self.node:
+                await asyncio.to_thread(self._mark_ambiguous, mid)
+            return
+        if (expires_ms and now_ms() > expires_ms) or env.target not in routes.config.targets:
+            await shared.release(self.redis, mid, self.holder)  # the leader expires it; others may know it
+            return
+        try:
+            plan = [s.transport for s in routes.plan(env.target, only_via)]
+        except ClawrelayError:
+            await shared.release(self.redis, mid, self.holder)
+            return
+        marked = shared.Marker(self.node, self.instance, now_ms(), plan)
+        if not await shared.mark(self.redis, mid, self.holder, marked):
+            return  # the lock went (this relay paused past the ttl): another has it
+        renewer = asyncio.create_task(self._renew(mid))
+        try:
+            if own:
+                assert record is not None
+                d = await router.retry(record, offered=True)
+            else:
+                d = await router.deliver_for(env, only_via)
+        except NotRetried as e:
+            renewer.cancel()
+            if e.reason is Reason.AMBIGUOUS:
+                await self._publish(
+                    mid, stream, entry, "ambiguous", "", "it may have arrived (interrupted here)"
+                )
+            else:
+                await shared.release(self.redis, mid, self.holder)
+            return
+        except ClawrelayError as e:
+            renewer.cancel()
+            log.warning("fleet: %s: %s", mid, e)
+            await shared.release(self.redis, mid, self.holder)
+            return
+        finally:
+            renewer.cancel()
+            await router.aclose()
+        if d.status is Status.DELIVERED:
+            if not own:
+                self.delivered += 1
+            await self._publish(mid, stream, entry, "delivered", d.via or "", "")
+        elif d.status is Status.AMBIGUOUS:
+            last = d.attempts[-1] if d.attempts else None
+            await self._publish(
+                mid,
+                stream,
+                entry,
+                "ambiguous",
+                last.transport if last else "",
+                (last.detail or "") if last else "",
+            )
+        else:
+            if own:
+                await asyncio.to_thread(self._back_to_offered, mid)
+            await shared.release(self.redis, mid, self.holder)
+
+    async def _renew(self, message_id: str) -> None:
+        assert self.redis is not None
+        while True:
+            await asyncio.sleep(self.fleet.ttl / 3)
+            with contextlib.suppress(Exception):
+                await shared.renew(self.redis, message_id, self.holder, self.fleet.ttl)
+
+    async def _publish(
+        self,
+        message_id: str,
+        stream: str,
+        entry: str,
+        status: str,
+        via: str,
+        detail: str,
+        node: str | None = None,
+    ) -> None:
+        """Publish an outcome; when Redis does not answer, keep it and publish it on rejoining."""
+        assert self.redis is not None
+        args = {
+            "message_id": message_id,
+            "stream": stream,
+            "entry": entry,
+            "holder": self.holder,
+            "status": status,
+            "node": node or self.node,
+            "via": via,
+            "detail": detail,
+        }
+        try:
+            await shared.publish(self.redis, **args)
+        except Exception as e:
+            if not is_redis_error(e):
+                raise
+            self._unpublished[message_id] = args
+            self._lost(e)
+
+    async def _publish_pending(self) -> None:
+        assert self.redis is not None
+        for message_id, args in list(self._unpublished.items()):
+            await shared.publish(self.redis, **args)
+            del self._unpublished[message_id]
+
+    def _mark_ambiguous(self, message_id: str) -> None:
+        claim = self.journal.claim(message_id)
+        if claim is None:
+            return
+        try:
+            self.journal.close_interrupted(message_id, lambda transport, started: False)
+            self.journal.set_status(message_id, Status.AMBIGUOUS)
+        finally:
+            claim.release(finished=True)
+
+    def _back_to_offered(self, message_id: str) -> None:
+        """This machine's own message, not delivered from here either: the fleet keeps it."""
+        claim = self.journal.claim(message_id)
+        if claim is None:
+            return
+        try:
+            fresh = self.journal.get(message_id)
+            if fresh is not None and fresh.status is Status.QUEUED:
+                self.journal.set_status(message_id, Status.OFFERED)
+        finally:
+            claim.release()
+
+    async def _leave(self) -> None:
+        """A clean exit: offline at once, and the lease free for another."""
+        if self.redis is None or not self.connected:
+            return
+        with contextlib.suppress(Exception):
+            await self._publish_pending()
+            if self.leader:
+                await leader.resign(self.redis, self.node, self.token)
+            await presence.leave(self.redis, self.node, self.instance)
+            log.info("fleet: %s left", self.node)
+
+
+def node_name(fleet: Fleet, routes: Routes) -> str:
+    return fleet.node or routes.self_name
