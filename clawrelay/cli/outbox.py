@@ -38,7 +38,9 @@ def list_(
             typer.echo("outbox is empty")
         for r in records:
             state = str(r.status)
-            if journal.in_flight(r.id):
+            if r.status.value == "offered":
+                state += " to the fleet (the relay that reaches the target delivers it)"
+            elif journal.in_flight(r.id):
                 state += ", in flight"
             elif r.status.value == "queued" and r.next_attempt_ms:
                 state += f", next retry {when(r.next_attempt_ms)}"

@@ -274,7 +274,11 @@ class Member:
                 await self._pause(0.5)
                 continue
             assert self.redis is not None
-            routes = await asyncio.to_thread(self._routes)
+            try:
+                routes = await asyncio.to_thread(self._routes)
+            except ClawrelayError:  # said by the heartbeat; nothing is delivered on broken routes
+                await self._pause(self.fleet.heartbeat)
+                continue
             streams = self._streams(routes)
             try:
                 for s in streams:
