@@ -363,6 +363,15 @@ class Member:
             await self._publish(mid, stream, entry, "delivered", record.via or "", "")
             return
         marker = shared.Marker.parse(raw_marker) if raw_marker else None
+        if (
+            marker is not None
+            and marker.instance != self.instance
+            and await presence.instance_of(self.redis, marker.node) == marker.instance
+        ):
+            # the relay that began it is alive (it lost its lock while Redis was away): it
+            # publishes what came of its attempt when it can
+            await shared.release_lock(self.redis, mid, self.holder)
+            return
         router = self._router(routes, self.journal)
         # an attempt began elsewhere (or here, before a restart) and was never settled: resent
         # only where every transport it could have used says that is harmless by now
@@ -404,12 +413,12 @@ class Member:
                     mid, stream, entry, "ambiguous", "", "it may have arrived (interrupted here)"
                 )
             else:
-                await shared.release(self.redis, mid, self.holder)
+                await shared.release(self.redis, mid, self.holder, marked)
             return
         except ClawrelayError as e:
             renewer.cancel()
             log.warning("fleet: %s: %s", mid, e)
-            await shared.release(self.redis, mid, self.holder)
+            await shared.release(self.redis, mid, self.holder, marked)
             return
         finally:
             renewer.cancel()
@@ -431,7 +440,7 @@ class Member:
         else:
             if own:
                 await asyncio.to_thread(self._back_to_offered, mid)
-            await shared.release(self.redis, mid, self.holder)
+            await shared.release(self.redis, mid, self.holder, marked)
 
     async def _renew(self, message_id: str) -> None:
         assert self.redis is not None

@@ -50,14 +50,20 @@ async def beat(redis: Redis, hb: Heartbeat, ttl: float) -> str | None:
 
 async def leave(redis: Redis, node: str, instance: str) -> None:
     """A clean exit: the node is offline now, not after its ttl (only if the key is this relay's)."""
+    if await instance_of(redis, node) == instance:
+        await redis.delete(keys.node(node))
+
+
+async def instance_of(redis: Redis, node: str) -> str | None:
+    """The instance of the live relay called `node`, if one is alive."""
     current = await redis.get(keys.node(node))
-    if current is not None:
-        try:
-            mine = json.loads(current).get("instance") == instance
-        except (ValueError, AttributeError):
-            mine = False
-        if mine:
-            await redis.delete(keys.node(node))
+    if current is None:
+        return None
+    try:
+        instance = json.loads(current).get("instance")
+    except (ValueError, AttributeError):
+        return None
+    return str(instance) if instance else None
 
 
 async def view(redis: Redis, *, events: int = 10) -> dict[str, Any]:

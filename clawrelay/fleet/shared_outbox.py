@@ -227,8 +227,20 @@ async def renew(redis: Redis, message_id: str, holder: str, ttl: float) -> bool:
     return bool(await redis.eval(lua.RENEW, 1, keys.lock(message_id), holder, int(ttl * 1000)))
 
 
-async def release(redis: Redis, message_id: str, holder: str) -> None:
-    await redis.eval(lua.RELEASE, 2, keys.lock(message_id), keys.attempt(message_id), holder)
+async def release(redis: Redis, message_id: str, holder: str, marker: Marker | None = None) -> None:
+    await redis.eval(
+        lua.RELEASE,
+        2,
+        keys.lock(message_id),
+        keys.attempt(message_id),
+        holder,
+        marker.to_json() if marker is not None else "",
+    )
+
+
+async def release_lock(redis: Redis, message_id: str, holder: str) -> None:
+    """Let the lock go and leave the attempt record: its relay is alive and settles it."""
+    await redis.eval(lua.UNLOCK, 1, keys.lock(message_id), holder)
 
 
 async def publish(
