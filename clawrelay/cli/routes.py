@@ -24,6 +24,16 @@ def _warnings(routes: Routes) -> list[str]:
     secrets_file = routes.secrets_file
     if secrets_file is not None and secrets_file.missing:
         out.append(f"secrets: {secrets_file.path} does not exist")
+    fleet = routes.config.fleet
+    if fleet is not None:
+        from clawrelay.secrets import REF, lookup, url_password
+
+        password = url_password(fleet.redis)
+        if password and not REF.fullmatch(password):
+            out.append("fleet.redis holds a literal password; use redis://:${VAR}@host:6379/0")
+        for name in REF.findall(fleet.redis):
+            if lookup(name) is None:
+                out.append(f"fleet.redis: environment variable {name} is not set here")
     for where, token in tokens.items():
         if token is None:
             continue

@@ -24,7 +24,8 @@ import yaml
 from clawrelay.config.schema import SourceError
 from clawrelay.secrets import REF
 
-SECRET_KEYS = frozenset({"token", "proxy"})  # kept as references until used: a proxy URL may hold a password
+# kept as references until used: a proxy or Redis URL may hold a password
+SECRET_KEYS = frozenset({"token", "proxy", "redis"})
 
 # Far above any real routes file (a few KiB, a few hundred values), and low enough that the worst
 # file within them is read in about a second by PyYAML's pure-Python scanner, in under 100 MB.
