@@ -94,10 +94,13 @@ redis.call('SADD', KEYS[4], KEYS[3])
 return id
 """
 
-# KEYS: lock, result, attempt. ARGV: holder ("NODE INSTANCE"), ttl_ms.
+# KEYS: lock, result, attempt, stream. ARGV: holder ("NODE INSTANCE"), ttl_ms, entry id.
 # Take a message to deliver it. → {'settled'} | {'held', holder} | {'ok', attempt-marker or ''}
+# An entry gone from its stream was settled (PUBLISH and EXPIRE delete it with the result), even
+# when its sender has read and forgotten the result since this relay read the entry.
 CLAIM = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'settled'} end
+if #redis.call('XRANGE', KEYS[4], ARGV[3], ARGV[3]) == 0 then return {'settled'} end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {'held', redis.call('GET', KEYS[1]) or ''}
 end
@@ -146,13 +149,17 @@ return 0
 
 # KEYS: result, lock, attempt, stream. ARGV: holder, entry id, group, keep_ms, status, node, via,
 # at_ms, detail. The message's outcome, once: a second outcome (a relay that lost its lock while
-# delivering) is added as `also`, never silently dropped.
+# delivering) is added as `also`, never silently dropped. The same holder publishing again is
+# the same outcome (its first reply was lost: Redis stopped, or the connection dropped, after
+# running it), and changes nothing.
 PUBLISH = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'also', ARGV[6] .. ': ' .. ARGV[5] .. ' via ' .. ARGV[7])
+  if redis.call('HGET', KEYS[1], 'holder') ~= ARGV[1] then
+    redis.call('HSET', KEYS[1], 'also', ARGV[6] .. ': ' .. ARGV[5] .. ' via ' .. ARGV[7])
+  end
 else
   redis.call('HSET', KEYS[1], 'status', ARGV[5], 'node', ARGV[6], 'via', ARGV[7], 'at_ms', ARGV[8],
-    'detail', ARGV[9])
+    'detail', ARGV[9], 'holder', ARGV[1])
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 if ARGV[2] ~= '' then

@@ -242,26 +242,38 @@ class Member:
                 claim.release()
 
     async def _settle(self) -> None:
-        """What the fleet did with this machine's offered messages, into its journal."""
+        """What the fleet did with this machine's offered messages, into its journal. Also a
+        late result for a message the fleet called ambiguous: the relay that was thought dead
+        was only cut off, and says now that it delivered it."""
         assert self.redis is not None
-        offered = [r for r in await asyncio.to_thread(self.journal.outbox) if r.status is Status.OFFERED]
-        for message_id, (result, still) in (
-            await shared.results(self.redis, [r.id for r in offered])
-        ).items():
-            record = next(r for r in offered if r.id == message_id)
+        watched = {
+            r.id: r
+            for r in await asyncio.to_thread(self.journal.outbox)
+            if r.status is Status.OFFERED
+            or (
+                r.status is Status.AMBIGUOUS
+                and r.attempts
+                and (r.attempts[-1].carrier or "").startswith("fleet:")
+                and now_ms() - r.updated_ms < shared.RESULT_KEPT_MS
+            )
+        }
+        for message_id, (result, still) in (await shared.results(self.redis, list(watched))).items():
+            record = watched[message_id]
             if result is None:
-                if not still:  # Redis lost it (restored from an old snapshot): offer it again
+                if record.status is Status.OFFERED and not still:
+                    # Redis lost it (restored from an old snapshot): offer it again
                     await shared.offer(self.redis, record, self.node)
                 continue
-            claim = self.journal.claim(message_id)
-            if claim is None:
-                continue
-            try:
-                fresh = self.journal.get(message_id)
-                if fresh is not None:
-                    shared.settle(self.journal, fresh, result, self.node)
-            finally:
-                claim.release(finished=True)
+            if record.status is Status.OFFERED or result.status == "delivered":
+                claim = self.journal.claim(message_id)
+                if claim is None:
+                    continue
+                try:
+                    fresh = self.journal.get(message_id)
+                    if fresh is not None and fresh.status is record.status:
+                        shared.settle(self.journal, fresh, result, self.node)
+                finally:
+                    claim.release(finished=True)
             await shared.forget(self.redis, message_id)
 
     # -- the delivering side ----------------------------------------------------------------------
@@ -350,7 +362,7 @@ class Member:
             await self.redis.xdel(stream, entry)
             return
         mid = env.id
-        state, raw_marker = await shared.claim(self.redis, mid, self.holder, self.fleet.ttl)
+        state, raw_marker = await shared.claim(self.redis, mid, self.holder, self.fleet.ttl, stream, entry)
         if state == "settled":
             await self.redis.xack(stream, keys.GROUP, entry)
             await self.redis.xdel(stream, entry)

@@ -201,15 +201,21 @@ def envelope_of(fields: dict[str, str]) -> tuple[Envelope, str | None, int]:
     return env, (fields.get("only_via") or None), int(fields.get("expires_ms") or 0)
 
 
-async def claim(redis: Redis, message_id: str, holder: str, ttl: float) -> tuple[str, str]:
+async def claim(
+    redis: Redis, message_id: str, holder: str, ttl: float, stream: str, entry: str
+) -> tuple[str, str]:
+    """Take the message of `entry` to deliver it: `settled` (a result, or the entry gone from
+    its stream), `held` by another, or `ok` with the attempt marker an earlier attempt left."""
     out = await redis.eval(
         lua.CLAIM,
-        3,
+        4,
         keys.lock(message_id),
         keys.result(message_id),
         keys.attempt(message_id),
+        stream,
         holder,
         int(ttl * 1000),
+        entry,
     )
     items = [str(x) for x in out]
     return items[0], (items[1] if len(items) > 1 else "")
