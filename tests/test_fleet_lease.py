@@ -1,0 +1,173 @@
+"""The lease, its fencing token and the leader's jobs, against a real Redis, in-process.
+
+What `fleet elect` and a paused leader rely on: the token grows with each new holder, a holder
+that lost its lease changes nothing with its old token (membership, expiry), and a leader that
+gave up sits out one round. Driven through the fleet's own functions (no relay), so each rule is
+checked alone, at once, without waiting for heartbeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from clawrelay.config.model import Fleet
+from clawrelay.fleet import keys, leader, presence
+from clawrelay.fleet import shared_outbox as shared
+from clawrelay.fleet.connect import connected
+from clawrelay.journal import MessageRecord
+from clawrelay.outcome import Status
+
+
+def run(server: Any, job: Callable[[Any], Awaitable[Any]]) -> Any:
+    async def go() -> Any:
+        async with connected(Fleet(redis=server.url, heartbeat=1.0, ttl=3.0)) as redis:
+            return await job(redis)
+
+    return asyncio.run(go())
+
+
+def record(message_id: str, *, expires_ms: int) -> MessageRecord:
+    return MessageRecord(
+        id=message_id,
+        kind="message",
+        sender="a",
+        target="t",
+        body="hello",
+        hops=0,
+        created_ms=1,
+        status=Status.QUEUED,
+        via=None,
+        reply=None,
+        runs=1,
+        updated_ms=1,
+        next_attempt_ms=None,
+        expires_ms=expires_ms,
+        batch=None,
+        batch_to=None,
+        only_via=None,
+        attempts=[],
+    )
+
+
+def test_each_new_holder_gets_a_larger_token_and_a_renewal_keeps_it(redis_db: Any) -> None:
+    async def job(redis: Any) -> list[leader.Lease]:
+        first = await leader.hold(redis, "a", 3.0)
+        again = await leader.hold(redis, "a", 3.0)
+        other = await leader.hold(redis, "b", 3.0)  # a holds it: b does not
+        await redis.delete(keys.LEADER)  # a's lease expired
+        taken = await leader.hold(redis, "b", 3.0)
+        return [first, again, other, taken]
+
+    first, again, other, taken = run(redis_db, job)
+    assert (first.held, first.newly) == (True, True)
+    assert (again.held, again.newly, again.token) == (True, False, first.token)
+    assert other.held is False
+    assert (taken.held, taken.newly) == (True, True) and taken.token > first.token
+
+
+def test_a_leader_that_lost_its_lease_changes_nothing_with_its_old_token(redis_db: Any) -> None:
+    """A leader that paused past its lease (a suspended VM) and wakes up believing it leads."""
+
+    async def job(redis: Any) -> dict[str, Any]:
+        old = await leader.hold(redis, "a", 3.0)
+        await redis.hset(keys.SEEN, "c", "{}")
+        await redis.set(keys.node("c"), "{}")  # c is alive and not yet announced
+        await redis.delete(keys.LEADER)
+        new = await leader.hold(redis, "b", 3.0)
+        stale = await leader.membership(redis, "a", old.token, 5)
+        members_after_stale = await redis.smembers(keys.MEMBERS)
+        # an expired message: only the leader of the moment may call it dead
+        await shared.offer(redis, record("m1", expires_ms=1), "a")
+        fenced = await shared.expire(redis, f"a {old.token}", "a")
+        result_after_stale = await redis.exists(keys.result("m1"))
+        fresh = await leader.membership(redis, "b", new.token, 6)
+        expired = await shared.expire(redis, f"b {new.token}", "b")
+        return {
+            "stale": stale,
+            "members_after_stale": members_after_stale,
+            "fenced": fenced,
+            "result_after_stale": result_after_stale,
+            "fresh": fresh,
+            "expired": expired,
+            "result": await redis.hgetall(keys.result("m1")),
+            "stream": await redis.xlen(keys.outbox("t")),
+        }
+
+    out = run(redis_db, job)
+    assert out["stale"] is None and out["members_after_stale"] == set()
+    assert out["fenced"] == 0 and out["result_after_stale"] == 0
+    assert out["fresh"] == (["c"], [])
+    assert out["expired"] == 1
+    assert out["result"]["status"] == "dead" and out["result"]["node"] == "b"
+    assert out["stream"] == 0
+
+
+def test_an_expiry_leaves_a_message_that_is_being_delivered(redis_db: Any) -> None:
+    async def job(redis: Any) -> tuple[int, str]:
+        lease = await leader.hold(redis, "a", 3.0)
+        await shared.offer(redis, record("m2", expires_ms=1), "a")
+        entry = (await redis.xrange(keys.outbox("t")))[0][0]
+        state, _ = await shared.claim(redis, "m2", "b 1", 3.0, keys.outbox("t"), entry)
+        expired = await shared.expire(redis, f"a {lease.token}", "a")
+        return expired, state
+
+    expired, state = run(redis_db, job)
+    assert (state, expired) == ("ok", 0)
+
+
+def test_a_leader_that_gave_up_sits_out_one_round(redis_db: Any) -> None:
+    async def job(redis: Any) -> tuple[str | None, leader.Lease, leader.Lease, str | None]:
+        await leader.hold(redis, "a", 3.0)
+        previous = await leader.elect(redis, 1.0)
+        retry = await leader.hold(redis, "a", 3.0)  # the one that gave up: not this round
+        other = await leader.hold(redis, "b", 3.0)
+        return previous, retry, other, await redis.get(keys.LEADER)
+
+    previous, retry, other, holder = run(redis_db, job)
+    assert previous == "a"
+    assert retry.held is False
+    assert other.held is True and other.newly
+    assert holder == f"b {other.token}"
+
+
+def test_an_offer_is_made_once_and_a_settled_message_is_not_offered_again(redis_db: Any) -> None:
+    async def job(redis: Any) -> list[str]:
+        r = record("m3", expires_ms=2**62)
+        first = await shared.offer(redis, r, "a")
+        second = await shared.offer(redis, r, "a")
+        entry = (await redis.xrange(keys.outbox("t")))[0][0]
+        await shared.claim(redis, "m3", "b 1", 3.0, keys.outbox("t"), entry)
+        await shared.publish(
+            redis,
+            message_id="m3",
+            stream=keys.outbox("t"),
+            entry=entry,
+            holder="b 1",
+            status="delivered",
+            node="b",
+            via="command",
+        )
+        await redis.delete(keys.offered("m3"))  # as if Redis had lost the offer, not the result
+        third = await shared.offer(redis, r, "a")
+        return [first, second, third, str(await redis.xlen(keys.outbox("t")))]
+
+    first, second, third, length = run(redis_db, job)
+    assert first.count("-") == 1  # a stream entry id
+    assert second == "offered"
+    assert third == "settled"
+    assert length == "0"
+
+
+def test_a_clean_leave_removes_only_this_instance(redis_db: Any) -> None:
+    async def job(redis: Any) -> tuple[bool, bool]:
+        hb = presence.Heartbeat(node="a", version="x", pid=1, instance="one", outbox=0)
+        await presence.beat(redis, hb, 3.0)
+        await presence.leave(redis, "a", "two")  # another instance of the same name: not its key
+        kept = bool(await redis.exists(keys.node("a")))
+        await presence.leave(redis, "a", "one")
+        return kept, bool(await redis.exists(keys.node("a")))
+
+    kept, left = run(redis_db, job)
+    assert kept is True and left is False
