@@ -227,23 +227,21 @@ class Journal:
 
     def add_attempt(self, message_id: str, a: Attempt) -> None:
         with self._write() as db:
-            db.execute(
-                "INSERT INTO attempts (message_id, run, step, transport, carrier, outcome, reason,"
-                " retryable, detail, started_ms, elapsed_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    message_id,
-                    a.run,
-                    a.step,
-                    a.transport,
-                    a.carrier,
-                    a.outcome.value,
-                    a.reason,
-                    int(a.retryable),
-                    a.detail,
-                    a.started_ms,
-                    a.elapsed_ms,
-                ),
-            )
+            _insert_attempt(db, message_id, a)
+
+    def record_elsewhere(self, runs: list[tuple[Attempt, Delivery]]) -> None:
+        """Runs another machine made of these messages (the fleet delivered them, or gave up):
+        each a new run with its one attempt, and the message's end, all in one transaction. With
+        each message's claim held by the caller."""
+        t = now_ms()
+        with self._write() as db:
+            for a, d in runs:
+                _insert_attempt(db, d.id, a)
+                db.execute(
+                    "UPDATE messages SET runs = ?, status = ?, via = ?, updated_ms = ?,"
+                    " next_attempt_ms = NULL WHERE id = ?",
+                    (a.run, d.status.value, d.via, t, d.id),
+                )
 
     def finish(self, delivery: Delivery, *, backoff_s: float = 60.0, max_backoff_s: float = 3600.0) -> None:
         """Store a run's end. A message still queued gets its next automatic retry time."""
@@ -479,6 +477,26 @@ class Journal:
             finally:
                 claim.release(finished=True)
         return dead
+
+
+def _insert_attempt(db: Db, message_id: str, a: Attempt) -> None:
+    db.execute(
+        "INSERT INTO attempts (message_id, run, step, transport, carrier, outcome, reason,"
+        " retryable, detail, started_ms, elapsed_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            message_id,
+            a.run,
+            a.step,
+            a.transport,
+            a.carrier,
+            a.outcome.value,
+            a.reason,
+            int(a.retryable),
+            a.detail,
+            a.started_ms,
+            a.elapsed_ms,
+        ),
+    )
 
 
 def _message(row: tuple[Any, ...], attempts: list[Attempt]) -> MessageRecord:

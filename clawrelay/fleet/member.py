@@ -44,6 +44,7 @@ class Member:
         node: str,
         *,
         journal: Journal,
+        delivering: Journal,
         routes: Callable[[], Routes],
         router: Callable[[Routes, Journal], Router],
         stopping: asyncio.Event,
@@ -52,7 +53,9 @@ class Member:
         self.fleet, self.node = fleet, node
         self.instance = secrets.token_hex(6)
         self.holder = f"{node} {self.instance}"
-        self.journal = journal
+        # one journal (one SQLite connection) per task: the heartbeat's (offer, settle, events)
+        # and the deliveries', whose calls may run in worker threads at the same time
+        self.journal, self.delivering = journal, delivering
         self._routes, self._router = routes, router
         self.stopping = stopping
         self.probe_timeout = probe_timeout
@@ -257,23 +260,33 @@ class Member:
                 and now_ms() - r.updated_ms < shared.RESULT_KEPT_MS
             )
         }
-        for message_id, (result, still) in (await shared.results(self.redis, list(watched))).items():
-            record = watched[message_id]
-            if result is None:
-                if record.status is Status.OFFERED and not still:
-                    # Redis lost it (restored from an old snapshot): offer it again
-                    await shared.offer(self.redis, record, self.node)
-                continue
-            if record.status is Status.OFFERED or result.status == "delivered":
-                claim = self.journal.claim(message_id)
-                if claim is None:
+        found = await shared.results(self.redis, list(watched))
+        claims, runs, done = [], [], []
+        try:
+            for message_id, (result, still) in found.items():
+                record = watched[message_id]
+                if result is None:
+                    if record.status is Status.OFFERED and not still:
+                        # Redis lost it (restored from an old snapshot): offer it again
+                        await shared.offer(self.redis, record, self.node)
                     continue
-                try:
+                if record.status is Status.OFFERED or result.status == "delivered":
+                    claim = self.journal.claim(message_id)
+                    if claim is None:
+                        continue  # this relay delivers it right now: its own outcome comes
+                    claims.append(claim)
                     fresh = self.journal.get(message_id)
                     if fresh is not None and fresh.status is record.status:
-                        shared.settle(self.journal, fresh, result, self.node)
-                finally:
-                    claim.release(finished=True)
+                        run = shared.settlement(fresh, result, self.node)
+                        if run is not None:
+                            runs.append(run)
+                done.append(message_id)
+            if runs:  # one transaction for the lot: a drain of many settles at the speed of one
+                await asyncio.to_thread(self.journal.record_elsewhere, runs)
+        finally:
+            for claim in claims:
+                claim.release(finished=True)
+        for message_id in done:
             await shared.forget(self.redis, message_id)
 
     # -- the delivering side ----------------------------------------------------------------------
@@ -369,7 +382,7 @@ class Member:
             return
         if state != "ok":
             return  # another relay delivers it now
-        record = await asyncio.to_thread(self.journal.get, mid)
+        record = await asyncio.to_thread(self.delivering.get, mid)
         own = record is not None and record.kind == QUEUEABLE
         if record is not None and record.status is Status.DELIVERED:  # it died before publishing
             await self._publish(mid, stream, entry, "delivered", record.via or "", "")
@@ -384,7 +397,7 @@ class Member:
             # publishes what came of its attempt when it can
             await shared.release_lock(self.redis, mid, self.holder)
             return
-        router = self._router(routes, self.journal)
+        router = self._router(routes, self.delivering)
         # an attempt began elsewhere (or here, before a restart) and was never settled: resent
         # only where every transport it could have used says that is harmless by now
         if (
@@ -498,24 +511,24 @@ class Member:
             del self._unpublished[message_id]
 
     def _mark_ambiguous(self, message_id: str) -> None:
-        claim = self.journal.claim(message_id)
+        claim = self.delivering.claim(message_id)
         if claim is None:
             return
         try:
-            self.journal.close_interrupted(message_id, lambda transport, started: False)
-            self.journal.set_status(message_id, Status.AMBIGUOUS)
+            self.delivering.close_interrupted(message_id, lambda transport, started: False)
+            self.delivering.set_status(message_id, Status.AMBIGUOUS)
         finally:
             claim.release(finished=True)
 
     def _back_to_offered(self, message_id: str) -> None:
         """This machine's own message, not delivered from here either: the fleet keeps it."""
-        claim = self.journal.claim(message_id)
+        claim = self.delivering.claim(message_id)
         if claim is None:
             return
         try:
-            fresh = self.journal.get(message_id)
+            fresh = self.delivering.get(message_id)
             if fresh is not None and fresh.status is Status.QUEUED:
-                self.journal.set_status(message_id, Status.OFFERED)
+                self.delivering.set_status(message_id, Status.OFFERED)
         finally:
             claim.release()
 

@@ -119,20 +119,21 @@ async def forget(redis: Redis, message_id: str) -> None:
     await redis.delete(keys.result(message_id), keys.offered(message_id))
 
 
-def settle(journal: Journal, record: MessageRecord, result: Result, me: str) -> bool:
-    """Write what the fleet did with one of this machine's messages into its journal. With the
-    message's claim held by the caller. Whether the record changed."""
+def settlement(record: MessageRecord, result: Result, me: str) -> tuple[Attempt, Delivery] | None:
+    """What the fleet did with one of this machine's messages, as the run to add to its journal
+    (one attempt, carrier `fleet:NODE`) and the message's end; None when its journal has it
+    already (delivered from here) or knows better (delivered, and this says less)."""
     if result.node == me and result.status != "dead":
-        return False  # delivered from here: this journal has the attempts already
+        return None  # delivered from here: this journal has the attempts already
     if record.status is Status.DELIVERED and result.status != "delivered":
-        return False
+        return None
     status = {
         "delivered": Status.DELIVERED,
         "ambiguous": Status.AMBIGUOUS,
         "dead": Status.DEAD,
     }.get(result.status)
     if status is None:
-        return False
+        return None
     if result.status == "dead":
         outcome, detail = Outcome.FAILED, f"expired in the fleet's outbox ({result.node} is the leader)"
     else:
@@ -142,24 +143,27 @@ def settle(journal: Journal, record: MessageRecord, result: Result, me: str) -> 
         )
     if result.also:
         detail += f"; also {result.also}"
-    run = journal.begin_run(record.id)
-    journal.add_attempt(
-        record.id,
-        Attempt(
-            step=0,
-            transport=result.via or "fleet",
-            outcome=outcome,
-            carrier=f"fleet:{result.node}",
-            reason=None
-            if outcome is Outcome.DELIVERED
-            else (Reason.EXPIRED if status is Status.DEAD else Reason.AMBIGUOUS),
-            detail=detail,
-            started_ms=result.at_ms or now_ms(),
-            run=run,
-        ),
+    attempt = Attempt(
+        step=0,
+        transport=result.via or "fleet",
+        outcome=outcome,
+        carrier=f"fleet:{result.node}",
+        reason=None
+        if outcome is Outcome.DELIVERED
+        else (Reason.EXPIRED if status is Status.DEAD else Reason.AMBIGUOUS),
+        detail=detail,
+        started_ms=result.at_ms or now_ms(),
+        run=record.runs + 1,
     )
-    journal.finish(Delivery(record.id, record.target, status, result.via or None))
-    return True
+    return attempt, Delivery(record.id, record.target, status, result.via or None)
+
+
+def settle(journal: Journal, record: MessageRecord, result: Result, me: str) -> bool:
+    """`settlement`, written (with the message's claim held by the caller). Whether it was."""
+    run = settlement(record, result, me)
+    if run is not None:
+        journal.record_elsewhere([run])
+    return run is not None
 
 
 # -- the delivering side ------------------------------------------------------------------------

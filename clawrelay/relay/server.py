@@ -392,11 +392,13 @@ class Relay:
         if fleet is None:
             return
         journal = await asyncio.to_thread(open_journal)
+        delivering = await asyncio.to_thread(open_journal)
         try:
             self.member = Member(
                 fleet,
                 node_name(fleet, routes),
                 journal=journal,
+                delivering=delivering,
                 routes=self.current_routes,
                 router=lambda r, j: Router(r, j, on_attempt=None),
                 stopping=self._stop,
@@ -407,6 +409,7 @@ class Relay:
             log.exception("fleet")
         finally:
             journal.close()
+            delivering.close()
 
     async def _wait(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
