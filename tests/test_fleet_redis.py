@@ -442,3 +442,17 @@ def test_a_relay_keeps_delivering_while_redis_is_away_and_rejoins_when_it_is_bac
     finally:
         fleet.close()
         server.stop()
+
+
+def test_doctor_shows_the_fleet_alive_and_its_leader(tmp_path: Path, redis_db: RedisServer) -> None:
+    fleet = Fleet(tmp_path, redis_db)
+    try:
+        a = fleet.relay("a", command_target("t", tmp_path / "a.out"))
+        fleet.wait(lambda: fleet.status()["leader"] == "a", what="a leads")
+        r = a.env.run("doctor", "--json")
+        line = [c for c in r.json()["checks"] if c["subject"] == "fleet"]  # type: ignore[index]
+        assert len(line) == 1 and line[0]["ok"], r.out
+        assert "1 of 1 relays alive (a), leader a" in line[0]["detail"], line
+        assert redis_db.password not in r.out + r.err
+    finally:
+        fleet.close()

@@ -122,6 +122,20 @@ def test_fleet_status_with_nothing_listening_exits_1_fleet_unreachable_without_t
     assert password not in j.out + j.err
 
 
+def test_doctor_says_the_fleets_redis_does_not_answer_with_its_fix_and_no_password(env: Env) -> None:
+    port = free_port()
+    password = "DoctorPw12345"
+    env.vars["FLEET_PW"] = password
+    routes(env, f'redis: "redis://:${{FLEET_PW}}@127.0.0.1:{port}/0"')
+    r = env.run("doctor", "--json")
+    assert r.code != 0, r
+    fleet = [c for c in r.json()["checks"] if c["subject"] == "fleet"]  # type: ignore[index]
+    assert len(fleet) == 1 and not fleet[0]["ok"], r.out
+    assert fleet[0]["reason"] == "fleet_unreachable" and f"127.0.0.1:{port}" in fleet[0]["detail"], fleet
+    assert fleet[0]["fix"], fleet
+    assert password not in r.out + r.err
+
+
 def test_fleet_status_with_its_password_variable_unset_exits_2_naming_it(env: Env) -> None:
     routes(env, f'redis: "redis://:${{FLEET_PW}}@127.0.0.1:{free_port()}/0"')
     r = env.run("fleet", "status", "--json")

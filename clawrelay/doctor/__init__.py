@@ -14,6 +14,7 @@ from clawrelay.carriers.proxy import PROXY_VARS
 from clawrelay.probes.check import Check, run_check
 
 if TYPE_CHECKING:
+    from clawrelay.config.model import Fleet
     from clawrelay.config.routes import Routes
 
 
@@ -94,6 +95,8 @@ async def diagnose(routes: Routes, targets: list[str], timeout: float) -> list[C
     from clawrelay.probes import Probes
 
     checks = []
+    if routes.config.fleet is not None:
+        checks.append(await run_check("fleet", fleet_probe(routes.config.fleet), timeout=timeout))
     async with open_carriers(routes, paths.state_dir()) as carriers:
         probes = Probes(routes, carriers, timeout)
         for name in targets:
@@ -102,3 +105,23 @@ async def diagnose(routes: Routes, targets: list[str], timeout: float) -> list[C
                     await run_check(name, probes.step(name, step), step=step.index, transport=step.transport)
                 )
     return checks
+
+
+async def fleet_probe(fleet: Fleet) -> str:
+    """The fleet's Redis answers with the password, and who is in it."""
+    from clawrelay.fleet import presence
+    from clawrelay.fleet.connect import connected, is_redis_error, translate, where
+
+    async with connected(fleet) as redis:
+        try:
+            view = await presence.view(redis, events=0)
+        except Exception as e:
+            if is_redis_error(e):
+                raise translate(e, fleet) from None
+            raise
+    alive = [n["node"] for n in view["nodes"] if n["alive"]]
+    leader = view["leader"] or "none"
+    return (
+        f"Redis at {where(fleet.redis)} answers; {len(alive)} of {len(view['nodes'])} relays alive"
+        f" ({', '.join(alive) or 'none'}), leader {leader}"
+    )
