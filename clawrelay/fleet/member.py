@@ -70,6 +70,9 @@ class Member:
         self._groups: set[str] = set()
         self._unpublished: dict[str, dict[str, Any]] = {}  # results to publish once Redis answers
         self._catch_up = True  # read this node's own pending entries first (start, rejoin)
+        # the leader's events for `notify`, told by their own task: a wake waits for the agent's
+        # turn (up to events.TURN_WAIT_S), longer than a lease lasts; None ends the task
+        self._notices: asyncio.Queue[tuple[Routes, str] | None] = asyncio.Queue()
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -78,6 +81,7 @@ class Member:
 
         self.redis = client(self.fleet)
         consumer = asyncio.create_task(self._consume())
+        notifier = asyncio.create_task(self._notify())
         try:
             while not self.stopping.is_set():
                 started = time.monotonic()
@@ -88,6 +92,8 @@ class Member:
                         await self.stopping.wait()
         finally:
             await asyncio.gather(consumer, return_exceptions=True)  # it ends its delivery in flight
+            self._notices.put_nowait(None)  # it ends the event it is telling, and drops the rest
+            await asyncio.gather(notifier, return_exceptions=True)
             await self._leave()
             await self.redis.aclose()
 
@@ -200,7 +206,8 @@ class Member:
                 log.info("fleet: %d message(s) expired in the shared outbox", expired)
 
     async def _event(self, routes: Routes, event: str, node: str, token: int) -> None:
-        """Journaled here (the leader's journal), and sent to `notify` as a system event."""
+        """Journaled here (the leader's journal), and sent to `notify` as a system event by the
+        notifier task: the heartbeat never waits for it (its lease would expire meanwhile)."""
         text = {
             "elected": f"clawrelay fleet: {node} is the leader now (token {token})",
             "joined": f"clawrelay fleet: {node} joined",
@@ -208,18 +215,44 @@ class Member:
         }[event]
         log.info("%s", text)
         await asyncio.to_thread(self.journal.add_fleet_event, event, node, token)
-        target = self.fleet.notify
-        if target is None:
-            return
+        if self.fleet.notify is not None:
+            self._notices.put_nowait((routes, text))
+
+    async def _notify(self) -> None:
+        """Tell `notify` the leader's events, in order, one at a time."""
+        from clawrelay.cli.common import open_journal
+
+        journal: Journal | None = None  # its own connection: it runs beside the heartbeat
+        try:
+            while (notice := await self._notices.get()) is not None:
+                if journal is None:
+                    journal = await asyncio.to_thread(open_journal)
+                await self._tell(notice, journal)
+        finally:
+            if journal is not None:
+                journal.close()
+
+    async def _tell(self, notice: tuple[Routes, str], journal: Journal) -> None:
         from clawrelay import events
 
+        routes, text = notice
+        target = self.fleet.notify
+        assert target is not None
+        if self.stopping.is_set():
+            log.warning("fleet: stopping; %s was not told that %s", target, text)
+            return
         try:
             name = routes.resolve(target)
-            router = self._router(routes, self.journal)
-            envs = router.envelopes([name], text, 0, kind="event")
-            await router.deliver(envs, {name: events.plan(routes, name, "now")})
+            router = self._router(routes, journal)
+            try:
+                envs = router.envelopes([name], text, 0, kind="event")
+                await router.deliver(envs, {name: events.plan(routes, name, "now")})
+            finally:
+                await router.aclose()
         except ClawrelayError as e:
             log.warning("fleet: could not tell %s that %s: %s", target, text, e)
+        except Exception:
+            log.exception("fleet: telling %s that %s", target, text)
 
     # -- the sender's side ------------------------------------------------------------------------
 
