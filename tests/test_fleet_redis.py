@@ -456,3 +456,30 @@ def test_doctor_shows_the_fleet_alive_and_its_leader(tmp_path: Path, redis_db: R
         assert redis_db.password not in r.out + r.err
     finally:
         fleet.close()
+
+
+def test_a_relay_that_knows_the_target_by_an_alias_delivers_it(tmp_path: Path, redis_db: RedisServer) -> None:
+    """Each machine names its targets: the sender's `mini` is b's `xiaom-mac`, alias `mini`."""
+    fleet = Fleet(tmp_path, redis_db)
+    out = tmp_path / "b.out"
+    try:
+        a = fleet.relay("a", dead_target("mini"))
+        b = fleet.relay(
+            "b", command_target("xiaom-mac", out).replace("{chain:", "{aliases: [mini], chain:", 1)
+        )
+        fleet.wait(lambda: fleet.alive() == {"a", "b"}, what="both alive")
+        sent = a.env.run("send", "mini", "hello by another name", "--json")
+        assert sent.code == 1, sent
+        mid = sent.json()["id"]  # type: ignore[index]
+
+        def settled() -> dict[str, Any] | None:
+            found = {m["id"]: m for m in a.env.run("log", "--json").json()}  # type: ignore[union-attr]
+            return found[mid] if found[mid]["status"] == "delivered" else None
+
+        record = fleet.wait(settled, what="a settles it")
+        assert record["attempts"][-1]["detail"] == "delivered by b via command", record
+        assert lines(out) == [mid]
+        there = {m["id"]: m for m in b.env.run("log", "--json").json()}  # type: ignore[union-attr]
+        assert there[mid]["target"] == "xiaom-mac" and there[mid]["kind"] == "fleet", there[mid]
+    finally:
+        fleet.close()

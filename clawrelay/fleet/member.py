@@ -16,6 +16,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from clawrelay import __version__
@@ -446,7 +447,11 @@ class Member:
             if own and marker.node == self.node:
                 await asyncio.to_thread(self._mark_ambiguous, mid)
             return
-        if (expires_ms and now_ms() > expires_ms) or env.target not in routes.config.targets:
+        try:  # the sender's name for the target may be an alias here
+            env = replace(env, target=routes.resolve(env.target))
+        except ClawrelayError:
+            env = replace(env, target="")
+        if (expires_ms and now_ms() > expires_ms) or not env.target:
             await shared.release(self.redis, mid, self.holder)  # the leader expires it; others may know it
             return
         try:
