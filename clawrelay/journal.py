@@ -391,6 +391,11 @@ class Journal:
                 )
         return [_message(r, attempts[r[0]]) for r in rows]
 
+    def by_id(self, message_id: str) -> MessageRecord | None:
+        """The message with exactly this id (no prefix search: a miss costs one index lookup)."""
+        rows = self.db.execute(f"SELECT {self._COLS} FROM messages WHERE id = ?", (message_id,)).fetchall()
+        return self._records(rows)[0] if rows else None
+
     def get(self, given: str) -> MessageRecord | None:
         """A message by its id, or by a part of it that only one message has: its start or its end
         (`short_id`). Raises LookupError when more than one message has it."""

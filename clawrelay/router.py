@@ -263,7 +263,7 @@ class Router:
         if claim is None:
             raise NotRetried(env.id, Reason.IN_FLIGHT)
         try:
-            if self.journal.get(env.id) is None:
+            if self.journal.by_id(env.id) is None:
                 self.journal.add_message(
                     replace(env, kind=FLEET), expires_in_s=0, status=Status.FAILED, only_via=only_via
                 )
@@ -301,7 +301,7 @@ class Router:
 
         # Holding its claim, we know any attempt it left open was its dead sender's.
         self.journal.close_interrupted(message_id, self.resend_safe)
-        fresh = self.journal.get(message_id)
+        fresh = self.journal.by_id(message_id)
         if fresh is not None and fresh.status is Status.OFFERED and not offered:
             raise NotRetried(message_id, Reason.OFFERED)  # the fleet's to deliver now
         ready = (

@@ -267,7 +267,7 @@ class Member:
             if claim is None:
                 continue  # being sent right now
             try:
-                fresh = self.journal.get(record.id)
+                fresh = self.journal.by_id(record.id)
                 if fresh is None or fresh.status is not Status.QUEUED:
                     continue
                 # in Redis first: a relay that dies between the two leaves it queued here and
@@ -309,7 +309,7 @@ class Member:
                     if claim is None:
                         continue  # this relay delivers it right now: its own outcome comes
                     claims.append(claim)
-                    fresh = self.journal.get(message_id)
+                    fresh = self.journal.by_id(message_id)
                     if fresh is not None and fresh.status is record.status:
                         run = shared.settlement(fresh, result, self.node)
                         if run is not None:
@@ -416,7 +416,7 @@ class Member:
             return
         if state != "ok":
             return  # another relay delivers it now
-        record = await asyncio.to_thread(self.delivering.get, mid)
+        record = await asyncio.to_thread(self.delivering.by_id, mid)
         own = record is not None and record.kind == QUEUEABLE
         if record is not None and record.status is Status.DELIVERED:  # it died before publishing
             await self._publish(mid, stream, entry, "delivered", record.via or "", "")
@@ -564,7 +564,7 @@ class Member:
         if claim is None:
             return
         try:
-            fresh = self.delivering.get(message_id)
+            fresh = self.delivering.by_id(message_id)
             if fresh is not None and fresh.status is Status.QUEUED:
                 self.delivering.set_status(message_id, Status.OFFERED)
         finally:
