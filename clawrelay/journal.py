@@ -333,7 +333,8 @@ class Journal:
             if found is None:
                 return None
             kind, status = found[0], Status(found[1])
-            if status in (Status.QUEUED, Status.FAILED) and not (kind == QUEUEABLE and every_safe):
+            stays = (Status.QUEUED, Status.FAILED, Status.OFFERED)  # offered: still a message
+            if status in stays and not (kind == QUEUEABLE and every_safe):
                 status = Status.AMBIGUOUS  # it may have happened: a person decides
             db.execute(
                 "UPDATE messages SET status = ?, next_attempt_ms = NULL, updated_ms = ? WHERE id = ?",

@@ -12,6 +12,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
 from clawrelay.config.model import Fleet
 from clawrelay.fleet import keys, leader, presence
 from clawrelay.fleet import shared_outbox as shared
@@ -171,3 +173,57 @@ def test_a_clean_leave_removes_only_this_instance(redis_db: Any) -> None:
 
     kept, left = run(redis_db, job)
     assert kept is True and left is False
+
+
+def test_an_expiry_after_an_attempt_began_says_ambiguous_not_dead(redis_db: Any) -> None:
+    """A relay died mid-attempt (its lock expired, its attempt record stayed) and nobody took the
+    message over before it expired: it may have arrived."""
+
+    async def job(redis: Any) -> dict[str, str]:
+        lease = await leader.hold(redis, "a", 3.0)
+        await shared.offer(redis, record("m4", expires_ms=1), "a")
+        entry = (await redis.xrange(keys.outbox("t")))[0][0]
+        await shared.claim(redis, "m4", "b 1", 3.0, keys.outbox("t"), entry)
+        await shared.mark(redis, "m4", "b 1", shared.Marker("b", "1", 5, ["command"]))
+        await redis.delete(keys.lock("m4"))  # b died: its lock expired
+        await shared.expire(redis, f"a {lease.token}", "a")
+        return dict(await redis.hgetall(keys.result("m4")))
+
+    result = run(redis_db, job)
+    assert result["status"] == "ambiguous" and "never settled" in result["detail"], result
+
+
+def test_a_claim_run_again_by_its_holder_is_still_its_own(redis_db: Any) -> None:
+    """redis-py sends a script again when the connection drops before its reply: the second run
+    must not find the lock "held" by the very relay that took it."""
+
+    async def job(redis: Any) -> list[tuple[str, str]]:
+        await shared.offer(redis, record("m5", expires_ms=2**62), "a")
+        entry = (await redis.xrange(keys.outbox("t")))[0][0]
+        first = await shared.claim(redis, "m5", "b 1", 3.0, keys.outbox("t"), entry)
+        again = await shared.claim(redis, "m5", "b 1", 3.0, keys.outbox("t"), entry)
+        other = await shared.claim(redis, "m5", "c 2", 3.0, keys.outbox("t"), entry)
+        return [first, again, other]
+
+    first, again, other = run(redis_db, job)
+    assert first == ("ok", "") and again == ("ok", "") and other == ("held", "b 1")
+
+
+@pytest.mark.integration  # its own Redis, with a password no URL can hold as it is
+def test_a_password_with_any_character_reaches_redis(tmp_path: Any, monkeypatch: Any) -> None:
+    from redis_server import RedisServer, redis_bin
+
+    password = "p/ss@w:rd%2F#1"
+    server = RedisServer(tmp_path / "redis", password=password)
+    server.start(redis_bin())
+    try:
+        monkeypatch.setenv("ODD_PW", password)
+        fleet = Fleet(redis=f"redis://:${{ODD_PW}}@127.0.0.1:{server.port}/0", heartbeat=1.0, ttl=3.0)
+
+        async def go() -> Any:
+            async with connected(fleet) as redis:
+                return await redis.ping()
+
+        assert asyncio.run(go()) is True
+    finally:
+        server.stop()

@@ -483,3 +483,49 @@ def test_a_relay_that_knows_the_target_by_an_alias_delivers_it(tmp_path: Path, r
         assert there[mid]["target"] == "xiaom-mac" and there[mid]["kind"] == "fleet", there[mid]
     finally:
         fleet.close()
+
+
+def test_a_message_whose_sender_died_mid_attempt_is_not_offered_as_if_nothing_left(
+    tmp_path: Path, redis_db: RedisServer
+) -> None:
+    """A `--no-relay send` killed during a `command` step while the relay runs: its attempt may
+    have arrived, so the relay says ambiguous instead of offering it to another relay."""
+    from clawrelay.envelope import Envelope
+    from clawrelay.journal import now_ms
+    from clawrelay.outcome import Attempt, Delivery, Outcome, Status
+
+    fleet = Fleet(tmp_path, redis_db)
+    try:
+        a = fleet.relay("a", dead_target("t"))
+        fleet.wait(lambda: fleet.status()["leader"] == "a", what="a leads")
+        journal = Journal(a.env.home)  # what the killed sender left, written beside the running relay
+        try:
+            env = Envelope(sender="a", target="t", body="it may have arrived")
+            journal.add_message(env, expires_in_s=3600)
+            run = journal.begin_run(env.id)
+            journal.start_attempt(
+                env.id,
+                Attempt(
+                    step=1, transport="command", outcome=Outcome.STARTED, started_ms=now_ms() - 500, run=run
+                ),
+            )
+            journal.finish(Delivery(env.id, "t", Status.QUEUED), backoff_s=3600)  # not due: the flusher waits
+        finally:
+            journal.close()
+
+        # four heartbeats, looking only at Redis: any command that opens the journal (`log`)
+        # would recover the attempt itself, which is not what is under test
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            assert redis_db.cli("EXISTS", keys.offered(env.id)) == "0", "offered as if nothing had left"
+            time.sleep(0.1)
+        assert redis_db.cli("XLEN", keys.outbox("t")) == "0"
+        journal = Journal(a.env.home)
+        try:
+            found = journal.by_id(env.id)
+        finally:
+            journal.close()
+        assert found is not None and found.status is Status.AMBIGUOUS, found
+        assert found.attempts[0].reason == "interrupted", found.attempts
+    finally:
+        fleet.close()

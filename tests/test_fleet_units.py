@@ -84,6 +84,35 @@ def test_routes_show_masks_a_literal_redis_password(env: Env) -> None:
     assert "redis://:***@127.0.0.1:6379/0" in env.run("routes", "show").out
 
 
+@pytest.mark.parametrize("password", ["Lit3ral/Passw0rdXYZ", "Lit3ral@Passw0rd"])
+def test_routes_show_masks_a_literal_redis_password_a_url_parser_misreads(env: Env, password: str) -> None:
+    routes(env, f'redis: "redis://:{password}@127.0.0.1:6379/0"')
+    for args in (["routes", "show"], ["routes", "show", "--json"], ["routes", "check", "--json"]):
+        r = env.run(*args)
+        assert password not in r.out + r.err, (args, r)
+    assert any("literal password" in w for w in env.run("routes", "check", "--json").json()["warnings"])  # type: ignore[index]
+
+
+def test_an_offered_message_is_taken_back_by_retry_and_purge_only_without_a_fleet(env: Env) -> None:
+    """Its Redis gone for good and `fleet:` removed: the message is this machine's again."""
+    env.home.mkdir(parents=True, exist_ok=True)
+    journal = Journal(env.home)
+    try:
+        first, second = _offered(journal, "one"), _offered(journal, "two")
+    finally:
+        journal.close()
+    routes(env, 'redis: "redis://:pw@127.0.0.1:1/0"')
+    for args in (["outbox", "retry", first], ["outbox", "purge", second]):
+        r = env.run(*args)
+        assert r.code == 2 and "offered to the fleet" in r.err, (args, r)
+    env.routes("version: 1\nself: me\n" + TARGETS)  # no fleet any more
+    r = env.run("outbox", "retry", first, "--json")
+    assert r.code == 0 and r.json()["retried"][0]["status"] == "delivered", r  # type: ignore[index]
+    r = env.run("outbox", "purge", second)
+    assert r.code == 0, r
+    assert env.run("outbox", "list", "--json").json() == []
+
+
 # -- the fleet commands without a fleet, or without a Redis ---------------------------------------
 
 
@@ -258,11 +287,22 @@ def test_settling_a_delivered_result_writes_who_delivered_it_into_the_senders_jo
 def test_settling_other_results(tmp_path: Path) -> None:
     journal = Journal(tmp_path)
     try:
-        # delivered from here: this journal has the attempts already, nothing is added
+        # delivered from here: this journal has the attempts already (it says delivered), nothing
+        # is added
         mine = _offered(journal)
+        journal.set_status(mine, Status.DELIVERED)
         rec = journal.get(mine)
         assert not shared.settle(journal, rec, shared.Result("delivered", "a", "command", 0, ""), "a")  # type: ignore[arg-type]
-        assert journal.get(mine).status is Status.OFFERED  # type: ignore[union-attr]
+        assert journal.get(mine).attempts == []  # type: ignore[union-attr]
+
+        # a result in this node's name for a message this journal still has offered: a relay that
+        # took over from this one when it died mid-attempt called it ambiguous; said here, not
+        # dropped (dropping it and forgetting it made the next heartbeat offer it again)
+        died = _offered(journal)
+        rec = journal.get(died)
+        result = shared.Result("ambiguous", "a", "command", 0, "a stopped while delivering it")
+        assert shared.settle(journal, rec, result, "a")  # type: ignore[arg-type]
+        assert journal.get(died).status is Status.AMBIGUOUS  # type: ignore[union-attr]
 
         amb = _offered(journal)
         result = shared.Result(

@@ -93,7 +93,7 @@ def retry(
             result = Pass(expired=journal.expire())
             record = _find(journal, message_id)
             if record.status is Status.OFFERED:
-                raise UsageError(f"{record.id} {OFFERED_NOTE}")
+                record = _take_back(journal, record, routes.config.fleet is not None)
             if record.status not in (Status.QUEUED, Status.AMBIGUOUS):
                 raise UsageError(f"{record.id} is {record.status}, not in the outbox")
             context.run(_closing(router, flusher.retry(record, result, manual=True)))
@@ -246,7 +246,7 @@ def purge(
         journal = open_journal()
         record = _find(journal, message_id)
         if record.status is Status.OFFERED:
-            raise UsageError(f"{record.id} {OFFERED_NOTE}")
+            record = _take_back(journal, record, _has_fleet())
         if record.status not in (Status.QUEUED, Status.AMBIGUOUS, Status.DEAD):
             raise UsageError(f"{record.id} is {record.status}, not in the outbox")
         claim = journal.claim(record.id)
@@ -266,8 +266,40 @@ def purge(
 
 OFFERED_NOTE = (
     "is offered to the fleet: the relay that reaches its target delivers it, and this machine's "
-    "log will say who did (`clawrelay fleet status` shows who reaches what)"
+    "log will say who did (`clawrelay fleet status` shows who reaches what; without `fleet:` in "
+    "the routes, retry and purge take it back)"
 )
+
+
+def _take_back(journal: Journal, record: MessageRecord, fleet: bool) -> MessageRecord:
+    """An offered message, back in this machine's outbox, where the routes have no fleet any
+    more (its Redis is gone for good): else it is the fleet's, and said so."""
+    from clawrelay.errors import ClawrelayError, Reason, UsageError
+    from clawrelay.outcome import Status
+
+    if fleet:
+        raise UsageError(f"{record.id} {OFFERED_NOTE}")
+    claim = journal.claim(record.id)
+    if claim is None:
+        raise ClawrelayError(
+            f"{record.id} is being sent right now; try again when it ends", reason=Reason.IN_FLIGHT
+        )
+    try:
+        journal.set_status(record.id, Status.QUEUED)
+    finally:
+        claim.release()
+    record.status = Status.QUEUED
+    return record
+
+
+def _has_fleet() -> bool:
+    """Whether the routes in use have `fleet:` (a routes file that cannot be read: assume so)."""
+    from clawrelay.errors import ClawrelayError
+
+    try:
+        return load(None).config.fleet is not None
+    except ClawrelayError:
+        return True
 
 
 def _find(journal: Journal, message_id: str) -> MessageRecord:

@@ -199,7 +199,9 @@ def _redis_url(v: str) -> str:
     if not v.startswith(("redis://", "rediss://", "unix://")):
         # the value is not echoed: it may hold a password
         raise ValueError("not a Redis URL; use redis://:${PASSWORD}@host:6379/0 (rediss:// for TLS)")
-    password = url_password(v)
+    # the userinfo by hand: a password holding `/` is not one urlsplit finds
+    rest = v.split("://", 1)[1]
+    password = rest.rpartition("@")[0].partition(":")[2] if "@" in rest else ""
     if password and not REF.fullmatch(password):
         remember(password)  # a literal password: masked wherever the URL is printed
     return v

@@ -7,6 +7,7 @@ the password. They name the host and port only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
@@ -14,7 +15,7 @@ from urllib.parse import urlsplit
 
 from clawrelay.config.model import Fleet
 from clawrelay.errors import ClawrelayError, ConfigError, Reason
-from clawrelay.secrets import expand, scrub
+from clawrelay.secrets import scrub
 
 # redis-py's asyncio client. Its annotations are looser than its behaviour (every reply typed as
 # bytes | str | int | None whatever the command and decode_responses), so the fleet's modules take
@@ -51,7 +52,7 @@ def client(fleet: Fleet) -> Redis:
     from redis.backoff import ExponentialBackoff
     from redis.retry import Retry
 
-    url = expand(fleet.redis, "fleet.redis")
+    url = expanded(fleet.redis)
     try:
         return Client.from_url(
             url,
@@ -67,11 +68,26 @@ def client(fleet: Fleet) -> Redis:
         raise ConfigError("fleet.redis is not a Redis URL redis-py can use") from None
 
 
+def expanded(url: str) -> str:
+    """The URL with each `${VAR}` replaced by its value percent-encoded: a password may hold any
+    character (`/`, `@`, `:`), and redis-py decodes it again."""
+    from urllib.parse import quote
+
+    from clawrelay.secrets import REF, Secret, remember
+
+    def value(m: re.Match[str]) -> str:
+        encoded = quote(Secret(m.group(0), "fleet.redis").reveal(), safe="")
+        remember(encoded)
+        return encoded
+
+    return REF.sub(value, url)
+
+
 def translate(e: BaseException, fleet: Fleet) -> ClawrelayError:
     """A redis-py failure as one line that holds no secret."""
     from redis import exceptions as rx
 
-    at = where(expand(fleet.redis, "fleet.redis"))
+    at = where(expanded(fleet.redis))
     text = str(e)
     if isinstance(e, rx.AuthenticationError) or any(
         word in text for word in ("WRONGPASS", "NOAUTH", "invalid password", "invalid username")

@@ -101,6 +101,9 @@ return id
 CLAIM = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'settled'} end
 if #redis.call('XRANGE', KEYS[4], ARGV[3], ARGV[3]) == 0 then return {'settled'} end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return {'ok', redis.call('GET', KEYS[3]) or ''}  -- ours already: the reply to a first run was lost
+end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {'held', redis.call('GET', KEYS[1]) or ''}
 end
@@ -171,13 +174,19 @@ redis.call('DEL', KEYS[3])
 return 1
 """
 
-# KEYS: result, lock, stream, leader. ARGV: leader value, entry id, group, keep_ms, node, at_ms,
-# detail. The leader's expiry of one entry: only when nothing holds it and nothing settled it.
+# KEYS: result, lock, stream, leader, attempt. ARGV: leader value, entry id, group, keep_ms, node,
+# at_ms, detail. The leader's expiry of one entry: only when nothing holds it and nothing settled
+# it; `ambiguous`, not dead, when an attempt began and was never settled (it may have arrived).
 EXPIRE = """
 if redis.call('GET', KEYS[4]) ~= ARGV[1] then return -1 end
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'dead', 'node', ARGV[5], 'via', '', 'at_ms', ARGV[6],
-  'detail', ARGV[7])
+local status, why = 'dead', ARGV[7]
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  status, why = 'ambiguous', 'an attempt began and was never settled, then the message expired'
+end
+redis.call('HSET', KEYS[1], 'status', status, 'node', ARGV[5], 'via', '', 'at_ms', ARGV[6],
+  'detail', why)
+redis.call('DEL', KEYS[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('XACK', KEYS[3], ARGV[3], ARGV[2])
 redis.call('XDEL', KEYS[3], ARGV[2])

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from clawrelay import __version__
+from clawrelay import __version__, recovery
 from clawrelay.config.model import Fleet
-from clawrelay.errors import ClawrelayError, Reason
+from clawrelay.errors import ClawrelayError, Reason, StateError
 from clawrelay.fleet import keys, leader, presence
 from clawrelay.fleet import shared_outbox as shared
 from clawrelay.fleet.connect import Redis, is_redis_error, translate
@@ -70,6 +70,7 @@ class Member:
         self._beats = 0
         self._groups: set[str] = set()
         self._unpublished: dict[str, dict[str, Any]] = {}  # results to publish once Redis answers
+        self._unreleased: dict[str, shared.Marker | None] = {}  # attempt records to remove then
         self._catch_up = True  # read this node's own pending entries first (start, rejoin)
         # the leader's events for `notify`, told by their own task: a wake waits for the agent's
         # turn (up to events.TURN_WAIT_S), longer than a lease lasts; None ends the task
@@ -86,7 +87,10 @@ class Member:
         try:
             while not self.stopping.is_set():
                 started = time.monotonic()
-                await self._round()
+                try:
+                    await self._round()
+                except Exception:  # a full or busy journal costs this round, not the fleet
+                    log.exception("fleet: heartbeat")
                 left = self.fleet.heartbeat - (time.monotonic() - started)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(max(0.05, left)):
@@ -125,7 +129,6 @@ class Member:
         except ClawrelayError as e:
             log.warning("fleet: routes: %s", e)
             return
-        self.reach = await self._probe(routes)
         try:
             await self._publish_pending()
             waiting = await asyncio.to_thread(self.journal.waiting)
@@ -154,6 +157,9 @@ class Member:
             if not is_redis_error(e):
                 raise
             self._lost(e)
+        # after the heartbeat and the lease: a probe that hangs (an ssh host dropping packets)
+        # delays what this relay reaches, never its presence; the next heartbeat carries it
+        self.reach = await self._probe(routes)
 
     async def _probe(self, routes: Routes) -> dict[str, list[str]]:
         """Per target, the transports whose probe answered: what this relay can reach now."""
@@ -267,13 +273,19 @@ class Member:
             if claim is None:
                 continue  # being sent right now
             try:
+                # holding its claim: an attempt it left open was a dead sender's (a `--no-relay`
+                # send killed mid-attempt), told for what it is before anything else
+                self.journal.close_interrupted(record.id, recovery.resend_safe)
                 fresh = self.journal.by_id(record.id)
                 if fresh is None or fresh.status is not Status.QUEUED:
                     continue
-                # in Redis first: a relay that dies between the two leaves it queued here and
-                # offered there, which the next offer finds (`offered`) and completes
-                await shared.offer(self.redis, fresh, self.node)
+                if any(a.run == fresh.runs and a.reason == Reason.INTERRUPTED for a in fresh.attempts):
+                    continue  # resending it is harmless by this machine's transports: its flusher's
+                # offered here first: from now on this machine's flusher leaves it alone. A relay
+                # that dies before the offer reaches Redis (or whose reply is lost) leaves it
+                # offered here and not there, which `_settle` finds and offers again
                 self.journal.set_status(record.id, Status.OFFERED)
+                await shared.offer(self.redis, fresh, self.node)
                 log.info("fleet: offered %s (→ %s)", record.id, record.target)
             finally:
                 claim.release()
@@ -310,10 +322,11 @@ class Member:
                         continue  # this relay delivers it right now: its own outcome comes
                     claims.append(claim)
                     fresh = self.journal.by_id(message_id)
-                    if fresh is not None and fresh.status is record.status:
-                        run = shared.settlement(fresh, result, self.node)
-                        if run is not None:
-                            runs.append(run)
+                    if fresh is None or fresh.status is not record.status:
+                        continue  # changed meanwhile: look again next heartbeat, forget nothing
+                    run = shared.settlement(fresh, result, self.node)
+                    if run is not None:
+                        runs.append(run)
                 done.append(message_id)
             if runs:  # one transaction for the lot: a drain of many settles at the speed of one
                 await asyncio.to_thread(self.journal.record_elsewhere, runs)
@@ -443,26 +456,27 @@ class Member:
                 f"{marker.node} stopped while delivering it ({', '.join(marker.plan)}): it may have "
                 f"arrived; found by {self.node}, not resent"
             )
+            if own and marker.node == self.node:  # its journal has the open attempt: said first,
+                await asyncio.to_thread(self._mark_ambiguous, mid)  # before the heartbeat reads it
             await self._publish(mid, stream, entry, "ambiguous", ",".join(marker.plan), detail, marker.node)
-            if own and marker.node == self.node:
-                await asyncio.to_thread(self._mark_ambiguous, mid)
             return
         try:  # the sender's name for the target may be an alias here
             env = replace(env, target=routes.resolve(env.target))
         except ClawrelayError:
             env = replace(env, target="")
         if (expires_ms and now_ms() > expires_ms) or not env.target:
-            await shared.release(self.redis, mid, self.holder)  # the leader expires it; others may know it
+            await self._release(mid, None)  # the leader expires it; others may know it
             return
         try:
             plan = [s.transport for s in routes.plan(env.target, only_via)]
         except ClawrelayError:
-            await shared.release(self.redis, mid, self.holder)
+            await self._release(mid, None)
             return
         marked = shared.Marker(self.node, self.instance, now_ms(), plan)
         if not await shared.mark(self.redis, mid, self.holder, marked):
             return  # the lock went (this relay paused past the ttl): another has it
         renewer = asyncio.create_task(self._renew(mid))
+        stopper = asyncio.create_task(self._stop_when_stopping(router))
         try:
             if own:
                 assert record is not None
@@ -476,15 +490,21 @@ class Member:
                     mid, stream, entry, "ambiguous", "", "it may have arrived (interrupted here)"
                 )
             else:
-                await shared.release(self.redis, mid, self.holder, marked)
+                await self._release(mid, marked)
             return
         except ClawrelayError as e:
             renewer.cancel()
             log.warning("fleet: %s: %s", mid, e)
-            await shared.release(self.redis, mid, self.holder, marked)
+            if isinstance(e, StateError):  # the journal failed mid-run: an attempt may have left
+                await self._publish(
+                    mid, stream, entry, "ambiguous", ",".join(plan), f"{self.node}: {e.message}"
+                )
+            else:
+                await self._release(mid, marked)
             return
         finally:
             renewer.cancel()
+            stopper.cancel()
             await router.aclose()
         if d.status is Status.DELIVERED:
             if not own:
@@ -503,7 +523,12 @@ class Member:
         else:
             if own:
                 await asyncio.to_thread(self._back_to_offered, mid)
-            await shared.release(self.redis, mid, self.holder, marked)
+            await self._release(mid, marked)
+
+    async def _stop_when_stopping(self, router: Router) -> None:
+        """SIGTERM: the attempt in flight ends, and no retry or next step starts (as a flusher's)."""
+        await self.stopping.wait()
+        router.stop()
 
     async def _renew(self, message_id: str) -> None:
         assert self.redis is not None
@@ -542,8 +567,23 @@ class Member:
             self._unpublished[message_id] = args
             self._lost(e)
 
+    async def _release(self, message_id: str, marker: shared.Marker | None) -> None:
+        """Not delivered from here: let the message go; when Redis does not answer, on rejoining
+        (else the attempt record of this live relay would hold the message back from others)."""
+        assert self.redis is not None
+        try:
+            await shared.release(self.redis, message_id, self.holder, marker)
+        except Exception as e:
+            if not is_redis_error(e):
+                raise
+            self._unreleased[message_id] = marker
+            self._lost(e)
+
     async def _publish_pending(self) -> None:
         assert self.redis is not None
+        for message_id, marker in list(self._unreleased.items()):
+            await shared.release(self.redis, message_id, self.holder, marker)
+            del self._unreleased[message_id]
         for message_id, args in list(self._unpublished.items()):
             await shared.publish(self.redis, **args)
             del self._unpublished[message_id]

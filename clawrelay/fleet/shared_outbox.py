@@ -123,7 +123,7 @@ def settlement(record: MessageRecord, result: Result, me: str) -> tuple[Attempt,
     """What the fleet did with one of this machine's messages, as the run to add to its journal
     (one attempt, carrier `fleet:NODE`) and the message's end; None when its journal has it
     already (delivered from here) or knows better (delivered, and this says less)."""
-    if result.node == me and result.status != "dead":
+    if result.node == me and result.status != "dead" and record.status is not Status.OFFERED:
         return None  # delivered from here: this journal has the attempts already
     if record.status is Status.DELIVERED and result.status != "delivered":
         return None
@@ -138,8 +138,10 @@ def settlement(record: MessageRecord, result: Result, me: str) -> tuple[Attempt,
         outcome, detail = Outcome.FAILED, f"expired in the fleet's outbox ({result.node} is the leader)"
     else:
         outcome = Outcome.DELIVERED if status is Status.DELIVERED else Outcome.AMBIGUOUS
-        detail = f"{result.status} by {result.node} via {result.via}" + (
-            f": {result.detail}" if result.detail and status is not Status.DELIVERED else ""
+        detail = (
+            f"{result.status} by {result.node}"
+            + (f" via {result.via}" if result.via else "")
+            + (f": {result.detail}" if result.detail and status is not Status.DELIVERED else "")
         )
     if result.also:
         detail += f"; also {result.also}"
@@ -300,11 +302,12 @@ async def expire(redis: Redis, leader_value: str, node: str) -> int:
                 i = fields.get("id", "")
                 out = await redis.eval(
                     lua.EXPIRE,
-                    4,
+                    5,
                     keys.result(i),
                     keys.lock(i),
                     stream,
                     keys.LEADER,
+                    keys.attempt(i),
                     leader_value,
                     entry,
                     keys.GROUP,
