@@ -45,7 +45,7 @@ def recover(journal: Journal, policy: ResendPolicy = resend_safe) -> list[str]:
         try:
             status = journal.close_interrupted(message_id, policy)
         finally:
-            claim.release(finished=status not in (None, Status.QUEUED))
+            claim.release(finished=status not in (None, Status.QUEUED, Status.OFFERED))
         if status is not None:
             done.append(message_id)
     return done

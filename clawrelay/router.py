@@ -293,7 +293,7 @@ class Router:
             claim.release()
             raise
         plan = self.routes.plan(fresh.target, fresh.only_via)
-        return await self._deliver_claimed(fresh.envelope(), plan, claim)
+        return await self._deliver_claimed(fresh.envelope(), plan, claim, offered=offered)
 
     def _reread_for_retry(self, message_id: str, manual: bool, offered: bool = False) -> MessageRecord:
         """With the claim held: the message as it is now, or NotRetried."""
@@ -330,7 +330,13 @@ class Router:
     # -- one message -----------------------------------------------------------------------
 
     async def _deliver_claimed(
-        self, env: Envelope, plan: list[PlannedStep], claim: Claim | None, *, queue: bool | None = None
+        self,
+        env: Envelope,
+        plan: list[PlannedStep],
+        claim: Claim | None,
+        *,
+        queue: bool | None = None,
+        offered: bool = False,
     ) -> Delivery:
         """One message's run down its plan, begun and finished in the journal; its claim let go
         at the end, for good unless it stays queued (`queue`: by default a message does, any
@@ -341,11 +347,13 @@ class Router:
             delivery = await self._try_chain(env, plan, run)
             if not (env.kind == QUEUEABLE if queue is None else queue) and delivery.status is Status.QUEUED:
                 delivery.status = Status.FAILED
+            if offered and delivery.status is Status.QUEUED:
+                delivery.status = Status.OFFERED  # the fleet keeps it: never queued here meanwhile
             policy = self.routes.config.outbox
             self.journal.finish(delivery, backoff_s=policy.backoff, max_backoff_s=policy.max_backoff)
         finally:
             if claim is not None:
-                claim.release(finished=delivery.status is not Status.QUEUED)
+                claim.release(finished=delivery.status not in (Status.QUEUED, Status.OFFERED))
         return delivery
 
     async def _try_chain(self, env: Envelope, plan: list[PlannedStep], run: int) -> Delivery:

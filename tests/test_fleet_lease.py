@@ -227,3 +227,33 @@ def test_a_password_with_any_character_reaches_redis(tmp_path: Any, monkeypatch:
         assert asyncio.run(go()) is True
     finally:
         server.stop()
+
+
+def test_an_entry_the_offer_no_longer_names_is_settled_not_delivered_again(redis_db: Any) -> None:
+    """Redis lost `offered:ID` (an eviction), the sender offered the message again: two entries.
+    Only the one `offered:ID` names may be claimed; the other is a stale duplicate."""
+
+    async def job(redis: Any) -> list[tuple[str, str]]:
+        r = record("m6", expires_ms=2**62)
+        await shared.offer(redis, r, "a")
+        await redis.delete(keys.offered("m6"))
+        await shared.offer(redis, r, "a")
+        first, second = [e for e, _ in await redis.xrange(keys.outbox("t"))]
+        stale = await shared.claim(redis, "m6", "b 1", 3.0, keys.outbox("t"), first)
+        live = await shared.claim(redis, "m6", "b 1", 3.0, keys.outbox("t"), second)
+        return [stale, live]
+
+    stale, live = run(redis_db, job)
+    assert stale == ("settled", "") and live == ("ok", "")
+
+
+def test_only_the_userinfo_and_query_of_the_url_are_percent_encoded(monkeypatch: Any) -> None:
+    from clawrelay.fleet.connect import expanded
+
+    monkeypatch.setenv("PW", "p/ss@w:rd")
+    monkeypatch.setenv("ADDR", "10.0.0.5:6380")
+    monkeypatch.setenv("SOCK", "/run/redis/redis.sock")
+    assert expanded("redis://:${PW}@${ADDR}/0") == "redis://:p%2Fss%40w%3Ard@10.0.0.5:6380/0"
+    assert (
+        expanded("unix://${SOCK}?password=${PW}") == "unix:///run/redis/redis.sock?password=p%2Fss%40w%3Ard"
+    )

@@ -93,8 +93,8 @@ def test_routes_show_masks_a_literal_redis_password_a_url_parser_misreads(env: E
     assert any("literal password" in w for w in env.run("routes", "check", "--json").json()["warnings"])  # type: ignore[index]
 
 
-def test_an_offered_message_is_taken_back_by_retry_and_purge_only_without_a_fleet(env: Env) -> None:
-    """Its Redis gone for good and `fleet:` removed: the message is this machine's again."""
+def test_an_offered_message_is_taken_back_by_retry_and_purge_only_when_asked(env: Env) -> None:
+    """Its Redis gone for good: `--take-back` makes the message this machine's again."""
     env.home.mkdir(parents=True, exist_ok=True)
     journal = Journal(env.home)
     try:
@@ -104,11 +104,10 @@ def test_an_offered_message_is_taken_back_by_retry_and_purge_only_without_a_flee
     routes(env, 'redis: "redis://:pw@127.0.0.1:1/0"')
     for args in (["outbox", "retry", first], ["outbox", "purge", second]):
         r = env.run(*args)
-        assert r.code == 2 and "offered to the fleet" in r.err, (args, r)
-    env.routes("version: 1\nself: me\n" + TARGETS)  # no fleet any more
-    r = env.run("outbox", "retry", first, "--json")
+        assert r.code == 2 and "offered to the fleet" in r.err and "--take-back" in r.err, (args, r)
+    r = env.run("outbox", "retry", first, "--take-back", "--json")
     assert r.code == 0 and r.json()["retried"][0]["status"] == "delivered", r  # type: ignore[index]
-    r = env.run("outbox", "purge", second)
+    r = env.run("outbox", "purge", second, "--take-back")
     assert r.code == 0, r
     assert env.run("outbox", "list", "--json").json() == []
 

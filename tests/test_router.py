@@ -613,3 +613,26 @@ def test_a_pass_goes_oldest_first_and_leaves_a_targets_rest_behind_the_first_not
     assert [(d.id, d.status) for d in result.retried] == [(ids[0], Status.DELIVERED), (ids[1], Status.QUEUED)]
     assert result.skipped == [{"id": ids[2], "reason": Reason.BEHIND_UNDELIVERED, "behind": ids[1]}]
     assert (result.exit_code, [m.id for m in r.journal.outbox()]) == (1, ids[1:])
+
+
+# -- the fleet's own-message retry ------------------------------------------------------------
+
+
+def test_an_offered_message_not_delivered_from_here_stays_offered_never_queued_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """The fleet's relay of this machine tries its own offered message: not delivered, it ends
+    `offered` in the run's own write. Passing through `queued` would let the local flusher send it
+    while the fleet's entry still waits for another relay."""
+    fail = StepResult.failed(Reason.TEMPFAIL, "exit 75", retryable=False)
+    r = rig(tmp_path, ScriptedTransport(fail, fail), ScriptedTransport(fail, fail))
+    first = r.send()
+    assert first.status is Status.QUEUED
+    r.journal.set_status(first.id, Status.OFFERED)
+    with pytest.raises(NotRetried) as refused:  # the local flusher's retry: the fleet's to deliver
+        r.drive(lambda router: router.retry(r.record(first.id)))
+    assert refused.value.reason is Reason.OFFERED
+    d = r.drive(lambda router: router.retry(r.record(first.id), offered=True))
+    assert d.status is Status.OFFERED
+    again = r.record(first.id)
+    assert again.status is Status.OFFERED and again.runs == 2 and again.next_attempt_ms is None

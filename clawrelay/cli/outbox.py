@@ -56,6 +56,12 @@ def retry(
     message_id: str | None = typer.Argument(None, metavar="[ID]", help="One message (id or unique prefix)."),
     now: bool = typer.Option(False, "--now", help="Ignore the backoff: retry every queued message."),
     explain: bool = typer.Option(False, "--explain", help="Add timings, carriers and reasons."),
+    take_back: bool = typer.Option(
+        False,
+        "--take-back",
+        help="With ID: take a message offered to the fleet back into this outbox (only when the "
+        "fleet's Redis is gone for good: a relay may still deliver it).",
+    ),
     as_json: bool = JsonOpt,
     config: str | None = ConfigOpt,
 ) -> None:
@@ -93,7 +99,7 @@ def retry(
             result = Pass(expired=journal.expire())
             record = _find(journal, message_id)
             if record.status is Status.OFFERED:
-                record = _take_back(journal, record, routes.config.fleet is not None)
+                record = _take_back(journal, record, take_back)
             if record.status not in (Status.QUEUED, Status.AMBIGUOUS):
                 raise UsageError(f"{record.id} is {record.status}, not in the outbox")
             context.run(_closing(router, flusher.retry(record, result, manual=True)))
@@ -236,6 +242,12 @@ def _report_rest(p: Pass) -> None:
 @app.command()
 def purge(
     message_id: str = typer.Argument(..., metavar="ID", help="Message id or unique prefix."),
+    take_back: bool = typer.Option(
+        False,
+        "--take-back",
+        help="With ID: take a message offered to the fleet back into this outbox (only when the "
+        "fleet's Redis is gone for good: a relay may still deliver it).",
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Take one message out of the outbox for good (the journal keeps its record as `purged`)."""
@@ -246,7 +258,7 @@ def purge(
         journal = open_journal()
         record = _find(journal, message_id)
         if record.status is Status.OFFERED:
-            record = _take_back(journal, record, _has_fleet())
+            record = _take_back(journal, record, take_back)
         if record.status not in (Status.QUEUED, Status.AMBIGUOUS, Status.DEAD):
             raise UsageError(f"{record.id} is {record.status}, not in the outbox")
         claim = journal.claim(record.id)
@@ -266,18 +278,18 @@ def purge(
 
 OFFERED_NOTE = (
     "is offered to the fleet: the relay that reaches its target delivers it, and this machine's "
-    "log will say who did (`clawrelay fleet status` shows who reaches what; without `fleet:` in "
-    "the routes, retry and purge take it back)"
+    "log will say who did (`clawrelay fleet status` shows who reaches what); if the fleet's Redis "
+    "is gone for good, `--take-back` brings it back here"
 )
 
 
-def _take_back(journal: Journal, record: MessageRecord, fleet: bool) -> MessageRecord:
-    """An offered message, back in this machine's outbox, where the routes have no fleet any
-    more (its Redis is gone for good): else it is the fleet's, and said so."""
+def _take_back(journal: Journal, record: MessageRecord, asked: bool) -> MessageRecord:
+    """An offered message, back in this machine's outbox when a person asks (`--take-back`: the
+    fleet's Redis is gone for good); else it is the fleet's, and said so."""
     from clawrelay.errors import ClawrelayError, Reason, UsageError
     from clawrelay.outcome import Status
 
-    if fleet:
+    if not asked:
         raise UsageError(f"{record.id} {OFFERED_NOTE}")
     claim = journal.claim(record.id)
     if claim is None:
@@ -290,16 +302,6 @@ def _take_back(journal: Journal, record: MessageRecord, fleet: bool) -> MessageR
         claim.release()
     record.status = Status.QUEUED
     return record
-
-
-def _has_fleet() -> bool:
-    """Whether the routes in use have `fleet:` (a routes file that cannot be read: assume so)."""
-    from clawrelay.errors import ClawrelayError
-
-    try:
-        return load(None).config.fleet is not None
-    except ClawrelayError:
-        return True
 
 
 def _find(journal: Journal, message_id: str) -> MessageRecord:

@@ -7,6 +7,7 @@ the password. They name the host and port only.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -69,16 +70,24 @@ def client(fleet: Fleet) -> Redis:
 
 
 def expanded(url: str) -> str:
-    """The URL with each `${VAR}` replaced by its value percent-encoded: a password may hold any
-    character (`/`, `@`, `:`), and redis-py decodes it again."""
+    """The URL with each `${VAR}` replaced by its value; in the userinfo and the query (where a
+    password goes) percent-encoded, so a password may hold any character (`/`, `@`, `:`) and
+    redis-py decodes it again. A host, port or socket path is put in as it is."""
     from urllib.parse import quote
 
     from clawrelay.secrets import REF, Secret, remember
 
+    scheme, _, rest = url.partition("://")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    userinfo_end = len(scheme) + 3 + authority.rfind("@")  # -1 + 3 when there is none: before it
+    query = url.find("?")
+
     def value(m: re.Match[str]) -> str:
-        encoded = quote(Secret(m.group(0), "fleet.redis").reveal(), safe="")
-        remember(encoded)
-        return encoded
+        v = Secret(m.group(0), "fleet.redis").reveal()
+        if m.start() < userinfo_end or 0 <= query < m.start():
+            v = quote(v, safe="")
+            remember(v)
+        return v
 
     return REF.sub(value, url)
 
@@ -87,7 +96,9 @@ def translate(e: BaseException, fleet: Fleet) -> ClawrelayError:
     """A redis-py failure as one line that holds no secret."""
     from redis import exceptions as rx
 
-    at = where(expanded(fleet.redis))
+    with contextlib.suppress(ClawrelayError):  # the password known, so masked in what follows
+        expanded(fleet.redis)  # (a variable gone since the client was made fails nothing here)
+    at = where(fleet.redis)  # the URL as written, no secret in it
     text = str(e)
     if isinstance(e, rx.AuthenticationError) or any(
         word in text for word in ("WRONGPASS", "NOAUTH", "invalid password", "invalid username")

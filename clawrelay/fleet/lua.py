@@ -94,15 +94,18 @@ redis.call('SADD', KEYS[4], KEYS[3])
 return id
 """
 
-# KEYS: lock, result, attempt, stream. ARGV: holder ("NODE INSTANCE"), ttl_ms, entry id.
+# KEYS: lock, result, attempt, stream, offered. ARGV: holder ("NODE INSTANCE"), ttl_ms, entry id.
 # Take a message to deliver it. → {'settled'} | {'held', holder} | {'ok', attempt-marker or ''}
 # An entry gone from its stream was settled (PUBLISH and EXPIRE delete it with the result), even
 # when its sender has read and forgotten the result since this relay read the entry.
 CLAIM = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'settled'} end
 if #redis.call('XRANGE', KEYS[4], ARGV[3], ARGV[3]) == 0 then return {'settled'} end
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return {'ok', redis.call('GET', KEYS[3]) or ''}  -- ours already: the reply to a first run was lost
+local offered = redis.call('GET', KEYS[5])  -- "ORIGIN ENTRY": another entry is a stale duplicate
+if not offered or string.sub(offered, -#ARGV[3] - 1) ~= ' ' .. ARGV[3] then return {'settled'} end
+if redis.call('GET', KEYS[1]) == ARGV[1] then  -- ours already: the reply to a first run was lost
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {'ok', redis.call('GET', KEYS[3]) or ''}
 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {'held', redis.call('GET', KEYS[1]) or ''}
@@ -180,11 +183,14 @@ return 1
 EXPIRE = """
 if redis.call('GET', KEYS[4]) ~= ARGV[1] then return -1 end
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-local status, why = 'dead', ARGV[7]
-if redis.call('EXISTS', KEYS[5]) == 1 then
-  status, why = 'ambiguous', 'an attempt began and was never settled, then the message expired'
+local status, why, node = 'dead', ARGV[7], ARGV[5]
+local began = redis.call('GET', KEYS[5])
+if began then
+  status, why = 'ambiguous', 'an attempt began there and was never settled, then the message expired'
+  local ok, marker = pcall(cjson.decode, began)
+  if ok and type(marker) == 'table' and marker.node then node = marker.node end
 end
-redis.call('HSET', KEYS[1], 'status', status, 'node', ARGV[5], 'via', '', 'at_ms', ARGV[6],
+redis.call('HSET', KEYS[1], 'status', status, 'node', node, 'via', '', 'at_ms', ARGV[6],
   'detail', why)
 redis.call('DEL', KEYS[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])

@@ -299,12 +299,7 @@ class Member:
             r.id: r
             for r in await asyncio.to_thread(self.journal.outbox)
             if r.status is Status.OFFERED
-            or (
-                r.status is Status.AMBIGUOUS
-                and r.attempts
-                and (r.attempts[-1].carrier or "").startswith("fleet:")
-                and now_ms() - r.updated_ms < shared.RESULT_KEPT_MS
-            )
+            or (r.status is Status.AMBIGUOUS and now_ms() - r.updated_ms < shared.RESULT_KEPT_MS)
         }
         found = await shared.results(self.redis, list(watched))
         claims, runs, done = [], [], []
@@ -320,10 +315,11 @@ class Member:
                     claim = self.journal.claim(message_id)
                     if claim is None:
                         continue  # this relay delivers it right now: its own outcome comes
-                    claims.append(claim)
                     fresh = self.journal.by_id(message_id)
                     if fresh is None or fresh.status is not record.status:
+                        claim.release()
                         continue  # changed meanwhile: look again next heartbeat, forget nothing
+                    claims.append(claim)
                     run = shared.settlement(fresh, result, self.node)
                     if run is not None:
                         runs.append(run)
@@ -422,6 +418,8 @@ class Member:
             await self.redis.xdel(stream, entry)
             return
         mid = env.id
+        if mid in self._unpublished or mid in self._unreleased:
+            return  # its outcome here waits for Redis: not taken again meanwhile
         state, raw_marker = await shared.claim(self.redis, mid, self.holder, self.fleet.ttl, stream, entry)
         if state == "settled":
             await self.redis.xack(stream, keys.GROUP, entry)
@@ -495,7 +493,8 @@ class Member:
         except ClawrelayError as e:
             renewer.cancel()
             log.warning("fleet: %s: %s", mid, e)
-            if isinstance(e, StateError):  # the journal failed mid-run: an attempt may have left
+            if isinstance(e, StateError) and await asyncio.to_thread(self._may_have_left, mid):
+                # the journal failed after an attempt began here: it may have left
                 await self._publish(
                     mid, stream, entry, "ambiguous", ",".join(plan), f"{self.node}: {e.message}"
                 )
@@ -510,6 +509,9 @@ class Member:
             if not own:
                 self.delivered += 1
             await self._publish(mid, stream, entry, "delivered", d.via or "", "")
+            if own and mid not in self._unpublished:  # its journal has it: nobody reads the result
+                with contextlib.suppress(Exception):
+                    await shared.forget(self.redis, mid)
         elif d.status is Status.AMBIGUOUS:
             last = d.attempts[-1] if d.attempts else None
             await self._publish(
@@ -521,8 +523,6 @@ class Member:
                 (last.detail or "") if last else "",
             )
         else:
-            if own:
-                await asyncio.to_thread(self._back_to_offered, mid)
             await self._release(mid, marked)
 
     async def _stop_when_stopping(self, router: Router) -> None:
@@ -588,6 +588,14 @@ class Member:
             await shared.publish(self.redis, **args)
             del self._unpublished[message_id]
 
+    def _may_have_left(self, message_id: str) -> bool:
+        """After a journal failure: an attempt began here and never ended (a `started` row, a
+        delivered attempt's deferred end included), or the journal cannot say."""
+        try:
+            return message_id in self.delivering.open_attempts()
+        except ClawrelayError:
+            return True
+
     def _mark_ambiguous(self, message_id: str) -> None:
         claim = self.delivering.claim(message_id)
         if claim is None:
@@ -597,18 +605,6 @@ class Member:
             self.delivering.set_status(message_id, Status.AMBIGUOUS)
         finally:
             claim.release(finished=True)
-
-    def _back_to_offered(self, message_id: str) -> None:
-        """This machine's own message, not delivered from here either: the fleet keeps it."""
-        claim = self.delivering.claim(message_id)
-        if claim is None:
-            return
-        try:
-            fresh = self.delivering.by_id(message_id)
-            if fresh is not None and fresh.status is Status.QUEUED:
-                self.delivering.set_status(message_id, Status.OFFERED)
-        finally:
-            claim.release()
 
     async def _leave(self) -> None:
         """A clean exit: offline at once, and the lease free for another."""

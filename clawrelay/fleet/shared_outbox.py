@@ -210,15 +210,18 @@ def envelope_of(fields: dict[str, str]) -> tuple[Envelope, str | None, int]:
 async def claim(
     redis: Redis, message_id: str, holder: str, ttl: float, stream: str, entry: str
 ) -> tuple[str, str]:
-    """Take the message of `entry` to deliver it: `settled` (a result, or the entry gone from
-    its stream), `held` by another, or `ok` with the attempt marker an earlier attempt left."""
+    """Take the message of `entry` to deliver it: `settled` (a result; or the entry gone from
+    its stream, or not the one `offered:ID` names: its sender has settled and forgotten it, or
+    offered it again after Redis lost the first offer), `held` by another, or `ok` with the
+    attempt marker an earlier attempt left."""
     out = await redis.eval(
         lua.CLAIM,
-        4,
+        5,
         keys.lock(message_id),
         keys.result(message_id),
         keys.attempt(message_id),
         stream,
+        keys.offered(message_id),
         holder,
         int(ttl * 1000),
         entry,
