@@ -7,6 +7,7 @@ bits, variant, 62 random bits.
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 
@@ -20,6 +21,15 @@ def new_id() -> str:
     value |= 0b10 << 62
     value |= rand & ((1 << 62) - 1)
     return str(uuid.UUID(int=value))
+
+
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def is_id(text: str) -> bool:
+    """A message id as clawrelay writes them (one that came from elsewhere, such as the fleet's
+    Redis, names lock files and journal rows here: nothing else is taken)."""
+    return _ID.fullmatch(text) is not None
 
 
 SHORT_ID = 8  # the last hex digits of an id: random bits, unique in practice

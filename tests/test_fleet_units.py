@@ -14,7 +14,7 @@ from peer import free_port
 from clawrelay.envelope import Envelope
 from clawrelay.fleet import keys
 from clawrelay.fleet import shared_outbox as shared
-from clawrelay.journal import Journal
+from clawrelay.journal import Journal, MessageRecord
 from clawrelay.outcome import Outcome, Status
 
 TARGETS = 'targets:\n  t: {chain: [command: {argv: ["true"]}]}\n'
@@ -211,7 +211,6 @@ def test_every_key_shares_the_fleet_hash_tag() -> None:
         # Redis Cluster hashes the text between the first `{` and the next `}`: the same for all
         assert key.startswith("clawrelay:{fleet}:") and re.findall(r"\{([^}]*)\}", key)[0] == "fleet", key
     assert len(set(made)) == len(made)
-    assert keys.target_of(keys.outbox(target)) == target
     assert keys.node("") + "a" == keys.node("a")  # the prefix MEMBERSHIP is given
 
 
@@ -254,6 +253,14 @@ def test_an_entry_carries_the_message_to_the_relay_that_delivers_it(tmp_path: Pa
         journal.close()
 
 
+def settle(journal: Journal, record: MessageRecord, result: shared.Result, me: str) -> bool:
+    """`settlement` written, as the sender's heartbeat writes it; whether there was one."""
+    run = shared.settlement(record, result, me)
+    if run is not None:
+        journal.record_elsewhere([run])
+    return run is not None
+
+
 def _offered(journal: Journal, body: str = "hi") -> str:
     env = Envelope(sender="a", target="t", body=body)
     journal.add_message(env, expires_in_s=3600)
@@ -267,7 +274,7 @@ def test_settling_a_delivered_result_writes_who_delivered_it_into_the_senders_jo
         mid = _offered(journal)
         record = journal.get(mid)
         assert record is not None
-        assert shared.settle(journal, record, shared.Result("delivered", "b", "command", 1234, ""), "a")
+        assert settle(journal, record, shared.Result("delivered", "b", "command", 1234, ""), "a")
         after = journal.get(mid)
         assert after is not None and after.status is Status.DELIVERED and after.via == "command"
         last = after.attempts[-1]
@@ -277,7 +284,7 @@ def test_settling_a_delivered_result_writes_who_delivered_it_into_the_senders_jo
         assert mid not in [r.id for r in journal.outbox()]
 
         # a later, lesser outcome does not undo a delivery
-        assert not shared.settle(journal, after, shared.Result("ambiguous", "c", "command", 0, "x"), "a")
+        assert not settle(journal, after, shared.Result("ambiguous", "c", "command", 0, "x"), "a")
         assert journal.get(mid).status is Status.DELIVERED  # type: ignore[union-attr]
     finally:
         journal.close()
@@ -291,7 +298,7 @@ def test_settling_other_results(tmp_path: Path) -> None:
         mine = _offered(journal)
         journal.set_status(mine, Status.DELIVERED)
         rec = journal.get(mine)
-        assert not shared.settle(journal, rec, shared.Result("delivered", "a", "command", 0, ""), "a")  # type: ignore[arg-type]
+        assert not settle(journal, rec, shared.Result("delivered", "a", "command", 0, ""), "a")  # type: ignore[arg-type]
         assert journal.get(mine).attempts == []  # type: ignore[union-attr]
 
         # a result in this node's name for a message this journal still has offered: a relay that
@@ -300,14 +307,14 @@ def test_settling_other_results(tmp_path: Path) -> None:
         died = _offered(journal)
         rec = journal.get(died)
         result = shared.Result("ambiguous", "a", "command", 0, "a stopped while delivering it")
-        assert shared.settle(journal, rec, result, "a")  # type: ignore[arg-type]
+        assert settle(journal, rec, result, "a")  # type: ignore[arg-type]
         assert journal.get(died).status is Status.AMBIGUOUS  # type: ignore[union-attr]
 
         amb = _offered(journal)
         result = shared.Result(
             "ambiguous", "b", "sessions_send", 0, "interrupted", also="c: delivered via command"
         )
-        assert shared.settle(journal, journal.get(amb), result, "a")  # type: ignore[arg-type]
+        assert settle(journal, journal.get(amb), result, "a")  # type: ignore[arg-type]
         rec = journal.get(amb)
         assert rec is not None and rec.status is Status.AMBIGUOUS
         assert rec.attempts[-1].outcome is Outcome.AMBIGUOUS and rec.attempts[-1].reason == "ambiguous"
@@ -317,13 +324,13 @@ def test_settling_other_results(tmp_path: Path) -> None:
         )
 
         dead = _offered(journal)
-        assert shared.settle(journal, journal.get(dead), shared.Result("dead", "a", "", 0, "expired"), "a")  # type: ignore[arg-type]
+        assert settle(journal, journal.get(dead), shared.Result("dead", "a", "", 0, "expired"), "a")  # type: ignore[arg-type]
         rec = journal.get(dead)
         assert rec is not None and rec.status is Status.DEAD
         assert rec.attempts[-1].reason == "expired" and rec.attempts[-1].carrier == "fleet:a"
 
         odd = _offered(journal)
-        assert not shared.settle(journal, journal.get(odd), shared.Result("weird", "b", "", 0, ""), "a")  # type: ignore[arg-type]
+        assert not settle(journal, journal.get(odd), shared.Result("weird", "b", "", 0, ""), "a")  # type: ignore[arg-type]
         assert journal.get(odd).status is Status.OFFERED  # type: ignore[union-attr]
     finally:
         journal.close()
@@ -348,3 +355,17 @@ def test_a_redis_failure_is_said_without_the_url_or_its_password(monkeypatch: py
     assert other.reason == "fleet_error"
     for e in (auth, down, other):
         assert "10.0.0.5:6380" in e.message and password not in e.message, e.message
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"id": "../../etc/passwd"}, {"id": "01a2-not-an-id"}, {"body": "nul\x00inside"}],
+)
+def test_an_entry_no_clawrelay_wrote_is_refused(bad: dict[str, str]) -> None:
+    """Its id names a lock file and a journal row on the relay that reads it."""
+    from clawrelay.errors import ClawrelayError
+
+    fields = {"id": Envelope(sender="a", target="t", body="x").id, "sender": "a", "target": "t", "body": "ok"}
+    with pytest.raises((ValueError, ClawrelayError)):
+        shared.envelope_of({**fields, **bad})
+    shared.envelope_of(fields)  # and a good one is taken

@@ -12,6 +12,7 @@ from clawrelay.cli.common import ConfigOpt, JsonOpt, duration_option, emit_json,
 if TYPE_CHECKING:
     from clawrelay.flush import Pass
     from clawrelay.journal import Journal, MessageRecord
+    from clawrelay.outcome import Status
     from clawrelay.router import Router
 
 T = TypeVar("T")
@@ -251,7 +252,7 @@ def purge(
     as_json: bool = JsonOpt,
 ) -> None:
     """Take one message out of the outbox for good (the journal keeps its record as `purged`)."""
-    from clawrelay.errors import ClawrelayError, Reason, UsageError
+    from clawrelay.errors import UsageError
     from clawrelay.outcome import Status
 
     with reported(as_json):
@@ -261,15 +262,7 @@ def purge(
             record = _take_back(journal, record, take_back)
         if record.status not in (Status.QUEUED, Status.AMBIGUOUS, Status.DEAD):
             raise UsageError(f"{record.id} is {record.status}, not in the outbox")
-        claim = journal.claim(record.id)
-        if claim is None:
-            raise ClawrelayError(
-                f"{record.id} is being sent right now; try again when it ends", reason=Reason.IN_FLIGHT
-            )
-        try:
-            journal.set_status(record.id, Status.PURGED)
-        finally:
-            claim.release(finished=True)
+        _set_status(journal, record, Status.PURGED)
         if as_json:
             emit_json({"id": record.id, "status": "purged"})
         else:
@@ -286,22 +279,30 @@ OFFERED_NOTE = (
 def _take_back(journal: Journal, record: MessageRecord, asked: bool) -> MessageRecord:
     """An offered message, back in this machine's outbox when a person asks (`--take-back`: the
     fleet's Redis is gone for good); else it is the fleet's, and said so."""
-    from clawrelay.errors import ClawrelayError, Reason, UsageError
+    from clawrelay.errors import UsageError
     from clawrelay.outcome import Status
 
     if not asked:
         raise UsageError(f"{record.id} {OFFERED_NOTE}")
+    _set_status(journal, record, Status.QUEUED)
+    record.status = Status.QUEUED
+    return record
+
+
+def _set_status(journal: Journal, record: MessageRecord, status: Status) -> None:
+    """A person's change of a message's status, with its claim held (refused while it is sent)."""
+    from clawrelay.errors import ClawrelayError, Reason
+    from clawrelay.outcome import Status
+
     claim = journal.claim(record.id)
     if claim is None:
         raise ClawrelayError(
             f"{record.id} is being sent right now; try again when it ends", reason=Reason.IN_FLIGHT
         )
     try:
-        journal.set_status(record.id, Status.QUEUED)
+        journal.set_status(record.id, status)
     finally:
-        claim.release()
-    record.status = Status.QUEUED
-    return record
+        claim.release(finished=status is not Status.QUEUED)
 
 
 def _find(journal: Journal, message_id: str) -> MessageRecord:

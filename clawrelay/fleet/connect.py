@@ -135,7 +135,3 @@ async def connected(fleet: Fleet) -> AsyncIterator[Redis]:
         yield redis
     finally:
         await redis.aclose()
-
-
-def decoded(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

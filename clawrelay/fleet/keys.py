@@ -47,7 +47,3 @@ def attempt(message_id: str) -> str:
 def result(message_id: str) -> str:
     """Hash {status, node, via, at_ms, detail}: what came of the message (its sender reads it)."""
     return f"{PREFIX}result:{message_id}"
-
-
-def target_of(stream: str) -> str:
-    return stream[len(PREFIX + "outbox:") :]

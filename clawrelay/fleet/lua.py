@@ -130,22 +130,14 @@ end
 return 0
 """
 
-# KEYS: lock, attempt. ARGV: holder, this relay's attempt record ('' if it wrote none). Not
-# delivered and nothing left: the next relay may try. The attempt record goes if it is this
+# KEYS: lock, attempt. ARGV: holder, this relay's attempt record ('' if it wrote none, or the
+# record is another live relay's: then the lock alone goes). Not delivered and nothing left: the
+# next relay may try. The attempt record goes if it is this
 # relay's, even when the lock expired meanwhile (else the next relay would wait on it for ever).
 RELEASE = """
 if ARGV[2] ~= '' and redis.call('GET', KEYS[2]) == ARGV[2] then
   redis.call('DEL', KEYS[2])
 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  return 1
-end
-return 0
-"""
-
-# KEYS: lock. ARGV: holder. Only the lock: what it guarded is another relay's to settle.
-UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
   return 1

@@ -412,7 +412,7 @@ class Member:
         assert self.redis is not None
         try:
             env, only_via, expires_ms = shared.envelope_of(fields)
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, ClawrelayError):
             log.warning("fleet: a malformed entry %s in %s was dropped", entry, stream)
             await self.redis.xack(stream, keys.GROUP, entry)
             await self.redis.xdel(stream, entry)
@@ -440,7 +440,7 @@ class Member:
         ):
             # the relay that began it is alive (it lost its lock while Redis was away): it
             # publishes what came of its attempt when it can
-            await shared.release_lock(self.redis, mid, self.holder)
+            await self._release(mid, None)  # the lock only: its attempt record is the live relay's
             return
         router = self._router(routes, self.delivering)
         # an attempt began elsewhere (or here, before a restart) and was never settled: resent

@@ -31,10 +31,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from clawrelay.envelope import Envelope
+from clawrelay.envelope import Envelope, check_text
 from clawrelay.fleet import keys, lua
 from clawrelay.fleet.connect import Redis
-from clawrelay.journal import Journal, MessageRecord, now_ms
+from clawrelay.ids import is_id
+from clawrelay.journal import MessageRecord, now_ms
 from clawrelay.outcome import Attempt, Delivery, Outcome, Status
 from clawrelay.reasons import Reason
 
@@ -160,14 +161,6 @@ def settlement(record: MessageRecord, result: Result, me: str) -> tuple[Attempt,
     return attempt, Delivery(record.id, record.target, status, result.via or None)
 
 
-def settle(journal: Journal, record: MessageRecord, result: Result, me: str) -> bool:
-    """`settlement`, written (with the message's claim held by the caller). Whether it was."""
-    run = settlement(record, result, me)
-    if run is not None:
-        journal.record_elsewhere([run])
-    return run is not None
-
-
 # -- the delivering side ------------------------------------------------------------------------
 
 
@@ -195,7 +188,11 @@ class Marker:
 
 
 def envelope_of(fields: dict[str, str]) -> tuple[Envelope, str | None, int]:
-    """An entry as the message it carries: its envelope, its `--via` and when it expires."""
+    """An entry as the message it carries: its envelope, its `--via` and when it expires.
+    ValueError for an entry no clawrelay wrote (an id that is not one names a lock file here)."""
+    if not is_id(fields["id"]):
+        raise ValueError("not a message id")
+    check_text(fields["body"])  # UsageError (a ClawrelayError) for a NUL or invalid text
     env = Envelope(
         sender=fields["sender"],
         target=fields["target"],
@@ -251,11 +248,6 @@ async def release(redis: Redis, message_id: str, holder: str, marker: Marker | N
         holder,
         marker.to_json() if marker is not None else "",
     )
-
-
-async def release_lock(redis: Redis, message_id: str, holder: str) -> None:
-    """Let the lock go and leave the attempt record: its relay is alive and settles it."""
-    await redis.eval(lua.UNLOCK, 1, keys.lock(message_id), holder)
 
 
 async def publish(
