@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,10 +27,65 @@ PROGRAMS = Path(__file__).parent / "programs"
 TOKEN = "clawrelay-test-token-5b1e"
 
 
+_GIVEN: set[int] = set()
+
+
+def _own_ports() -> range:
+    """This process's share of the ports the kernel never picks on its own.
+
+    A port from `bind(0)` is free only until the next `bind(0)`: the kernel may hand the very
+    same one out again (a gateway and its model got one port between them, and the gateway
+    could not start), and any outgoing connection may take it meanwhile. Ports below the
+    ephemeral range are only ever taken by someone who asks for them by number, and each pytest
+    worker (and bench/) asks in a slice of its own, so two of them never race for one."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    if low - 1 >= 12000:
+        start, stop = 10000, low  # the usual case: 10000..32767
+    elif high + 1 <= 63000:
+        start, stop = high + 1, 65536
+    else:
+        return range(0)  # the kernel may pick any port: leave it to bind(0)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    slots = 9
+    slot = int(worker[2:]) % (slots - 1) if worker.startswith("gw") and worker[2:].isdigit() else slots - 1
+    width = (stop - start) // slots
+    return range(start + slot * width, start + (slot + 1) * width)
+
+
+def _bindable(port: int) -> bool:
+    """Nothing listens on it (nor is it bound) on 127.0.0.1, or on ::1 where there is one."""
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        try:
+            with socket.socket(family) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
+                s.bind((host, port))
+        except OSError as e:
+            if family == socket.AF_INET6 and e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                continue  # no IPv6 loopback here
+            return False
+    return True
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on, never handed out before in this process."""
+    ports = _own_ports()
+    if ports:
+        first = random.randrange(len(ports))
+        for i in range(len(ports)):
+            port = ports[(first + i) % len(ports)]
+            if port not in _GIVEN and _bindable(port):
+                _GIVEN.add(port)
+                return port
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 def openclaw_bin() -> Path:
