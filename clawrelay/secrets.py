@@ -142,6 +142,20 @@ def remember(value: str | None) -> None:
         _REVEALED.add(value)
 
 
+def userinfo_password(url: str) -> str | None:
+    """The password in a URL's userinfo, read by hand: a literal one holding `/` or `@` is not
+    one urlsplit finds. The userinfo ends at the last `@` before the query or fragment, so an `@`
+    there (`?client_name=relay@box`) is not taken for the end of a password."""
+    rest = url.partition("://")[2]
+    head = re.split(r"[?#]", rest, maxsplit=1)[0]
+    if "@" not in head:
+        head = rest  # a literal password holding `?` or `#`: better masked too much than shown
+    if "@" not in head:
+        return None
+    _, colon, password = head.rpartition("@")[0].partition(":")
+    return password if colon and password else None
+
+
 def url_password(url: str) -> str | None:
     """The password in a URL's userinfo (`http://user:PASSWORD@host`), if it has one."""
     from urllib.parse import urlsplit

@@ -150,6 +150,24 @@ def test_fleet_status_with_nothing_listening_exits_1_fleet_unreachable_without_t
     assert password not in j.out + j.err
 
 
+def test_an_at_sign_in_the_query_is_not_taken_for_a_literal_password(env: Env) -> None:
+    """The userinfo ends at the last `@` before the query: `client_name=relay@box` after a
+    `${VAR}` password is no literal password, and the host is not masked as one."""
+    port = free_port()
+    env.vars["FLEET_PW"] = "QueryAtPw12345"
+    routes(env, f'redis: "redis://:${{FLEET_PW}}@127.0.0.1:{port}/0?client_name=relay@box"')
+    r = env.run("routes", "check", "--json")
+    assert r.code == 0 and r.json()["warnings"] == [], r  # type: ignore[index]
+    r = env.run("fleet", "status")
+    assert r.code == 1 and f"cannot reach Redis at 127.0.0.1:{port}" in r.err, r.err
+    literal = "LiteralQueryPw99"
+    routes(env, f'redis: "redis://:{literal}@127.0.0.1:{port}/0?client_name=relay@box"')
+    r = env.run("routes", "check", "--json")
+    assert any("literal password" in w for w in r.json()["warnings"]), r  # type: ignore[index]
+    r = env.run("routes", "show")
+    assert r.code == 0 and literal not in r.out and f"127.0.0.1:{port}" in r.out, r.out
+
+
 def test_doctor_says_the_fleets_redis_does_not_answer_with_its_fix_and_no_password(env: Env) -> None:
     port = free_port()
     password = "DoctorPw12345"

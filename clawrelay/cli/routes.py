@@ -26,10 +26,9 @@ def _warnings(routes: Routes) -> list[str]:
         out.append(f"secrets: {secrets_file.path} does not exist")
     fleet = routes.config.fleet
     if fleet is not None:
-        from clawrelay.secrets import REF, lookup, url_password
+        from clawrelay.secrets import REF, lookup, userinfo_password
 
-        rest = fleet.redis.split("://", 1)[-1]
-        password = rest.rpartition("@")[0].partition(":")[2] if "@" in rest else url_password(fleet.redis)
+        password = userinfo_password(fleet.redis)
         if password and not REF.fullmatch(password):
             out.append("fleet.redis holds a literal password; use redis://:${VAR}@host:6379/0")
         for name in REF.findall(fleet.redis):

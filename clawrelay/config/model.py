@@ -15,7 +15,7 @@ from msgspec import Meta
 
 from clawrelay.config.durations import format_duration, parse_duration
 from clawrelay.config.schema import Before, Check, Dump, Model, Tagged
-from clawrelay.secrets import REF, TOKEN_ENV, Secret, remember, url_password, value_of
+from clawrelay.secrets import REF, TOKEN_ENV, Secret, remember, url_password, userinfo_password, value_of
 
 Duration = Annotated[float, Before(parse_duration), Dump(format_duration)]
 OnAmbiguous = Literal["continue", "stop"]
@@ -199,9 +199,7 @@ def _redis_url(v: str) -> str:
     if not v.startswith(("redis://", "rediss://", "unix://")):
         # the value is not echoed: it may hold a password
         raise ValueError("not a Redis URL; use redis://:${PASSWORD}@host:6379/0 (rediss:// for TLS)")
-    # the userinfo by hand: a password holding `/` is not one urlsplit finds
-    rest = v.split("://", 1)[1]
-    password = rest.rpartition("@")[0].partition(":")[2] if "@" in rest else ""
+    password = userinfo_password(v)
     if password and not REF.fullmatch(password):
         remember(password)  # a literal password: masked wherever the URL is printed
     return v
