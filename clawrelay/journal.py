@@ -273,13 +273,18 @@ class Journal:
                 (status.value, now_ms(), message_id),
             )
 
-    def add_fleet_event(self, event: str, node: str, token: int | None) -> None:
-        """What this relay saw as the fleet's leader (joined, left) or became (elected)."""
+    def add_fleet_event(self, event: str, node: str, token: int | None, *, once: bool = False) -> bool:
+        """What this relay saw as the fleet's leader (joined, left) or became (elected). `once`:
+        not when the same (event, node, token) is journaled already. → whether it was added."""
         with self._write() as db:
+            seen = "SELECT 1 FROM fleet_events WHERE event = ? AND node = ? AND token IS ?"
+            if once and db.execute(seen, (event, node, token)).fetchone():
+                return False
             db.execute(
                 "INSERT INTO fleet_events (at_ms, event, node, token) VALUES (?,?,?,?)",
                 (now_ms(), event, node, token),
             )
+        return True
 
     def fleet_events(self, last: int = 20) -> list[dict[str, object]]:
         rows = self.db.execute(

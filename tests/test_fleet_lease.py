@@ -257,3 +257,49 @@ def test_only_the_userinfo_and_query_of_the_url_are_percent_encoded(monkeypatch:
     assert (
         expanded("unix://${SOCK}?password=${PW}") == "unix:///run/redis/redis.sock?password=p%2Fss%40w%3Ard"
     )
+
+
+def test_a_new_leader_is_announced_once_even_when_the_reply_to_its_lease_is_lost(
+    redis_db: Any, tmp_path: Any
+) -> None:
+    """The lease taken, its reply lost (Redis stopped, the connection dropped): the next round
+    reads "renewed". The stream and the leader's journal still say `elected` for that token,
+    once, and a relay restarted under the same name within the lease does not say it again."""
+    from clawrelay.fleet.connect import client
+    from clawrelay.fleet.member import Member
+    from clawrelay.journal import Journal
+
+    fleet = Fleet(redis=redis_db.url, heartbeat=1.0, ttl=3.0)
+    journal = Journal(tmp_path)
+
+    def member() -> Member:
+        m = Member(
+            fleet,
+            "a",
+            journal=journal,
+            delivering=journal,
+            routes=lambda: None,  # type: ignore[arg-type,return-value]
+            router=lambda *_: None,  # type: ignore[arg-type,return-value]
+            stopping=asyncio.Event(),
+        )
+        m.redis = client(fleet)
+        return m
+
+    async def job(redis: Any) -> tuple[list[dict[str, str]], int]:
+        lost = await leader.hold(redis, "a", 3.0)  # the script ran; its reply never came
+        first = member()
+        await first._lead(None)  # type: ignore[arg-type]
+        await first._lead(None)  # type: ignore[arg-type]
+        await first.redis.aclose()  # type: ignore[union-attr]
+        restarted = member()  # kill -9 and started again within the lease: the same token
+        await restarted._lead(None)  # type: ignore[arg-type]
+        assert restarted.leader and restarted.token == lost.token
+        await restarted.redis.aclose()  # type: ignore[union-attr]
+        return [fields for _, fields in await redis.xrange(keys.EVENTS)], lost.token
+
+    events, token = run(redis_db, job)
+    elected = [e for e in events if e["event"] == "elected"]
+    assert [(e["node"], e["token"]) for e in elected] == [("a", str(token))], events
+    mine = [e for e in journal.fleet_events() if e["event"] == "elected"]
+    assert [(e["node"], e["token"]) for e in mine] == [("a", token)], mine
+    journal.close()

@@ -24,10 +24,20 @@ class Lease:
     newly: bool  # taken in this round: a new leader
 
 
-async def hold(redis: Redis, node: str, ttl: float) -> Lease:
-    """Take the lease if it is free, renew it if it is ours; say who holds it."""
+async def hold(redis: Redis, node: str, ttl: float, at_ms: int = 0) -> Lease:
+    """Take the lease if it is free (announcing the new token in the events stream), renew it if
+    it is ours; say who holds it."""
     held, token, newly = await redis.eval(
-        lua.LEASE, 3, keys.LEADER, keys.EPOCH, keys.YIELDED, node, int(ttl * 1000)
+        lua.LEASE,
+        4,
+        keys.LEADER,
+        keys.EPOCH,
+        keys.YIELDED,
+        keys.EVENTS,
+        node,
+        int(ttl * 1000),
+        at_ms,
+        EVENTS_KEPT,
     )
     return Lease(bool(held), int(token), bool(newly))
 
@@ -41,15 +51,6 @@ async def elect(redis: Redis, heartbeat: float) -> str | None:
     """`fleet elect`: end the current lease; its holder sits out the next round. The old leader."""
     previous = await redis.eval(lua.ELECT, 2, keys.LEADER, keys.YIELDED, int(heartbeat * 1500))
     return str(previous) if previous else None
-
-
-async def announce_elected(redis: Redis, node: str, token: int, at_ms: int) -> None:
-    await redis.xadd(
-        keys.EVENTS,
-        {"event": "elected", "node": node, "by": node, "token": str(token), "at_ms": str(at_ms)},
-        maxlen=EVENTS_KEPT,
-        approximate=True,
-    )
 
 
 async def membership(redis: Redis, node: str, token: int, at_ms: int) -> tuple[list[str], list[str]] | None:

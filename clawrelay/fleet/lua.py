@@ -7,8 +7,9 @@ fleet's hash tag (see `keys`).
 
 from __future__ import annotations
 
-# KEYS: leader, epoch, yielded. ARGV: node, ttl_ms.
-# → {held (0/1), token, newly elected (0/1)}
+# KEYS: leader, epoch, yielded, events. ARGV: node, ttl_ms, now_ms, maxlen.
+# → {held (0/1), token, newly elected (0/1)}. A new token is announced in the same script: a
+# reply lost on the way back (the next round reads "renewed") loses no `elected` event.
 LEASE = """
 local cur = redis.call('GET', KEYS[1])
 if cur then
@@ -24,6 +25,8 @@ if redis.call('GET', KEYS[3]) == ARGV[1] then
 end
 local t = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. t, 'PX', ARGV[2])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'event', 'elected', 'node', ARGV[1],
+  'by', ARGV[1], 'token', t, 'at_ms', ARGV[3])
 return {1, t, 1}
 """
 

@@ -187,11 +187,13 @@ class Member:
 
     async def _lead(self, routes: Routes) -> None:
         assert self.redis is not None
-        lease = await leader.hold(self.redis, self.node, self.fleet.ttl)
-        was = self.leader
+        lease = await leader.hold(self.redis, self.node, self.fleet.ttl, now_ms())
+        was, had = self.leader, self.token
         self.leader, self.token = lease.held, (lease.token if lease.held else self.token)
-        if lease.newly:
-            await leader.announce_elected(self.redis, self.node, lease.token, now_ms())
+        if lease.held and (lease.newly or not was or lease.token != had):
+            # new to this process, though the script may have said "renewed": the reply that
+            # said "newly" was lost, or this relay restarted within its own lease. Journaled
+            # (and told) once per token all the same.
             await self._event(routes, "elected", self.node, lease.token)
         elif was and not lease.held:
             log.info("fleet: %s no longer leads (token %s)", self.node, self.token)
@@ -220,8 +222,10 @@ class Member:
             "joined": f"clawrelay fleet: {node} joined",
             "left": f"clawrelay fleet: {node} left (not seen for {self.fleet.ttl:g}s, or stopped)",
         }[event]
+        once = event == "elected"  # a token is elected once; joined and left may recur
+        if not await asyncio.to_thread(self.journal.add_fleet_event, event, node, token, once=once):
+            return
         log.info("%s", text)
-        await asyncio.to_thread(self.journal.add_fleet_event, event, node, token)
         if self.fleet.notify is not None:
             self._notices.put_nowait((routes, text))
 
