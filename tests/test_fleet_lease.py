@@ -277,7 +277,7 @@ def test_a_new_leader_is_announced_once_even_when_the_reply_to_its_lease_is_lost
             fleet,
             "a",
             journal=journal,
-            delivering=journal,
+            journals=lambda: journal,
             routes=lambda: None,  # type: ignore[arg-type,return-value]
             router=lambda *_: None,  # type: ignore[arg-type,return-value]
             stopping=asyncio.Event(),

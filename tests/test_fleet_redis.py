@@ -8,6 +8,8 @@ Heartbeats of 0.5 s and a ttl of 2 s (tests/fleet_harness.py) keep each test to 
 
 from __future__ import annotations
 
+import json
+import shlex
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -334,6 +336,47 @@ def test_two_relays_that_reach_the_target_deliver_each_message_once_between_them
         last = m["attempts"][-1]
         assert (last["carrier"], last["detail"]) == (f"fleet:{by}", f"delivered by {by} via command")
     assert outbox(a) == []
+
+
+def test_a_slow_target_does_not_hold_up_the_fleets_deliveries_to_another(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """b delivers for two targets; one message takes 8 s to deliver. The other target's messages
+    go meanwhile, as the local flusher's would (targets at once, each in order)."""
+    started, slow_out, fast_out = tmp_path / "slow.started", tmp_path / "slow.out", tmp_path / "fast.out"
+    slow = json.dumps(
+        [
+            "sh",
+            "-c",
+            f"echo $CLAWRELAY_ID >> {shlex.quote(str(started))}; sleep 8;"
+            f" echo $CLAWRELAY_ID >> {shlex.quote(str(slow_out))}",
+        ]
+    )
+    a, _ = fleet.start_all(
+        [
+            fleet.env("a", dead_target("slow") + dead_target("fast")),
+            fleet.env(
+                "b",
+                f"  slow: {{chain: [command: {{argv: {slow}, retries: 0, timeout: 30s}}]}}\n"
+                + command_target("fast", fast_out),
+            ),
+        ]
+    )
+    fleet.wait(
+        lambda: (
+            {t for n in fleet.status()["nodes"] if n["node"] == "b" for t in n["reach"]} == {"slow", "fast"}
+        ),
+        10,
+        "b reaches both targets",
+    )
+    slow_id = send_queued(a, "slow", "this one takes a while")
+    fleet.wait(lambda: lines(started) == [slow_id], 10, "b starts delivering the slow one")
+    fast_ids = [send_queued(a, "fast", f"quick {i}") for i in range(3)]
+    fleet.wait(lambda: lines(fast_out) == fast_ids, 6, "the fast target's messages, in order")
+    assert lines(slow_out) == [], "the fast ones waited for the slow one"
+    fleet.wait(lambda: lines(slow_out) == [slow_id], 15, "the slow one, once")
+    fleet.wait(lambda: outbox(a) == [], 10, "a's outbox empty: all four settled")
+    assert lines(started) == [slow_id]
 
 
 # -- Redis refusing, absent, going away -----------------------------------------------------------

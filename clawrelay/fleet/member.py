@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("clawrelay.fleet")
 
 PENDING_BATCH = 16
+CONCURRENT_TARGETS = 4  # targets delivered to at once, as the local flusher's
 EXPIRE_EVERY = 12  # heartbeats between two expiry passes of the leader
 
 
@@ -45,7 +46,7 @@ class Member:
         node: str,
         *,
         journal: Journal,
-        delivering: Journal,
+        journals: Callable[[], Journal],
         routes: Callable[[], Routes],
         router: Callable[[Routes, Journal], Router],
         stopping: asyncio.Event,
@@ -55,8 +56,9 @@ class Member:
         self.instance = secrets.token_hex(6)
         self.holder = f"{node} {self.instance}"
         # one journal (one SQLite connection) per task: the heartbeat's (offer, settle, events)
-        # and the deliveries', whose calls may run in worker threads at the same time
-        self.journal, self.delivering = journal, delivering
+        # and one per target's reader (`journals` opens it), whose calls may run in worker
+        # threads at the same time
+        self.journal, self._journals = journal, journals
         self._routes, self._router = routes, router
         self.stopping = stopping
         self.probe_timeout = probe_timeout
@@ -71,7 +73,7 @@ class Member:
         self._groups: set[str] = set()
         self._unpublished: dict[str, dict[str, Any]] = {}  # results to publish once Redis answers
         self._unreleased: dict[str, shared.Marker | None] = {}  # attempt records to remove then
-        self._catch_up = True  # read this node's own pending entries first (start, rejoin)
+        self._joins = 0  # Redis lost and found again: each reader reads its own pending entries
         # the leader's events for `notify`, told by their own task: a wake waits for the agent's
         # turn (up to events.TURN_WAIT_S), longer than a lease lasts; None ends the task
         self._notices: asyncio.Queue[tuple[Routes, str] | None] = asyncio.Queue()
@@ -119,7 +121,7 @@ class Member:
             log.warning("%s; delivering locally until it answers", message)
         self.connected, self.error, self.leader = False, message, False
         self._groups.clear()
-        self._catch_up = True
+        self._joins += 1
 
     async def _round(self) -> None:
         """One heartbeat: probes, presence, lease, the leader's jobs, offer and settle."""
@@ -231,13 +233,11 @@ class Member:
 
     async def _notify(self) -> None:
         """Tell `notify` the leader's events, in order, one at a time."""
-        from clawrelay.cli.common import open_journal
-
         journal: Journal | None = None  # its own connection: it runs beside the heartbeat
         try:
             while (notice := await self._notices.get()) is not None:
                 if journal is None:
-                    journal = await asyncio.to_thread(open_journal)
+                    journal = await asyncio.to_thread(self._journals)
                 await self._tell(notice, journal)
         finally:
             if journal is not None:
@@ -339,10 +339,41 @@ class Member:
     # -- the delivering side ----------------------------------------------------------------------
 
     async def _consume(self) -> None:
-        """Read the streams of the targets this relay reaches, and deliver what it claims."""
+        """One reader per target this relay reaches, each delivering its target's messages in
+        order, several targets at once (as the local flusher): a slow target holds up its own
+        messages only. A reader ends after its entry in flight once its target is out of reach."""
+        readers: dict[str, asyncio.Task[None]] = {}
+        bound = asyncio.Semaphore(CONCURRENT_TARGETS)
+        try:
+            while not self.stopping.is_set():
+                for name in [n for n, t in readers.items() if t.done()]:
+                    del readers[name]
+                if self.connected:
+                    for name in sorted(self.reach):
+                        if name not in readers:
+                            readers[name] = asyncio.create_task(self._read(name, bound))
+                await self._pause(0.5)
+        finally:
+            await asyncio.gather(*readers.values(), return_exceptions=True)  # each ends its delivery
+
+    async def _read(self, name: str, bound: asyncio.Semaphore) -> None:
+        """Read one target's streams (its name and aliases) and deliver what this relay claims."""
+        journal: Journal | None = None
+        try:
+            journal = await asyncio.to_thread(self._journals)
+            await self._read_with(name, bound, journal)
+        except ClawrelayError as e:  # the journal cannot be opened: the heartbeat says so too
+            log.warning("fleet: delivering to %s: %s", name, e)
+            await self._pause(self.fleet.heartbeat)
+        finally:
+            if journal is not None:
+                journal.close()
+
+    async def _read_with(self, name: str, bound: asyncio.Semaphore, journal: Journal) -> None:
         last_autoclaim = 0.0
-        while not self.stopping.is_set():
-            if not self.connected or not self.reach:
+        caught_up = -1  # the join it read its own pending entries at (start, rejoin)
+        while not self.stopping.is_set() and name in self.reach:
+            if not self.connected:
                 await self._pause(0.5)
                 continue
             assert self.redis is not None
@@ -351,7 +382,10 @@ class Member:
             except ClawrelayError:  # said by the heartbeat; nothing is delivered on broken routes
                 await self._pause(self.fleet.heartbeat)
                 continue
-            streams = self._streams(routes)
+            target = routes.config.targets.get(name)
+            if target is None:
+                return
+            streams = [keys.outbox(n) for n in (name, *target.aliases)]
             try:
                 for s in streams:
                     if s not in self._groups:
@@ -359,13 +393,14 @@ class Member:
                             await self.redis.xgroup_create(s, keys.GROUP, id="0", mkstream=True)
                         self._groups.add(s)
                 batch: list[tuple[str, str, dict[str, str]]] = []
-                if self._catch_up:  # what this node had read and not settled, before it stopped
+                if caught_up != self._joins:  # what this node had read and not settled, before
+                    joins = self._joins
                     for s in streams:
                         for _, entries in await self.redis.xreadgroup(
                             keys.GROUP, self.node, {s: "0"}, count=PENDING_BATCH
                         ):
                             batch += [(s, i, f) for i, f in entries if f]
-                    self._catch_up = False
+                    caught_up = joins
                 if time.monotonic() - last_autoclaim >= self.fleet.ttl / 2:
                     last_autoclaim = time.monotonic()
                     for s in streams:  # entries a relay read and left (it died, or failed)
@@ -386,30 +421,24 @@ class Member:
                 for s, entry, fields in batch:
                     if self.stopping.is_set():
                         break
-                    await self._handle(routes, s, entry, fields)
+                    async with bound:
+                        await self._handle(routes, journal, s, entry, fields)
             except Exception as e:
                 if not is_redis_error(e):
-                    log.exception("fleet: delivering")
+                    log.exception("fleet: delivering to %s", name)
                     await self._pause(1.0)
                     continue
                 self._lost(e)
                 await self._pause(0.5)
-
-    def _streams(self, routes: Routes) -> list[str]:
-        """The streams this relay reads: each reachable target's, under its name and aliases."""
-        out = []
-        for name in sorted(self.reach):
-            target = routes.config.targets.get(name)
-            if target is not None:
-                out += [keys.outbox(n) for n in (name, *target.aliases)]
-        return out
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self.stopping.wait()
 
-    async def _handle(self, routes: Routes, stream: str, entry: str, fields: dict[str, str]) -> None:
+    async def _handle(
+        self, routes: Routes, journal: Journal, stream: str, entry: str, fields: dict[str, str]
+    ) -> None:
         """One entry: claim it, deliver it once (or say why not), publish what came of it."""
         from clawrelay.router import NotRetried
 
@@ -431,7 +460,7 @@ class Member:
             return
         if state != "ok":
             return  # another relay delivers it now
-        record = await asyncio.to_thread(self.delivering.by_id, mid)
+        record = await asyncio.to_thread(journal.by_id, mid)
         own = record is not None and record.kind == QUEUEABLE
         if record is not None and record.status is Status.DELIVERED:  # it died before publishing
             await self._publish(mid, stream, entry, "delivered", record.via or "", "")
@@ -446,7 +475,7 @@ class Member:
             # publishes what came of its attempt when it can
             await self._release(mid, None)  # the lock only: its attempt record is the live relay's
             return
-        router = self._router(routes, self.delivering)
+        router = self._router(routes, journal)
         # an attempt began elsewhere (or here, before a restart) and was never settled: resent
         # only where every transport it could have used says that is harmless by now
         if (
@@ -459,7 +488,7 @@ class Member:
                 f"arrived; found by {self.node}, not resent"
             )
             if own and marker.node == self.node:  # its journal has the open attempt: said first,
-                await asyncio.to_thread(self._mark_ambiguous, mid)  # before the heartbeat reads it
+                await asyncio.to_thread(self._mark_ambiguous, journal, mid)  # before the heartbeat reads it
             await self._publish(mid, stream, entry, "ambiguous", ",".join(marker.plan), detail, marker.node)
             return
         try:  # the sender's name for the target may be an alias here
@@ -497,7 +526,7 @@ class Member:
         except ClawrelayError as e:
             renewer.cancel()
             log.warning("fleet: %s: %s", mid, e)
-            if isinstance(e, StateError) and await asyncio.to_thread(self._may_have_left, mid):
+            if isinstance(e, StateError) and await asyncio.to_thread(self._may_have_left, journal, mid):
                 # the journal failed after an attempt began here: it may have left
                 await self._publish(
                     mid, stream, entry, "ambiguous", ",".join(plan), f"{self.node}: {e.message}"
@@ -592,21 +621,21 @@ class Member:
             await shared.publish(self.redis, **args)
             del self._unpublished[message_id]
 
-    def _may_have_left(self, message_id: str) -> bool:
+    def _may_have_left(self, journal: Journal, message_id: str) -> bool:
         """After a journal failure: an attempt began here and never ended (a `started` row, a
         delivered attempt's deferred end included), or the journal cannot say."""
         try:
-            return message_id in self.delivering.open_attempts()
+            return message_id in journal.open_attempts()
         except ClawrelayError:
             return True
 
-    def _mark_ambiguous(self, message_id: str) -> None:
-        claim = self.delivering.claim(message_id)
+    def _mark_ambiguous(self, journal: Journal, message_id: str) -> None:
+        claim = journal.claim(message_id)
         if claim is None:
             return
         try:
-            self.delivering.close_interrupted(message_id, lambda transport, started: False)
-            self.delivering.set_status(message_id, Status.AMBIGUOUS)
+            journal.close_interrupted(message_id, lambda transport, started: False)
+            journal.set_status(message_id, Status.AMBIGUOUS)
         finally:
             claim.release(finished=True)
 

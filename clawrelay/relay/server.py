@@ -392,13 +392,12 @@ class Relay:
         if fleet is None:
             return
         journal = await asyncio.to_thread(open_journal)
-        delivering = await asyncio.to_thread(open_journal)
         try:
             self.member = Member(
                 fleet,
                 node_name(fleet, routes),
                 journal=journal,
-                delivering=delivering,
+                journals=open_journal,
                 routes=self.current_routes,
                 router=lambda r, j: Router(r, j, on_attempt=None),
                 stopping=self._stop,
@@ -409,7 +408,6 @@ class Relay:
             log.exception("fleet")
         finally:
             journal.close()
-            delivering.close()
 
     async def _wait(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
