@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -64,6 +64,10 @@ class NotRetried(Exception):
         super().__init__(f"{message_id}: {reason}")
         self.message_id = message_id
         self.reason = reason
+
+
+def _only(plan: list[PlannedStep], transports: Collection[str] | None) -> list[PlannedStep]:
+    return plan if transports is None else [s for s in plan if s.transport in transports]
 
 
 def retry_wait(initial: float = 0.5, maximum: float = 30.0) -> Callable[[RetryCallState], float]:
@@ -254,11 +258,15 @@ class Router:
             d.reply = scrub(text)
             self.journal.set_reply(d.id, d.reply or "")
 
-    async def deliver_for(self, env: Envelope, only_via: str | None) -> Delivery:
+    async def deliver_for(
+        self, env: Envelope, only_via: str | None, *, resume: Collection[str] | None = None
+    ) -> Delivery:
         """Deliver a message another relay of the fleet could not, down this machine's chain for
         its target. It is journaled here as kind `fleet` with its sender's id (the idempotency key
         stays the same), and it is never queued here: the fleet's shared outbox keeps it until a
-        relay delivers it, so a run that does not deliver ends `failed` on this side."""
+        relay delivers it, so a run that does not deliver ends `failed` on this side. `resume`:
+        only these transports (an attempt another relay began through them may have arrived: a
+        resend is harmless through the same ways only)."""
         claim = self.journal.claim(env.id)
         if claim is None:
             raise NotRetried(env.id, Reason.IN_FLIGHT)
@@ -269,18 +277,26 @@ class Router:
                 )
             else:  # tried here before: an attempt left open was this relay's own, before it died
                 self.journal.close_interrupted(env.id, self.resend_safe)
-            plan = self.routes.plan(env.target, only_via)
+            plan = _only(self.routes.plan(env.target, only_via), resume)
         except BaseException:
             claim.release()
             raise
         return await self._deliver_claimed(env, plan, claim, queue=False)
 
-    async def retry(self, record: MessageRecord, *, manual: bool = False, offered: bool = False) -> Delivery:
+    async def retry(
+        self,
+        record: MessageRecord,
+        *,
+        manual: bool = False,
+        offered: bool = False,
+        resume: Collection[str] | None = None,
+    ) -> Delivery:
         """Deliver an outbox message again, down the chain (or the `--via`) it was sent with.
         Raises NotRetried when it is not to be sent: another process holds it, it left the
         outbox since it was listed or, unless a person asked for this one message (`manual`), it
         may have arrived (an interrupted attempt whose resend would not be harmless). `offered`:
-        the fleet's relay of this machine delivers its own message from the shared outbox."""
+        the fleet's relay of this machine delivers its own message from the shared outbox;
+        `resume`: only these transports (as `deliver_for`)."""
         claim = self.journal.claim(record.id)
         if claim is None:
             raise NotRetried(record.id, Reason.IN_FLIGHT)
@@ -292,7 +308,7 @@ class Router:
         except BaseException:
             claim.release()
             raise
-        plan = self.routes.plan(fresh.target, fresh.only_via)
+        plan = _only(self.routes.plan(fresh.target, fresh.only_via), resume)
         return await self._deliver_claimed(fresh.envelope(), plan, claim, offered=offered)
 
     def _reread_for_retry(self, message_id: str, manual: bool, offered: bool = False) -> MessageRecord:

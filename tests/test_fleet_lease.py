@@ -53,6 +53,39 @@ def record(message_id: str, *, expires_ms: int) -> MessageRecord:
     )
 
 
+async def published_by_b(redis: Any, message_id: str, entry: str) -> None:
+    """Relay b (holder "b 1") delivered it by command and published that."""
+    await shared.publish(
+        redis,
+        message_id=message_id,
+        stream=keys.outbox("t"),
+        entry=entry,
+        holder="b 1",
+        status="delivered",
+        node="b",
+        via="command",
+    )
+
+
+def bare_member(fleet: Fleet, node: str, journal: Any) -> Any:
+    """A fleet member with a client and one journal, and no routes or router: for the steps of
+    its loop that need neither (leading, a message its journal knows delivered)."""
+    from clawrelay.fleet.connect import client
+    from clawrelay.fleet.member import Member
+
+    m = Member(
+        fleet,
+        node,
+        journal=journal,
+        journals=lambda: journal,
+        routes=lambda: None,  # type: ignore[arg-type,return-value]
+        router=lambda *_: None,  # type: ignore[arg-type,return-value]
+        stopping=asyncio.Event(),
+    )
+    m.redis = client(fleet)
+    return m
+
+
 def test_each_new_holder_gets_a_larger_token_and_a_renewal_keeps_it(redis_db: Any) -> None:
     async def job(redis: Any) -> list[leader.Lease]:
         first = await leader.hold(redis, "a", 3.0)
@@ -111,7 +144,7 @@ def test_an_expiry_leaves_a_message_that_is_being_delivered(redis_db: Any) -> No
         lease = await leader.hold(redis, "a", 3.0)
         await shared.offer(redis, record("m2", expires_ms=1), "a")
         entry = (await redis.xrange(keys.outbox("t")))[0][0]
-        state, _ = await shared.claim(redis, "m2", "b 1", 3.0, keys.outbox("t"), entry)
+        state = (await shared.claim(redis, "m2", "b 1", 3.0, keys.outbox("t"), entry)).state
         expired = await shared.expire(redis, f"a {lease.token}", "a")
         return expired, state
 
@@ -141,16 +174,7 @@ def test_an_offer_is_made_once_and_a_settled_message_is_not_offered_again(redis_
         second = await shared.offer(redis, r, "a")
         entry = (await redis.xrange(keys.outbox("t")))[0][0]
         await shared.claim(redis, "m3", "b 1", 3.0, keys.outbox("t"), entry)
-        await shared.publish(
-            redis,
-            message_id="m3",
-            stream=keys.outbox("t"),
-            entry=entry,
-            holder="b 1",
-            status="delivered",
-            node="b",
-            via="command",
-        )
+        await published_by_b(redis, "m3", entry)
         await redis.delete(keys.offered("m3"))  # as if Redis had lost the offer, not the result
         third = await shared.offer(redis, r, "a")
         return [first, second, third, str(await redis.xlen(keys.outbox("t")))]
@@ -203,7 +227,7 @@ def test_a_claim_run_again_by_its_holder_is_still_its_own(redis_db: Any) -> None
         first = await shared.claim(redis, "m5", "b 1", 3.0, keys.outbox("t"), entry)
         again = await shared.claim(redis, "m5", "b 1", 3.0, keys.outbox("t"), entry)
         other = await shared.claim(redis, "m5", "c 2", 3.0, keys.outbox("t"), entry)
-        return [first, again, other]
+        return [first[:2], again[:2], other[:2]]
 
     first, again, other = run(redis_db, job)
     assert first == ("ok", "") and again == ("ok", "") and other == ("held", "b 1")
@@ -241,7 +265,7 @@ def test_an_entry_the_offer_no_longer_names_is_settled_not_delivered_again(redis
         first, second = [e for e, _ in await redis.xrange(keys.outbox("t"))]
         stale = await shared.claim(redis, "m6", "b 1", 3.0, keys.outbox("t"), first)
         live = await shared.claim(redis, "m6", "b 1", 3.0, keys.outbox("t"), second)
-        return [stale, live]
+        return [stale[:2], live[:2]]
 
     stale, live = run(redis_db, job)
     assert stale == ("settled", "") and live == ("ok", "")
@@ -265,7 +289,6 @@ def test_a_new_leader_is_announced_once_even_when_the_reply_to_its_lease_is_lost
     """The lease taken, its reply lost (Redis stopped, the connection dropped): the next round
     reads "renewed". The stream and the leader's journal still say `elected` for that token,
     once, and a relay restarted under the same name within the lease does not say it again."""
-    from clawrelay.fleet.connect import client
     from clawrelay.fleet.member import Member
     from clawrelay.journal import Journal
 
@@ -273,17 +296,7 @@ def test_a_new_leader_is_announced_once_even_when_the_reply_to_its_lease_is_lost
     journal = Journal(tmp_path)
 
     def member() -> Member:
-        m = Member(
-            fleet,
-            "a",
-            journal=journal,
-            journals=lambda: journal,
-            routes=lambda: None,  # type: ignore[arg-type,return-value]
-            router=lambda *_: None,  # type: ignore[arg-type,return-value]
-            stopping=asyncio.Event(),
-        )
-        m.redis = client(fleet)
-        return m
+        return bare_member(fleet, "a", journal)
 
     async def job(redis: Any) -> tuple[list[dict[str, str]], int]:
         lost = await leader.hold(redis, "a", 3.0)  # the script ran; its reply never came
@@ -303,3 +316,125 @@ def test_a_new_leader_is_announced_once_even_when_the_reply_to_its_lease_is_lost
     mine = [e for e in journal.fleet_events() if e["event"] == "elected"]
     assert [(e["node"], e["token"]) for e in mine] == [("a", token)], mine
     journal.close()
+
+
+def test_an_attempt_record_carries_redis_clock_not_the_relays(redis_db: Any) -> None:
+    """A relay whose clock is an hour off marks an attempt: its start is Redis's time, and a
+    claim says Redis's time too, so whoever finds the record later reads its true age."""
+
+    async def job(redis: Any) -> tuple[shared.Claim, str | None, str | None, shared.Claim]:
+        await shared.offer(redis, record("m7", expires_ms=2**62), "a")
+        entry = (await redis.xrange(keys.outbox("t")))[0][0]
+        first = await shared.claim(redis, "m7", "b 1", 3.0, keys.outbox("t"), entry)
+        skewed = shared.Marker("b", "1", first.now_ms + 3_600_000, ["sessions_send"])
+        stored = await shared.mark(redis, "m7", "b 1", skewed)
+        refused = await shared.mark(redis, "m7", "c 2", skewed)  # not its lock: nothing marked
+        await redis.delete(keys.lock("m7"))  # b died
+        later = await shared.claim(redis, "m7", "c 2", 3.0, keys.outbox("t"), entry)
+        return first, stored, refused, later
+
+    first, stored, refused, later = run(redis_db, job)
+    assert first.state == "ok" and first.now_ms > 1_600_000_000_000
+    assert stored is not None and refused is None
+    marker = shared.Marker.parse(stored)
+    assert marker is not None and (marker.node, marker.instance, marker.plan) == ("b", "1", ["sessions_send"])
+    assert abs(marker.started_ms - first.now_ms) < 5_000, (marker, first)
+    assert later.state == "ok" and later.detail == stored and later.now_ms >= marker.started_ms
+
+
+def test_a_result_waits_for_its_sender_however_long_it_is_away(redis_db: Any) -> None:
+    """A sender's relay away for longer than a result used to be kept: the result is there
+    until the sender reads and forgets it; once forgotten, nothing of the message is left."""
+
+    async def job(redis: Any) -> dict[str, int]:
+        lease = await leader.hold(redis, "a", 3.0)
+        out = {}
+        for mid, how in (("m8", "published"), ("m9", "expired")):
+            await shared.offer(redis, record(mid, expires_ms=1 if how == "expired" else 2**62), "a")
+        entries = {f["id"]: e for e, f in await redis.xrange(keys.outbox("t"))}
+        await shared.claim(redis, "m8", "b 1", 3.0, keys.outbox("t"), entries["m8"])
+        await published_by_b(redis, "m8", entries["m8"])
+        await shared.expire(redis, f"a {lease.token}", "a")
+        for mid in ("m8", "m9"):
+            out[mid] = await redis.pttl(keys.result(mid))
+            await shared.forget(redis, mid)
+            out[mid + " left"] = await redis.exists(keys.result(mid), keys.offered(mid))
+        return out
+
+    out = run(redis_db, job)
+    assert out == {"m8": -1, "m8 left": 0, "m9": -1, "m9 left": 0}, out
+
+
+def test_a_message_taken_back_leaves_the_fleet_unless_a_relay_holds_it_or_it_is_settled(
+    redis_db: Any,
+) -> None:
+    async def job(redis: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for mid in ("w1", "w2", "w3", "w4"):
+            await shared.offer(redis, record(mid, expires_ms=2**62), "a")
+        entries = {f["id"]: e for e, f in await redis.xrange(keys.outbox("t"))}
+        # w1: offered, nobody on it: withdrawn, and a relay that had read it finds it settled
+        out["w1"] = await shared.withdraw(redis, record("w1", expires_ms=2**62))
+        out["w1 claim"] = (await shared.claim(redis, "w1", "b 1", 3.0, keys.outbox("t"), entries["w1"])).state
+        out["w1 offered"] = await redis.exists(keys.offered("w1"))
+        # w2: a relay delivers it right now
+        await shared.claim(redis, "w2", "b 1", 3.0, keys.outbox("t"), entries["w2"])
+        out["w2"] = await shared.withdraw(redis, record("w2", expires_ms=2**62))
+        # w3: delivered by the fleet already
+        await shared.claim(redis, "w3", "b 1", 3.0, keys.outbox("t"), entries["w3"])
+        await published_by_b(redis, "w3", entries["w3"])
+        out["w3"] = await shared.withdraw(redis, record("w3", expires_ms=2**62))
+        # w4: a relay began an attempt and died (its lock expired, its record stayed)
+        await shared.claim(redis, "w4", "c 2", 3.0, keys.outbox("t"), entries["w4"])
+        await shared.mark(redis, "w4", "c 2", shared.Marker("c", "2", 0, ["sessions_send"]))
+        await redis.delete(keys.lock("w4"))
+        out["w4"] = await shared.withdraw(redis, record("w4", expires_ms=2**62))
+        out["stream"] = sorted(f["id"] for _, f in await redis.xrange(keys.outbox("t")))
+        return out
+
+    out = run(redis_db, job)
+    assert (
+        out["w1"] == shared.Withdrawn("withdrawn") and out["w1 claim"] == "settled" and out["w1 offered"] == 0
+    )
+    assert out["w2"].state == "held" and out["w2"].holder == "b 1"
+    assert out["w3"].state == "settled" and out["w3"].result is not None
+    assert (out["w3"].result.status, out["w3"].result.node, out["w3"].result.via) == (
+        "delivered",
+        "b",
+        "command",
+    )
+    assert out["w4"].state == "withdrawn" and out["w4"].began is not None and out["w4"].began.node == "c"
+    assert out["stream"] == ["w2"], out["stream"]  # only the one a relay holds is left
+
+
+def test_a_relay_restarted_within_its_own_lock_publishes_what_its_journal_delivered(
+    redis_db: Any, tmp_path: Any
+) -> None:
+    """b delivered it, journaled that, and was killed before publishing; restarted at once, its
+    old instance's lock still holds the message. It publishes `delivered` (its journal knows),
+    instead of leaving the message to a relay that would call it ambiguous."""
+    from clawrelay.envelope import Envelope
+    from clawrelay.journal import FLEET, Journal
+
+    fleet = Fleet(redis=redis_db.url, heartbeat=1.0, ttl=3.0)
+    journal = Journal(tmp_path)
+    env = Envelope(sender="a", target="t", body="hello", kind=FLEET)
+    mid = env.id
+    journal.add_message(env, expires_in_s=0, status=Status.DELIVERED)
+
+    async def job(redis: Any) -> tuple[dict[str, str], int]:
+        r = record(mid, expires_ms=2**62)
+        await shared.offer(redis, r, "a")
+        entry, fields = (await redis.xrange(keys.outbox("t")))[0]
+        await shared.claim(redis, mid, "b old-instance", 30.0, keys.outbox("t"), entry)
+        m = bare_member(fleet, "b", journal)
+        try:
+            await m._handle(None, journal, keys.outbox("t"), entry, fields)  # type: ignore[arg-type]
+        finally:
+            await m.redis.aclose()
+        return dict(await redis.hgetall(keys.result(mid))), await redis.xlen(keys.outbox("t"))
+
+    result, left = run(redis_db, job)
+    journal.close()
+    assert (result.get("status"), result.get("node")) == ("delivered", "b"), result
+    assert left == 0

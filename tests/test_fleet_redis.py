@@ -379,6 +379,60 @@ def test_a_slow_target_does_not_hold_up_the_fleets_deliveries_to_another(
     assert lines(started) == [slow_id]
 
 
+def test_an_attempt_a_dead_relay_began_is_not_resent_through_another_way(
+    fleet: Fleet, tmp_path: Path, redis_db: RedisServer
+) -> None:
+    """x began delivering it through sessions_send and died; b reaches the target only by
+    command. A gateway's idempotency covers a resend through that gateway, not through another
+    way: the message is ambiguous, said so, and not sent again."""
+    b_out = tmp_path / "b.out"
+    (a,) = fleet.start_all([fleet.env("a", dead_target("t"))])
+    fleet.wait(lambda: fleet.alive() == {"a"}, 10, "a alive")
+    mid = send_queued(a, "t", "began elsewhere")
+    fleet.wait(lambda: [m["status"] for m in outbox(a)] == ["offered"], 5, "a offers it")
+    secs, micros = redis_db.cli("TIME").split()
+    began = {
+        "node": "x",
+        "instance": "gone",
+        "started_ms": int(secs) * 1000 + int(micros) // 1000,
+        "plan": ["sessions_send"],
+    }  # x's attempt a moment ago, by Redis's clock
+    redis_db.cli("SET", keys.attempt(mid), json.dumps(began))
+    fleet.start(fleet.env("b", command_target("t", b_out)))
+    settled = fleet.wait(
+        lambda: (m := record(a, mid)) is not None and m["status"] == "ambiguous" and m, 15, "a hears of it"
+    )
+    last = settled["attempts"][-1]
+    assert last["carrier"] == "fleet:x" and "x stopped while delivering it" in last["detail"], last
+    assert "none of them is a way from here" in last["detail"], last
+    time.sleep(fleet.ttl)
+    assert lines(b_out) == []
+
+
+def test_a_message_taken_back_is_withdrawn_from_the_fleet(
+    fleet: Fleet, tmp_path: Path, redis_db: RedisServer
+) -> None:
+    """`outbox purge ID --take-back`: purged here and gone from the fleet, so the relay that
+    comes to reach the target later does not deliver it after all."""
+    b_out = tmp_path / "b.out"
+    (a,) = fleet.start_all([fleet.env("a", dead_target("t"))])
+    mid = send_queued(a, "t", "changed my mind")
+    fleet.wait(lambda: [m["status"] for m in outbox(a)] == ["offered"], 10, "a offers it")
+    r = a.env.run("outbox", "purge", mid, "--take-back")
+    assert r.code == 0, r
+    assert redis_db.cli("XLEN", keys.outbox("t")) == "0"
+    assert redis_db.cli("EXISTS", keys.offered(mid)) == "0"
+    fleet.start(fleet.env("b", command_target("t", b_out)))
+    fleet.wait(
+        lambda: any(n["node"] == "b" and "t" in n["reach"] for n in fleet.status()["nodes"]),
+        10,
+        "b reaches t",
+    )
+    time.sleep(fleet.ttl + 2 * fleet.heartbeat)
+    assert lines(b_out) == []
+    assert record(a, mid)["status"] == "purged"  # type: ignore[index]
+
+
 # -- Redis refusing, absent, going away -----------------------------------------------------------
 
 

@@ -94,7 +94,9 @@ def test_routes_show_masks_a_literal_redis_password_a_url_parser_misreads(env: E
 
 
 def test_an_offered_message_is_taken_back_by_retry_and_purge_only_when_asked(env: Env) -> None:
-    """Its Redis gone for good: `--take-back` makes the message this machine's again."""
+    """`--take-back` withdraws the message from the fleet first, so Redis must answer; with its
+    Redis gone for good and `fleet:` taken out of routes.yaml, it makes the message this
+    machine's again."""
     env.home.mkdir(parents=True, exist_ok=True)
     journal = Journal(env.home)
     try:
@@ -105,6 +107,12 @@ def test_an_offered_message_is_taken_back_by_retry_and_purge_only_when_asked(env
     for args in (["outbox", "retry", first], ["outbox", "purge", second]):
         r = env.run(*args)
         assert r.code == 2 and "offered to the fleet" in r.err and "--take-back" in r.err, (args, r)
+    for args in (["outbox", "retry", first, "--take-back"], ["outbox", "purge", second, "--take-back"]):
+        r = env.run(*args)
+        assert r.code == 1 and "cannot reach Redis" in r.err and "take `fleet:` out" in r.err, (args, r)
+        assert "Traceback" not in r.err
+    assert {m["status"] for m in env.run("outbox", "list", "--json").json()} == {"offered"}  # type: ignore[union-attr,index]
+    env.routes(f"version: 1\nself: me\n{TARGETS}")  # its Redis gone for good: no fleet any more
     r = env.run("outbox", "retry", first, "--take-back", "--json")
     assert r.code == 0 and r.json()["retried"][0]["status"] == "delivered", r  # type: ignore[index]
     r = env.run("outbox", "purge", second, "--take-back")

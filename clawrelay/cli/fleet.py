@@ -26,7 +26,7 @@ def _fleet(config: str | None) -> Fleet:
     return routes.config.fleet
 
 
-def _run(fleet: Fleet, job: Any) -> Any:
+def on_fleet(fleet: Fleet, job: Any) -> Any:
     """Run `job(redis)` on a connected client; Redis failing midway is the same one line."""
     import asyncio
 
@@ -57,7 +57,7 @@ def status(as_json: bool = JsonOpt, config: str | None = ConfigOpt) -> None:
 
     with reported(as_json):
         fleet = _fleet(config)
-        view = _run(fleet, presence.view)
+        view = on_fleet(fleet, presence.view)
         if as_json:
             emit_json(view)
             return
@@ -123,7 +123,7 @@ def elect(
             node, _, token = (value or "").partition(" ")
             return {"previous": previous, "leader": node or None, "token": int(token) if token else None}
 
-        out = _run(fleet, job)
+        out = on_fleet(fleet, job)
         if as_json:
             emit_json(out)
         elif out["leader"]:

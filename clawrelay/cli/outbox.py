@@ -60,8 +60,8 @@ def retry(
     take_back: bool = typer.Option(
         False,
         "--take-back",
-        help="With ID: take a message offered to the fleet back into this outbox (only when the "
-        "fleet's Redis is gone for good: a relay may still deliver it).",
+        help="With ID: withdraw a message offered to the fleet and take it back into this outbox "
+        "(refused while a relay delivers it; Redis must answer).",
     ),
     as_json: bool = JsonOpt,
     config: str | None = ConfigOpt,
@@ -75,7 +75,7 @@ def retry(
     ended ambiguous.
     """
     from clawrelay.cli.render import attempt_printer, show_retry_start, verdict
-    from clawrelay.errors import Reason, UsageError
+    from clawrelay.errors import ClawrelayError, Reason, UsageError
     from clawrelay.flush import Flusher, Pass
     from clawrelay.outcome import Status
     from clawrelay.relay import context
@@ -100,7 +100,16 @@ def retry(
             result = Pass(expired=journal.expire())
             record = _find(journal, message_id)
             if record.status is Status.OFFERED:
-                record = _take_back(journal, record, take_back)
+                record = _take_back(journal, record, take_back, config)
+                if record.status is Status.AMBIGUOUS:  # not resent: a person decides, knowing
+                    back = ClawrelayError(
+                        f"{record.id} is back here as ambiguous: a relay of the fleet began delivering"
+                        " it and never said what came of it, so it may have arrived; `clawrelay outbox"
+                        f" retry {record.id}` sends it again",
+                        reason=Reason.AMBIGUOUS,
+                    )
+                    back.exit_code = 4
+                    raise back
             if record.status not in (Status.QUEUED, Status.AMBIGUOUS):
                 raise UsageError(f"{record.id} is {record.status}, not in the outbox")
             context.run(_closing(router, flusher.retry(record, result, manual=True)))
@@ -246,10 +255,11 @@ def purge(
     take_back: bool = typer.Option(
         False,
         "--take-back",
-        help="With ID: take a message offered to the fleet back into this outbox (only when the "
-        "fleet's Redis is gone for good: a relay may still deliver it).",
+        help="With ID: withdraw a message offered to the fleet and take it back into this outbox "
+        "(refused while a relay delivers it; Redis must answer).",
     ),
     as_json: bool = JsonOpt,
+    config: str | None = ConfigOpt,
 ) -> None:
     """Take one message out of the outbox for good (the journal keeps its record as `purged`)."""
     from clawrelay.errors import UsageError
@@ -259,7 +269,7 @@ def purge(
         journal = open_journal()
         record = _find(journal, message_id)
         if record.status is Status.OFFERED:
-            record = _take_back(journal, record, take_back)
+            record = _take_back(journal, record, take_back, config)
         if record.status not in (Status.QUEUED, Status.AMBIGUOUS, Status.DEAD):
             raise UsageError(f"{record.id} is {record.status}, not in the outbox")
         _set_status(journal, record, Status.PURGED)
@@ -271,21 +281,68 @@ def purge(
 
 OFFERED_NOTE = (
     "is offered to the fleet: the relay that reaches its target delivers it, and this machine's "
-    "log will say who did (`clawrelay fleet status` shows who reaches what); if the fleet's Redis "
-    "is gone for good, `--take-back` brings it back here"
+    "log will say who did (`clawrelay fleet status` shows who reaches what); `--take-back` "
+    "withdraws it from the fleet and brings it back here"
 )
 
 
-def _take_back(journal: Journal, record: MessageRecord, asked: bool) -> MessageRecord:
-    """An offered message, back in this machine's outbox when a person asks (`--take-back`: the
-    fleet's Redis is gone for good); else it is the fleet's, and said so."""
-    from clawrelay.errors import UsageError
+def _take_back(journal: Journal, record: MessageRecord, asked: bool, config: str | None) -> MessageRecord:
+    """An offered message, back in this machine's outbox when a person asks (`--take-back`); else
+    it is the fleet's, and said so. It is withdrawn from the fleet first, so no relay delivers it
+    too: refused while a relay delivers it, and when the fleet has its outcome already, that
+    outcome is recorded instead. Back as `ambiguous` when an attempt began in the fleet and never
+    ended (it may have arrived). Redis must answer: with its Redis gone for good, take `fleet:`
+    out of routes.yaml first (nothing is left to withdraw it from)."""
+    from clawrelay.errors import ClawrelayError, Reason, UsageError
     from clawrelay.outcome import Status
 
     if not asked:
         raise UsageError(f"{record.id} {OFFERED_NOTE}")
-    _set_status(journal, record, Status.QUEUED)
-    record.status = Status.QUEUED
+    routes = load(config)
+    fleet = routes.config.fleet
+    status = Status.QUEUED
+    if fleet is not None:
+        from clawrelay.cli.fleet import on_fleet
+        from clawrelay.fleet import shared_outbox as shared
+        from clawrelay.fleet.member import node_name
+
+        try:
+            w = on_fleet(fleet, lambda redis: shared.withdraw(redis, record))
+        except ClawrelayError as e:
+            if e.reason != Reason.FLEET_UNREACHABLE:
+                raise
+            hint = "if the fleet's Redis is gone for good, take `fleet:` out of routes.yaml first"
+            raise ClawrelayError(f"{e.message}; not taken back ({hint})", reason=e.reason, fix=hint) from None
+        if w.state == "held":
+            raise ClawrelayError(
+                f"{record.id} is being delivered by {w.holder.split(' ')[0]} right now: not taken back",
+                reason=Reason.IN_FLIGHT,
+                fix="its log says what came of it at the relay's next heartbeat",
+            )
+        if w.state == "settled":
+            assert w.result is not None
+            run = shared.settlement(record, w.result, node_name(fleet, routes))
+            if run is not None:
+                claim = journal.claim(record.id)
+                if claim is None:
+                    raise ClawrelayError(
+                        f"{record.id} is being sent right now; try again when it ends",
+                        reason=Reason.IN_FLIGHT,
+                    )
+                try:
+                    journal.record_elsewhere([run])
+                finally:
+                    claim.release(finished=True)
+                on_fleet(fleet, lambda redis: shared.forget(redis, record.id))
+            raise ClawrelayError(
+                f"{record.id} was not taken back: the fleet has its outcome ({w.result.status} by "
+                f"{w.result.node}); `clawrelay log {record.id}` says so",
+                reason=Reason.OFFERED,
+            )
+        if w.began is not None:
+            status = Status.AMBIGUOUS
+    _set_status(journal, record, status)
+    record.status = status
     return record
 
 

@@ -1,8 +1,8 @@
 """The fleet's Lua scripts: each change that must happen whole happens in one of them.
 
-Redis runs a script alone, so no other relay sees half of one; after a restart redis-py loads a
-script again on its own (EVALSHA, then EVAL on NOSCRIPT). Keys are passed in KEYS and share the
-fleet's hash tag (see `keys`).
+Redis runs a script alone, so no other relay sees half of one. Each is sent whole (EVAL: a few
+hundred bytes, and nothing to load again after a Redis restart). Keys are passed in KEYS and
+share the fleet's hash tag (see `keys`); MEMBERSHIP alone builds node keys from their names.
 """
 
 from __future__ import annotations
@@ -98,30 +98,39 @@ return id
 """
 
 # KEYS: lock, result, attempt, stream, offered. ARGV: holder ("NODE INSTANCE"), ttl_ms, entry id.
-# Take a message to deliver it. → {'settled'} | {'held', holder} | {'ok', attempt-marker or ''}
+# Take a message to deliver it. → {'settled'} | {'held', holder, now} | {'ok', attempt-marker or
+# '', now}: `now` is Redis's clock (ms), the one an attempt marker's start is in (see MARK).
 # An entry gone from its stream was settled (PUBLISH and EXPIRE delete it with the result), even
 # when its sender has read and forgotten the result since this relay read the entry.
 CLAIM = """
+local t = redis.call('TIME')
+local now = string.format('%.0f', t[1] * 1000 + math.floor(t[2] / 1000))
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'settled'} end
 if #redis.call('XRANGE', KEYS[4], ARGV[3], ARGV[3]) == 0 then return {'settled'} end
 local offered = redis.call('GET', KEYS[5])  -- "ORIGIN ENTRY": another entry is a stale duplicate
 if not offered or string.sub(offered, -#ARGV[3] - 1) ~= ' ' .. ARGV[3] then return {'settled'} end
 if redis.call('GET', KEYS[1]) == ARGV[1] then  -- ours already: the reply to a first run was lost
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {'ok', redis.call('GET', KEYS[3]) or ''}
+  return {'ok', redis.call('GET', KEYS[3]) or '', now}
 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {'held', redis.call('GET', KEYS[1]) or ''}
+  return {'held', redis.call('GET', KEYS[1]) or '', now}
 end
-return {'ok', redis.call('GET', KEYS[3]) or ''}
+return {'ok', redis.call('GET', KEYS[3]) or '', now}
 """
 
-# KEYS: lock, attempt. ARGV: holder, marker JSON. Before the first attempt leaves. → 1, or 0 when
-# the lock is no longer ours (then nothing is tried).
+# KEYS: lock, attempt. ARGV: holder, the marker's JSON after its opening brace. Before the first
+# attempt leaves. Its start is stamped with Redis's clock, so the relay that finds it after a
+# crash judges its age by one clock, not two machines' (a skew of a minute would make a resend
+# look harmless past a gateway's idempotency window). → the marker as stored, or false when the
+# lock is no longer ours (then nothing is tried).
 MARK = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[2])
-return 1
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+local t = redis.call('TIME')
+local marker = '{"started_ms": ' .. string.format('%.0f', t[1] * 1000 + math.floor(t[2] / 1000))
+  .. ', ' .. ARGV[2]
+redis.call('SET', KEYS[2], marker)
+return marker
 """
 
 # KEYS: lock. ARGV: holder, ttl_ms. Keep delivering. → 1, or 0 when the lock is gone.
@@ -148,11 +157,12 @@ end
 return 0
 """
 
-# KEYS: result, lock, attempt, stream. ARGV: holder, entry id, group, keep_ms, status, node, via,
-# at_ms, detail. The message's outcome, once: a second outcome (a relay that lost its lock while
-# delivering) is added as `also`, never silently dropped. The same holder publishing again is
-# the same outcome (its first reply was lost: Redis stopped, or the connection dropped, after
-# running it), and changes nothing.
+# KEYS: result, lock, attempt, stream, offered. ARGV: holder, entry id, group, keep_ms, status,
+# node, via, at_ms, detail. The message's outcome, once: a second outcome (a relay that lost its
+# lock while delivering) is added as `also`, never silently dropped. The same holder publishing
+# again is the same outcome (its first reply was lost: Redis stopped, or the connection dropped,
+# after running it), and changes nothing. The result is kept while its sender has not read it
+# (`offered:ID` stands until then), however long that relay is away; else for keep_ms.
 PUBLISH = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('HGET', KEYS[1], 'holder') ~= ARGV[1] then
@@ -162,7 +172,11 @@ else
   redis.call('HSET', KEYS[1], 'status', ARGV[5], 'node', ARGV[6], 'via', ARGV[7], 'at_ms', ARGV[8],
     'detail', ARGV[9], 'holder', ARGV[1])
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  redis.call('PERSIST', KEYS[1])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+end
 if ARGV[2] ~= '' then
   redis.call('XACK', KEYS[4], ARGV[3], ARGV[2])
   redis.call('XDEL', KEYS[4], ARGV[2])
@@ -172,9 +186,10 @@ redis.call('DEL', KEYS[3])
 return 1
 """
 
-# KEYS: result, lock, stream, leader, attempt. ARGV: leader value, entry id, group, keep_ms, node,
-# at_ms, detail. The leader's expiry of one entry: only when nothing holds it and nothing settled
-# it; `ambiguous`, not dead, when an attempt began and was never settled (it may have arrived).
+# KEYS: result, lock, stream, leader, attempt, offered. ARGV: leader value, entry id, group,
+# keep_ms, node, at_ms, detail. The leader's expiry of one entry: only when nothing holds it and
+# nothing settled it; `ambiguous`, not dead, when an attempt began and was never settled (it may
+# have arrived). The result is kept as PUBLISH keeps it.
 EXPIRE = """
 if redis.call('GET', KEYS[4]) ~= ARGV[1] then return -1 end
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
@@ -188,8 +203,35 @@ end
 redis.call('HSET', KEYS[1], 'status', status, 'node', node, 'via', '', 'at_ms', ARGV[6],
   'detail', why)
 redis.call('DEL', KEYS[5])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if redis.call('EXISTS', KEYS[6]) == 0 then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
 redis.call('XACK', KEYS[3], ARGV[3], ARGV[2])
 redis.call('XDEL', KEYS[3], ARGV[2])
 return 1
+"""
+
+# KEYS: offered, result, lock, attempt, stream. ARGV: group. `outbox retry|purge ID --take-back`:
+# the sender takes an offered message back from the fleet. → {'settled', status, node, via, detail, also}
+# (the fleet has its outcome: recorded, not taken back) | {'held', holder} (a relay delivers it
+# now) | {'withdrawn', attempt-marker or ''}: the entry is gone from its stream (so no relay
+# claims it: CLAIM finds it settled), and a marker says an attempt began that was never settled.
+WITHDRAW = """
+local r = redis.call('HGETALL', KEYS[2])
+if #r > 0 then
+  local h = {}
+  for i = 1, #r, 2 do h[r[i]] = r[i + 1] end
+  return {'settled', h.status or '', h.node or '', h.via or '', h.detail or '', h.also or ''}
+end
+local holder = redis.call('GET', KEYS[3])
+if holder then return {'held', holder} end
+local offered = redis.call('GET', KEYS[1])
+if offered then
+  local entry = string.match(offered, ' (%S+)$')
+  if entry then
+    redis.pcall('XACK', KEYS[5], ARGV[1], entry)
+    redis.call('XDEL', KEYS[5], entry)
+  end
+end
+local began = redis.call('GET', KEYS[4]) or ''
+redis.call('DEL', KEYS[1], KEYS[4])
+return {'withdrawn', began}
 """

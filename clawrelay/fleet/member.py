@@ -72,7 +72,7 @@ class Member:
         self._beats = 0
         self._groups: set[str] = set()
         self._unpublished: dict[str, dict[str, Any]] = {}  # results to publish once Redis answers
-        self._unreleased: dict[str, shared.Marker | None] = {}  # attempt records to remove then
+        self._unreleased: dict[str, str | None] = {}  # attempt records (as stored) to remove then
         self._joins = 0  # Redis lost and found again: each reader reads its own pending entries
         # the leader's events for `notify`, told by their own task: a wake waits for the agent's
         # turn (up to events.TURN_WAIT_S), longer than a lease lasts; None ends the task
@@ -255,10 +255,12 @@ class Member:
         try:
             name = routes.resolve(target)
             router = self._router(routes, journal)
+            stopper = asyncio.create_task(self._stop_when_stopping(router))  # SIGTERM: no next rung
             try:
                 envs = router.envelopes([name], text, 0, kind="event")
                 await router.deliver(envs, {name: events.plan(routes, name, "now")})
             finally:
+                stopper.cancel()
                 await router.aclose()
         except ClawrelayError as e:
             log.warning("fleet: could not tell %s that %s: %s", target, text, e)
@@ -372,6 +374,12 @@ class Member:
     async def _read_with(self, name: str, bound: asyncio.Semaphore, journal: Journal) -> None:
         last_autoclaim = 0.0
         caught_up = -1  # the join it read its own pending entries at (start, rejoin)
+        # where the next page of each stream's pending entries starts: this node's own (read
+        # before it stopped), then those others left (XAUTOCLAIM's cursor). A head of entries
+        # that stay pending (a message not deliverable from here) never hides the rest.
+        own_from: dict[str, str] = {}
+        own_joins = -1
+        claim_from: dict[str, str] = {}
         while not self.stopping.is_set() and name in self.reach:
             if not self.connected:
                 await self._pause(0.5)
@@ -394,19 +402,34 @@ class Member:
                         self._groups.add(s)
                 batch: list[tuple[str, str, dict[str, str]]] = []
                 if caught_up != self._joins:  # what this node had read and not settled, before
-                    joins = self._joins
-                    for s in streams:
-                        for _, entries in await self.redis.xreadgroup(
-                            keys.GROUP, self.node, {s: "0"}, count=PENDING_BATCH
-                        ):
-                            batch += [(s, i, f) for i, f in entries if f]
-                    caught_up = joins
+                    if own_joins != self._joins:  # from the start again after each rejoin
+                        own_from, own_joins = dict.fromkeys(streams, "0"), self._joins
+                    for s in list(own_from):
+                        got = await self.redis.xreadgroup(
+                            keys.GROUP, self.node, {s: own_from[s]}, count=PENDING_BATCH
+                        )
+                        entries = got[0][1] if got else []
+                        batch += [(s, i, f) for i, f in entries if f]
+                        if len(entries) < PENDING_BATCH:
+                            del own_from[s]  # all read
+                        else:
+                            own_from[s] = entries[-1][0]
+                    if not own_from:
+                        caught_up = own_joins
                 if time.monotonic() - last_autoclaim >= self.fleet.ttl / 2:
                     last_autoclaim = time.monotonic()
                     for s in streams:  # entries a relay read and left (it died, or failed)
                         out = await self.redis.xautoclaim(
-                            s, keys.GROUP, self.node, int(self.fleet.ttl * 1000), "0-0", count=PENDING_BATCH
+                            s,
+                            keys.GROUP,
+                            self.node,
+                            int(self.fleet.ttl * 1000),
+                            claim_from.get(s, "0-0"),
+                            count=PENDING_BATCH,
                         )
+                        claim_from[s] = str(out[0])  # "0-0" once the whole list was looked at
+                        if claim_from[s] != "0-0":
+                            last_autoclaim = 0.0  # more to look at: the next page at once
                         batch += [(s, i, f) for i, f in out[1] if f]
                 if not batch:
                     got = await self.redis.xreadgroup(
@@ -453,19 +476,27 @@ class Member:
         mid = env.id
         if mid in self._unpublished or mid in self._unreleased:
             return  # its outcome here waits for Redis: not taken again meanwhile
-        state, raw_marker = await shared.claim(self.redis, mid, self.holder, self.fleet.ttl, stream, entry)
-        if state == "settled":
+        claimed = await shared.claim(self.redis, mid, self.holder, self.fleet.ttl, stream, entry)
+        if claimed.state == "settled":
             await self.redis.xack(stream, keys.GROUP, entry)
             await self.redis.xdel(stream, entry)
             return
-        if state != "ok":
-            return  # another relay delivers it now
         record = await asyncio.to_thread(journal.by_id, mid)
-        own = record is not None and record.kind == QUEUEABLE
-        if record is not None and record.status is Status.DELIVERED:  # it died before publishing
+        delivered_here = record is not None and record.status is Status.DELIVERED
+        if claimed.state == "held" and claimed.detail.split(" ")[0] == self.node and delivered_here:
+            # held by this node's relay before a restart, which delivered it and died before it
+            # published that: published now, not left for another to call ambiguous
+            assert record is not None
             await self._publish(mid, stream, entry, "delivered", record.via or "", "")
             return
-        marker = shared.Marker.parse(raw_marker) if raw_marker else None
+        if claimed.state != "ok":
+            return  # another relay delivers it now
+        own = record is not None and record.kind == QUEUEABLE
+        if delivered_here:  # it died before publishing
+            assert record is not None
+            await self._publish(mid, stream, entry, "delivered", record.via or "", "")
+            return
+        marker = shared.Marker.parse(claimed.detail) if claimed.detail else None
         if (
             marker is not None
             and marker.instance != self.instance
@@ -474,22 +505,6 @@ class Member:
             # the relay that began it is alive (it lost its lock while Redis was away): it
             # publishes what came of its attempt when it can
             await self._release(mid, None)  # the lock only: its attempt record is the live relay's
-            return
-        router = self._router(routes, journal)
-        # an attempt began elsewhere (or here, before a restart) and was never settled: resent
-        # only where every transport it could have used says that is harmless by now
-        if (
-            marker is not None
-            and marker.instance != self.instance
-            and not all(router.resend_safe(t, marker.started_ms) for t in marker.plan)
-        ):
-            detail = (
-                f"{marker.node} stopped while delivering it ({', '.join(marker.plan)}): it may have "
-                f"arrived; found by {self.node}, not resent"
-            )
-            if own and marker.node == self.node:  # its journal has the open attempt: said first,
-                await asyncio.to_thread(self._mark_ambiguous, journal, mid)  # before the heartbeat reads it
-            await self._publish(mid, stream, entry, "ambiguous", ",".join(marker.plan), detail, marker.node)
             return
         try:  # the sender's name for the target may be an alias here
             env = replace(env, target=routes.resolve(env.target))
@@ -503,17 +518,45 @@ class Member:
         except ClawrelayError:
             await self._release(mid, None)
             return
-        marked = shared.Marker(self.node, self.instance, now_ms(), plan)
-        if not await shared.mark(self.redis, mid, self.holder, marked):
+        router = self._router(routes, journal)
+        resume: set[str] | None = None
+        if marker is not None and marker.instance != self.instance:
+            # an attempt began elsewhere (or here, before a restart) and was never settled: resent
+            # only through the transports it could have used, each saying a resend is harmless
+            # by now. Its age is read in Redis's clock, which stamped its start.
+            age_ms = max(0, claimed.now_ms - marker.started_ms) if claimed.now_ms else 0
+            began_here = now_ms() - age_ms  # the same moment in this machine's clock
+            resume = set(marker.plan)
+            if not any(t in resume for t in plan) or not all(
+                router.resend_safe(t, began_here) for t in marker.plan
+            ):
+                why = "not resent" if any(t in resume for t in plan) else "none of them is a way from here"
+                detail = (
+                    f"{marker.node} stopped while delivering it ({', '.join(marker.plan)}): it may "
+                    f"have arrived; found by {self.node}, {why}"
+                )
+                if own and marker.node == self.node:  # its journal has the open attempt: said
+                    await asyncio.to_thread(self._mark_ambiguous, journal, mid)  # first
+                await router.aclose()
+                await self._publish(
+                    mid, stream, entry, "ambiguous", ",".join(marker.plan), detail, marker.node
+                )
+                return
+            plan = [t for t in plan if t in resume]
+        marked = await shared.mark(
+            self.redis, mid, self.holder, shared.Marker(self.node, self.instance, 0, plan)
+        )
+        if marked is None:
+            await router.aclose()
             return  # the lock went (this relay paused past the ttl): another has it
         renewer = asyncio.create_task(self._renew(mid))
         stopper = asyncio.create_task(self._stop_when_stopping(router))
         try:
             if own:
                 assert record is not None
-                d = await router.retry(record, offered=True)
+                d = await router.retry(record, offered=True, resume=resume)
             else:
-                d = await router.deliver_for(env, only_via)
+                d = await router.deliver_for(env, only_via, resume=resume)
         except NotRetried as e:
             renewer.cancel()
             if e.reason is Reason.AMBIGUOUS:
@@ -600,7 +643,7 @@ class Member:
             self._unpublished[message_id] = args
             self._lost(e)
 
-    async def _release(self, message_id: str, marker: shared.Marker | None) -> None:
+    async def _release(self, message_id: str, marker: str | None) -> None:
         """Not delivered from here: let the message go; when Redis does not answer, on rejoining
         (else the attempt record of this live relay would hold the message back from others)."""
         assert self.redis is not None

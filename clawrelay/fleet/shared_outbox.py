@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from clawrelay.envelope import Envelope, check_text
 from clawrelay.fleet import keys, lua
@@ -178,6 +178,10 @@ class Marker:
             {"node": self.node, "instance": self.instance, "started_ms": self.started_ms, "plan": self.plan}
         )
 
+    def tail(self) -> str:
+        """The JSON without its start and opening brace: MARK puts Redis's clock in front."""
+        return json.dumps({"node": self.node, "instance": self.instance, "plan": self.plan})[1:]
+
     @classmethod
     def parse(cls, raw: str) -> Marker | None:
         try:
@@ -204,9 +208,13 @@ def envelope_of(fields: dict[str, str]) -> tuple[Envelope, str | None, int]:
     return env, (fields.get("only_via") or None), int(fields.get("expires_ms") or 0)
 
 
-async def claim(
-    redis: Redis, message_id: str, holder: str, ttl: float, stream: str, entry: str
-) -> tuple[str, str]:
+class Claim(NamedTuple):
+    state: str  # settled, held, ok
+    detail: str  # held: the holder ("NODE INSTANCE"); ok: the attempt marker an earlier attempt left
+    now_ms: int  # Redis's clock, the one a marker's start is in (0 when settled)
+
+
+async def claim(redis: Redis, message_id: str, holder: str, ttl: float, stream: str, entry: str) -> Claim:
     """Take the message of `entry` to deliver it: `settled` (a result; or the entry gone from
     its stream, or not the one `offered:ID` names: its sender has settled and forgotten it, or
     offered it again after Redis lost the first offer), `held` by another, or `ok` with the
@@ -224,30 +232,25 @@ async def claim(
         entry,
     )
     items = [str(x) for x in out]
-    return items[0], (items[1] if len(items) > 1 else "")
+    return Claim(items[0], items[1] if len(items) > 1 else "", int(items[2]) if len(items) > 2 else 0)
 
 
-async def mark(redis: Redis, message_id: str, holder: str, marker: Marker) -> bool:
-    return bool(
-        await redis.eval(
-            lua.MARK, 2, keys.lock(message_id), keys.attempt(message_id), holder, marker.to_json()
-        )
+async def mark(redis: Redis, message_id: str, holder: str, marker: Marker) -> str | None:
+    """Record that an attempt begins (its start in Redis's clock, whatever `marker` says): the
+    record as stored (what `release` takes), or None when the lock is no longer ours."""
+    out = await redis.eval(
+        lua.MARK, 2, keys.lock(message_id), keys.attempt(message_id), holder, marker.tail()
     )
+    return str(out) if out else None
 
 
 async def renew(redis: Redis, message_id: str, holder: str, ttl: float) -> bool:
     return bool(await redis.eval(lua.RENEW, 1, keys.lock(message_id), holder, int(ttl * 1000)))
 
 
-async def release(redis: Redis, message_id: str, holder: str, marker: Marker | None = None) -> None:
-    await redis.eval(
-        lua.RELEASE,
-        2,
-        keys.lock(message_id),
-        keys.attempt(message_id),
-        holder,
-        marker.to_json() if marker is not None else "",
-    )
+async def release(redis: Redis, message_id: str, holder: str, marker: str | None = None) -> None:
+    """Let the message go; `marker` (as `mark` stored it): this relay's attempt record, which goes too."""
+    await redis.eval(lua.RELEASE, 2, keys.lock(message_id), keys.attempt(message_id), holder, marker or "")
 
 
 async def publish(
@@ -264,11 +267,12 @@ async def publish(
 ) -> None:
     await redis.eval(
         lua.PUBLISH,
-        4,
+        5,
         keys.result(message_id),
         keys.lock(message_id),
         keys.attempt(message_id),
         stream,
+        keys.offered(message_id),
         holder,
         entry,
         keys.GROUP,
@@ -297,12 +301,13 @@ async def expire(redis: Redis, leader_value: str, node: str) -> int:
                 i = fields.get("id", "")
                 out = await redis.eval(
                     lua.EXPIRE,
-                    5,
+                    6,
                     keys.result(i),
                     keys.lock(i),
                     stream,
                     keys.LEADER,
                     keys.attempt(i),
+                    keys.offered(i),
                     leader_value,
                     entry,
                     keys.GROUP,
@@ -318,3 +323,34 @@ async def expire(redis: Redis, leader_value: str, node: str) -> int:
                 break
             start = "(" + page[-1][0]
     return done
+
+
+class Withdrawn(NamedTuple):
+    state: str  # settled (the fleet has its outcome: `result`), held (`holder` delivers it now), withdrawn
+    result: Result | None = None
+    holder: str = ""
+    began: Marker | None = None  # withdrawn: an attempt began there and was never settled
+
+
+async def withdraw(redis: Redis, record: MessageRecord) -> Withdrawn:
+    """The sender takes an offered message back (`--take-back`): out of its target's stream, so
+    no relay claims it, unless a relay delivers it right now or the fleet has its outcome."""
+    out = [
+        str(x)
+        for x in await redis.eval(
+            lua.WITHDRAW,
+            5,
+            keys.offered(record.id),
+            keys.result(record.id),
+            keys.lock(record.id),
+            keys.attempt(record.id),
+            keys.outbox(record.target),
+            keys.GROUP,
+        )
+    ]
+    if out[0] == "settled":
+        status, node, via, detail, also = out[1:6]
+        return Withdrawn("settled", result=Result(status, node, via, 0, detail, also))
+    if out[0] == "held":
+        return Withdrawn("held", holder=out[1])
+    return Withdrawn("withdrawn", began=Marker.parse(out[1]) if out[1] else None)
