@@ -149,9 +149,11 @@ def userinfo_password(url: str) -> str | None:
     rest = url.partition("://")[2]
     head = re.split(r"[?#]", rest, maxsplit=1)[0]
     if "@" not in head:
-        head = rest  # a literal password holding `?` or `#`: better masked too much than shown
-    if "@" not in head:
-        return None
+        # a literal password holding `?` or `#` (better masked too much than shown), unless what
+        # follows the `?` is a query (`key=value`): then the URL has no userinfo at all
+        if "@" not in rest or "=" in rest[len(head) : rest.rfind("@")]:
+            return None
+        head = rest
     _, colon, password = head.rpartition("@")[0].partition(":")
     return password if colon and password else None
 

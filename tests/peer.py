@@ -36,8 +36,9 @@ def _own_ports() -> range:
     A port from `bind(0)` is free only until the next `bind(0)`: the kernel may hand the very
     same one out again (a gateway and its model got one port between them, and the gateway
     could not start), and any outgoing connection may take it meanwhile. Ports below the
-    ephemeral range are only ever taken by someone who asks for them by number, and each pytest
-    worker (and bench/) asks in a slice of its own, so two of them never race for one."""
+    ephemeral range are only ever taken by someone who asks for them by number, and each of up to
+    eight pytest workers asks in a slice of its own (anything else, bench/ included, in a ninth),
+    so they do not race for one; `_bindable` skips what another program holds."""
     try:
         low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
     except (OSError, ValueError):

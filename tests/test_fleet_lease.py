@@ -389,6 +389,7 @@ def test_a_message_taken_back_leaves_the_fleet_unless_a_relay_holds_it_or_it_is_
         await shared.mark(redis, "w4", "c 2", shared.Marker("c", "2", 0, ["sessions_send"]))
         await redis.delete(keys.lock("w4"))
         out["w4"] = await shared.withdraw(redis, record("w4", expires_ms=2**62))
+        out["w4 again"] = await shared.withdraw(redis, record("w4", expires_ms=2**62))  # a reply lost
         out["stream"] = sorted(f["id"] for _, f in await redis.xrange(keys.outbox("t")))
         return out
 
@@ -404,6 +405,7 @@ def test_a_message_taken_back_leaves_the_fleet_unless_a_relay_holds_it_or_it_is_
         "command",
     )
     assert out["w4"].state == "withdrawn" and out["w4"].began is not None and out["w4"].began.node == "c"
+    assert out["w4 again"] == out["w4"]  # run again, it answers the same: the attempt is still told
     assert out["stream"] == ["w2"], out["stream"]  # only the one a relay holds is left
 
 
@@ -438,3 +440,86 @@ def test_a_relay_restarted_within_its_own_lock_publishes_what_its_journal_delive
     journal.close()
     assert (result.get("status"), result.get("node")) == ("delivered", "b"), result
     assert left == 0
+
+
+def _offered_here(tmp_path: Any, redis_db: Any, monkeypatch: Any) -> tuple[Any, Any, str]:
+    """A journal with one message `offered` to the fleet, and routes.yaml naming redis_db's fleet."""
+    from clawrelay.envelope import Envelope
+    from clawrelay.journal import Journal
+
+    monkeypatch.setenv("FLEET_PW", redis_db.password)
+    url = redis_db.url.replace(f":{redis_db.password}@", ":${FLEET_PW}@")
+    (tmp_path / "routes.yaml").write_text(
+        f'version: 1\nself: me\ntargets:\n  t: {{chain: [command: {{argv: ["true"]}}]}}\nfleet:\n  redis: "{url}"\n'
+    )
+    journal = Journal(tmp_path)
+    env = Envelope(sender="me", target="t", body="hello")
+    journal.add_message(env, expires_in_s=3600, status=Status.OFFERED)
+    return journal, journal.by_id(env.id), str(tmp_path / "routes.yaml")
+
+
+def test_a_take_back_reads_the_message_again_under_its_claim(
+    redis_db: Any, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """`outbox retry ID --take-back` listed it offered; the relay settled it delivered meanwhile.
+    Taking it back leaves it delivered (it would be sent again as queued)."""
+    from clawrelay.cli.outbox import _take_back
+
+    journal, listed, config = _offered_here(tmp_path, redis_db, monkeypatch)
+    journal.set_status(listed.id, Status.DELIVERED)  # the relay's settle, after the listing
+    record, began = _take_back(journal, listed, True, config)
+    assert record.status is Status.DELIVERED and began is None
+    assert journal.by_id(listed.id).status is Status.DELIVERED  # type: ignore[union-attr]
+    journal.close()
+
+
+def test_a_take_back_of_a_message_whose_attempt_never_ended_records_why_it_may_have_arrived(
+    redis_db: Any, tmp_path: Any, monkeypatch: Any
+) -> None:
+    from clawrelay.cli.outbox import _take_back
+
+    journal, offered, config = _offered_here(tmp_path, redis_db, monkeypatch)
+
+    async def job(redis: Any) -> None:
+        await shared.offer(redis, offered, "me")
+        entry = (await redis.xrange(keys.outbox("t")))[0][0]
+        await shared.claim(redis, offered.id, "c 2", 3.0, keys.outbox("t"), entry)
+        await shared.mark(redis, offered.id, "c 2", shared.Marker("c", "2", 0, ["sessions_send"]))
+        await redis.delete(keys.lock(offered.id))  # c died mid-attempt
+
+    run(redis_db, job)
+    record, began = _take_back(journal, offered, True, config)
+    assert record.status is Status.AMBIGUOUS and began is not None and "c began delivering it" in began
+    last = record.attempts[-1]
+    assert last.carrier == "fleet:c" and "may have arrived" in (last.detail or ""), last
+    journal.close()
+
+
+def test_the_relay_does_not_offer_again_a_message_being_taken_back(redis_db: Any, tmp_path: Any) -> None:
+    """Redis has neither the offer nor a result (as right after `--take-back` withdrew it): the
+    relay's settle offers it again only once nobody holds its claim and it is still offered."""
+    from clawrelay.envelope import Envelope
+    from clawrelay.journal import Journal
+
+    fleet = Fleet(redis=redis_db.url, heartbeat=1.0, ttl=3.0)
+    journal = Journal(tmp_path)
+    env = Envelope(sender="me", target="t", body="hello")
+    journal.add_message(env, expires_in_s=3600, status=Status.OFFERED)
+
+    async def job(redis: Any) -> list[int]:
+        m = bare_member(fleet, "me", journal)
+        lengths = []
+        try:
+            held = journal.claim(env.id)  # `--take-back` holds it while it withdraws
+            assert held is not None
+            await m._settle()
+            lengths.append(await redis.xlen(keys.outbox("t")))
+            held.release()
+            await m._settle()
+            lengths.append(await redis.xlen(keys.outbox("t")))
+        finally:
+            await m.redis.aclose()
+        return lengths
+
+    assert run(redis_db, job) == [0, 1]
+    journal.close()

@@ -168,6 +168,11 @@ def test_an_at_sign_in_the_query_is_not_taken_for_a_literal_password(env: Env) -
     assert r.code == 0 and r.json()["warnings"] == [], r  # type: ignore[index]
     r = env.run("fleet", "status")
     assert r.code == 1 and f"cannot reach Redis at 127.0.0.1:{port}" in r.err, r.err
+    routes(env, f'redis: "redis://127.0.0.1:{port}/0?client_name=relay@box"')  # no password at all
+    r = env.run("routes", "check", "--json")
+    assert r.code == 0 and r.json()["warnings"] == [], r  # type: ignore[index]
+    r = env.run("fleet", "status")
+    assert r.code == 1 and f"cannot reach Redis at 127.0.0.1:{port}" in r.err, r.err
     literal = "LiteralQueryPw99"
     routes(env, f'redis: "redis://:{literal}@127.0.0.1:{port}/0?client_name=relay@box"')
     r = env.run("routes", "check", "--json")

@@ -10,6 +10,8 @@ import typer
 from clawrelay.cli.common import ConfigOpt, JsonOpt, duration_option, emit_json, load, open_journal, reported
 
 if TYPE_CHECKING:
+    from clawrelay.config.model import Fleet
+    from clawrelay.config.routes import Routes
     from clawrelay.flush import Pass
     from clawrelay.journal import Journal, MessageRecord
     from clawrelay.outcome import Status
@@ -100,12 +102,11 @@ def retry(
             result = Pass(expired=journal.expire())
             record = _find(journal, message_id)
             if record.status is Status.OFFERED:
-                record = _take_back(journal, record, take_back, config)
-                if record.status is Status.AMBIGUOUS:  # not resent: a person decides, knowing
+                record, began = _take_back(journal, record, take_back, config)
+                if began is not None:  # not resent: a person decides, knowing
                     back = ClawrelayError(
-                        f"{record.id} is back here as ambiguous: a relay of the fleet began delivering"
-                        " it and never said what came of it, so it may have arrived; `clawrelay outbox"
-                        f" retry {record.id}` sends it again",
+                        f"{record.id} is back here as ambiguous: {began}; `clawrelay outbox retry"
+                        f" {record.id}` sends it again",
                         reason=Reason.AMBIGUOUS,
                     )
                     back.exit_code = 4
@@ -268,15 +269,16 @@ def purge(
     with reported(as_json):
         journal = open_journal()
         record = _find(journal, message_id)
+        began = None
         if record.status is Status.OFFERED:
-            record = _take_back(journal, record, take_back, config)
+            record, began = _take_back(journal, record, take_back, config)
         if record.status not in (Status.QUEUED, Status.AMBIGUOUS, Status.DEAD):
             raise UsageError(f"{record.id} is {record.status}, not in the outbox")
         _set_status(journal, record, Status.PURGED)
         if as_json:
-            emit_json({"id": record.id, "status": "purged"})
+            emit_json({"id": record.id, "status": "purged", "may_have_arrived": began})
         else:
-            typer.echo(f"purged {record.id} (→ {record.target})")
+            typer.echo(f"purged {record.id} (→ {record.target})" + (f"; {began}" if began else ""))
 
 
 OFFERED_NOTE = (
@@ -286,64 +288,95 @@ OFFERED_NOTE = (
 )
 
 
-def _take_back(journal: Journal, record: MessageRecord, asked: bool, config: str | None) -> MessageRecord:
+def _take_back(
+    journal: Journal, record: MessageRecord, asked: bool, config: str | None
+) -> tuple[MessageRecord, str | None]:
     """An offered message, back in this machine's outbox when a person asks (`--take-back`); else
     it is the fleet's, and said so. It is withdrawn from the fleet first, so no relay delivers it
     too: refused while a relay delivers it, and when the fleet has its outcome already, that
-    outcome is recorded instead. Back as `ambiguous` when an attempt began in the fleet and never
-    ended (it may have arrived). Redis must answer: with its Redis gone for good, take `fleet:`
-    out of routes.yaml first (nothing is left to withdraw it from)."""
+    outcome is recorded instead. Back as `ambiguous`, with a run that says why, when an attempt
+    began in the fleet and never ended (it may have arrived): the second item says so. Redis
+    must answer: with its Redis gone for good, take `fleet:` out of routes.yaml first (nothing
+    is left to withdraw it from). Its claim is held throughout, so neither this machine's relay
+    (settling, offering) nor another command changes it meanwhile."""
     from clawrelay.errors import ClawrelayError, Reason, UsageError
     from clawrelay.outcome import Status
 
     if not asked:
         raise UsageError(f"{record.id} {OFFERED_NOTE}")
-    routes = load(config)
-    fleet = routes.config.fleet
-    status = Status.QUEUED
-    if fleet is not None:
-        from clawrelay.cli.fleet import on_fleet
-        from clawrelay.fleet import shared_outbox as shared
-        from clawrelay.fleet.member import node_name
+    claim = journal.claim(record.id)
+    if claim is None:
+        raise ClawrelayError(
+            f"{record.id} is being sent right now; try again when it ends", reason=Reason.IN_FLIGHT
+        )
+    queued = False
+    try:
+        fresh = journal.by_id(record.id)
+        if fresh is None or fresh.status is not Status.OFFERED:
+            return fresh or record, None  # settled meanwhile: the caller says what it is now
+        routes = load(config)
+        fleet = routes.config.fleet
+        note = None
+        if fleet is not None:
+            note = _withdraw(journal, fresh, fleet, routes)
+        if note is None:
+            journal.set_status(fresh.id, Status.QUEUED)
+            queued = True
+        return journal.by_id(fresh.id) or fresh, note
+    finally:
+        claim.release(finished=not queued)
 
-        try:
-            w = on_fleet(fleet, lambda redis: shared.withdraw(redis, record))
-        except ClawrelayError as e:
-            if e.reason != Reason.FLEET_UNREACHABLE:
-                raise
-            hint = "if the fleet's Redis is gone for good, take `fleet:` out of routes.yaml first"
-            raise ClawrelayError(f"{e.message}; not taken back ({hint})", reason=e.reason, fix=hint) from None
-        if w.state == "held":
-            raise ClawrelayError(
-                f"{record.id} is being delivered by {w.holder.split(' ')[0]} right now: not taken back",
-                reason=Reason.IN_FLIGHT,
-                fix="its log says what came of it at the relay's next heartbeat",
-            )
-        if w.state == "settled":
-            assert w.result is not None
-            run = shared.settlement(record, w.result, node_name(fleet, routes))
-            if run is not None:
-                claim = journal.claim(record.id)
-                if claim is None:
-                    raise ClawrelayError(
-                        f"{record.id} is being sent right now; try again when it ends",
-                        reason=Reason.IN_FLIGHT,
-                    )
-                try:
-                    journal.record_elsewhere([run])
-                finally:
-                    claim.release(finished=True)
-                on_fleet(fleet, lambda redis: shared.forget(redis, record.id))
-            raise ClawrelayError(
-                f"{record.id} was not taken back: the fleet has its outcome ({w.result.status} by "
-                f"{w.result.node}); `clawrelay log {record.id}` says so",
-                reason=Reason.OFFERED,
-            )
-        if w.began is not None:
-            status = Status.AMBIGUOUS
-    _set_status(journal, record, status)
-    record.status = status
-    return record
+
+def _withdraw(journal: Journal, record: MessageRecord, fleet: Fleet, routes: Routes) -> str | None:
+    """Take an offered message out of the fleet, its claim held. None: withdrawn, nothing began;
+    else why it may have arrived (recorded as an ambiguous run)."""
+    import contextlib
+
+    from clawrelay.cli.fleet import on_fleet
+    from clawrelay.errors import ClawrelayError, Reason
+    from clawrelay.fleet import shared_outbox as shared
+    from clawrelay.fleet.member import node_name
+
+    me = node_name(fleet, routes)
+    try:
+        w = on_fleet(fleet, lambda redis: shared.withdraw(redis, record))
+    except ClawrelayError as e:
+        if e.reason != Reason.FLEET_UNREACHABLE:
+            raise
+        hint = "if the fleet's Redis is gone for good, take `fleet:` out of routes.yaml first"
+        raise ClawrelayError(
+            f"{e.message}; {record.id} stays offered here: run this again when Redis answers ({hint})",
+            reason=e.reason,
+            fix=hint,
+        ) from None
+    if w.state == "held":
+        raise ClawrelayError(
+            f"{record.id} is being delivered by {w.holder.split(' ')[0]} right now: not taken back",
+            reason=Reason.IN_FLIGHT,
+            fix="its log says what came of it at the relay's next heartbeat",
+        )
+    if w.state == "settled":
+        assert w.result is not None
+        run = shared.settlement(record, w.result, me)
+        if run is not None:
+            journal.record_elsewhere([run])
+        with contextlib.suppress(ClawrelayError):  # recorded here; the relay forgets it otherwise
+            on_fleet(fleet, lambda redis: shared.forget(redis, record.id))
+        raise ClawrelayError(
+            f"{record.id} was not taken back: the fleet has its outcome ({w.result.status} by "
+            f"{w.result.node}); `clawrelay log {record.id}` says so",
+            reason=Reason.OFFERED,
+        )
+    if w.began is None:
+        return None
+    why = (
+        f"{w.began.node} began delivering it ({', '.join(w.began.plan)}) and never said what came of it:"
+        " it may have arrived"
+    )
+    run = shared.settlement(record, shared.Result("ambiguous", w.began.node, "", 0, why + "; taken back"), me)
+    if run is not None:
+        journal.record_elsewhere([run])
+    return why
 
 
 def _set_status(journal: Journal, record: MessageRecord, status: Status) -> None:

@@ -209,17 +209,19 @@ redis.call('XDEL', KEYS[3], ARGV[2])
 return 1
 """
 
-# KEYS: offered, result, lock, attempt, stream. ARGV: group. `outbox retry|purge ID --take-back`:
-# the sender takes an offered message back from the fleet. → {'settled', status, node, via, detail, also}
-# (the fleet has its outcome: recorded, not taken back) | {'held', holder} (a relay delivers it
-# now) | {'withdrawn', attempt-marker or ''}: the entry is gone from its stream (so no relay
-# claims it: CLAIM finds it settled), and a marker says an attempt began that was never settled.
+# KEYS: offered, result, lock, attempt, stream. ARGV: group, keep_ms. `outbox retry|purge ID
+# --take-back`: the sender takes an offered message back from the fleet. → {'settled', status,
+# node, via, detail, also, at_ms} (the fleet has its outcome: recorded, not taken back) |
+# {'held', holder} (a relay delivers it now) | {'withdrawn', attempt-marker or ''}: the entry is
+# gone from its stream (so no relay claims it: CLAIM finds it settled), and a marker says an
+# attempt began that was never settled. The marker stays (for keep_ms), so running it again (a
+# reply lost) answers the same, and a relay that gets the message again still judges that attempt.
 WITHDRAW = """
 local r = redis.call('HGETALL', KEYS[2])
 if #r > 0 then
   local h = {}
   for i = 1, #r, 2 do h[r[i]] = r[i + 1] end
-  return {'settled', h.status or '', h.node or '', h.via or '', h.detail or '', h.also or ''}
+  return {'settled', h.status or '', h.node or '', h.via or '', h.detail or '', h.also or '', h.at_ms or '0'}
 end
 local holder = redis.call('GET', KEYS[3])
 if holder then return {'held', holder} end
@@ -231,7 +233,8 @@ if offered then
     redis.call('XDEL', KEYS[5], entry)
   end
 end
-local began = redis.call('GET', KEYS[4]) or ''
-redis.call('DEL', KEYS[1], KEYS[4])
-return {'withdrawn', began}
+redis.call('DEL', KEYS[1])
+local began = redis.call('GET', KEYS[4])
+if began then redis.call('PEXPIRE', KEYS[4], ARGV[2]) end
+return {'withdrawn', began or ''}
 """

@@ -314,8 +314,9 @@ class Member:
                 record = watched[message_id]
                 if result is None:
                     if record.status is Status.OFFERED and not still:
-                        # Redis lost it (restored from an old snapshot): offer it again
-                        await shared.offer(self.redis, record, self.node)
+                        # Redis lost it (restored from an old snapshot): offer it again, unless
+                        # it changed meanwhile (`--take-back` withdraws it, its claim held)
+                        await self._offer_again(message_id)
                     continue
                 if record.status is Status.OFFERED or result.status == "delivered":
                     claim = self.journal.claim(message_id)
@@ -337,6 +338,18 @@ class Member:
                 claim.release(finished=True)
         for message_id in done:
             await shared.forget(self.redis, message_id)
+
+    async def _offer_again(self, message_id: str) -> None:
+        assert self.redis is not None
+        claim = await asyncio.to_thread(self.journal.claim, message_id)
+        if claim is None:
+            return  # being taken back, or sent, right now: looked at again next heartbeat
+        try:
+            fresh = await asyncio.to_thread(self.journal.by_id, message_id)
+            if fresh is not None and fresh.status is Status.OFFERED:
+                await shared.offer(self.redis, fresh, self.node)
+        finally:
+            claim.release()
 
     # -- the delivering side ----------------------------------------------------------------------
 

@@ -346,11 +346,13 @@ async def withdraw(redis: Redis, record: MessageRecord) -> Withdrawn:
             keys.attempt(record.id),
             keys.outbox(record.target),
             keys.GROUP,
+            RESULT_KEPT_MS,
         )
     ]
     if out[0] == "settled":
-        status, node, via, detail, also = out[1:6]
-        return Withdrawn("settled", result=Result(status, node, via, 0, detail, also))
+        status, node, via, detail, also, at_ms = out[1:7]
+        at = int(at_ms) if at_ms.isdigit() else 0
+        return Withdrawn("settled", result=Result(status, node, via, at, detail, also))
     if out[0] == "held":
         return Withdrawn("held", holder=out[1])
     return Withdrawn("withdrawn", began=Marker.parse(out[1]) if out[1] else None)
