@@ -19,7 +19,8 @@ relay that can, once.
 Exactly once, or ambiguous and said so: a relay that finds `attempt:ID` left by a relay that died
 mid-attempt resends only if every transport that attempt could have used says a resend is
 harmless by now (`Transport.resend_window`: a gateway's idempotency window, a memory note that
-finds its id); otherwise the message is published `ambiguous` for a person to decide. A relay
+finds its id; the age read in Redis's clock, which stamped the start), and then only through
+those transports; otherwise the message is published `ambiguous` for a person to decide. A relay
 that finds its own journal already says delivered (it died before publishing) publishes that,
 and sends nothing again.
 """
