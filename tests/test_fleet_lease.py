@@ -523,3 +523,29 @@ def test_the_relay_does_not_offer_again_a_message_being_taken_back(redis_db: Any
 
     assert run(redis_db, job) == [0, 1]
     journal.close()
+
+
+def test_a_pooled_connection_closed_by_a_redis_restart_is_retried_not_an_outage(redis_db: Any) -> None:
+    """After Redis restarts, each connection the relay's client kept is closed: its next command
+    is retried once on a new connection, not taken for Redis being away (a relay that rejoined
+    was set apart again, once per stale connection, and said so in its log)."""
+    from clawrelay.fleet.connect import client
+
+    fleet = Fleet(redis=redis_db.url, heartbeat=1.0, ttl=3.0)
+
+    async def before(redis: Any) -> None:
+        await asyncio.gather(*(redis.ping() for _ in range(3)))  # three connections in the pool
+
+    async def go() -> list[Any]:
+        redis = client(fleet)
+        try:
+            await before(redis)
+            redis_db.restart()
+            async with redis.pipeline(transaction=False) as pipe:
+                pipe.exists(keys.LEADER)
+                piped = await pipe.execute()
+            return [await redis.set("fleet:k", "v"), piped, await redis.xlen(keys.outbox("t"))]
+        finally:
+            await redis.aclose()
+
+    assert asyncio.run(go()) == [True, [0], 0]

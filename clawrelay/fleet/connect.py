@@ -50,8 +50,8 @@ def where(url: str) -> str:
 def client(fleet: Fleet) -> Redis:
     """A client for the fleet's Redis (nothing is connected until the first command)."""
     from redis.asyncio import Redis as Client
+    from redis.asyncio.retry import Retry  # the asyncio one: the sync one never retries an awaited call
     from redis.backoff import ExponentialBackoff
-    from redis.retry import Retry
 
     url = expanded(fleet.redis)
     try:
