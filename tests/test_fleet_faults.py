@@ -211,13 +211,17 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
         server.stop()
 
 
-@pytest.fixture
-def fleet(tmp_path: Path, redis_db: RedisServer) -> Iterator[Fleet]:
-    made = Fleet(tmp_path, redis_db)
+def fleet_of(tmp_path: Path, server: RedisServer) -> Iterator[Fleet]:
+    made = Fleet(tmp_path, server)
     try:
         yield made
     finally:
         made.cleanup()
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, redis_db: RedisServer) -> Iterator[Fleet]:
+    yield from fleet_of(tmp_path, redis_db)
 
 
 def send_queued(sender: Node, count: int) -> list[str]:
@@ -363,11 +367,7 @@ def test_a_relay_slow_on_one_message_does_not_resend_the_ones_another_delivered_
 
 @pytest.fixture
 def own_fleet(tmp_path: Path, private_redis: RedisServer) -> Iterator[Fleet]:
-    made = Fleet(tmp_path, private_redis)
-    try:
-        yield made
-    finally:
-        made.cleanup()
+    yield from fleet_of(tmp_path, private_redis)
 
 
 def drain_across(

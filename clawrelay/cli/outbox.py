@@ -10,6 +10,7 @@ import typer
 from clawrelay.cli.common import ConfigOpt, JsonOpt, duration_option, emit_json, load, open_journal, reported
 
 if TYPE_CHECKING:
+    from clawrelay.claims import Claim
     from clawrelay.config.model import Fleet
     from clawrelay.config.routes import Routes
     from clawrelay.flush import Pass
@@ -299,16 +300,12 @@ def _take_back(
     must answer: with its Redis gone for good, take `fleet:` out of routes.yaml first (nothing
     is left to withdraw it from). Its claim is held throughout, so neither this machine's relay
     (settling, offering) nor another command changes it meanwhile."""
-    from clawrelay.errors import ClawrelayError, Reason, UsageError
+    from clawrelay.errors import UsageError
     from clawrelay.outcome import Status
 
     if not asked:
         raise UsageError(f"{record.id} {OFFERED_NOTE}")
-    claim = journal.claim(record.id)
-    if claim is None:
-        raise ClawrelayError(
-            f"{record.id} is being sent right now; try again when it ends", reason=Reason.IN_FLIGHT
-        )
+    claim = _claimed(journal, record)
     queued = False
     try:
         fresh = journal.by_id(record.id)
@@ -381,18 +378,25 @@ def _withdraw(journal: Journal, record: MessageRecord, fleet: Fleet, routes: Rou
 
 def _set_status(journal: Journal, record: MessageRecord, status: Status) -> None:
     """A person's change of a message's status, with its claim held (refused while it is sent)."""
-    from clawrelay.errors import ClawrelayError, Reason
     from clawrelay.outcome import Status
+
+    claim = _claimed(journal, record)
+    try:
+        journal.set_status(record.id, status)
+    finally:
+        claim.release(finished=status is not Status.QUEUED)
+
+
+def _claimed(journal: Journal, record: MessageRecord) -> Claim:
+    """The message's claim, for a person's change of it; refused while it is being sent."""
+    from clawrelay.errors import ClawrelayError, Reason
 
     claim = journal.claim(record.id)
     if claim is None:
         raise ClawrelayError(
             f"{record.id} is being sent right now; try again when it ends", reason=Reason.IN_FLIGHT
         )
-    try:
-        journal.set_status(record.id, status)
-    finally:
-        claim.release(finished=status is not Status.QUEUED)
+    return claim
 
 
 def _find(journal: Journal, message_id: str) -> MessageRecord:

@@ -7,6 +7,13 @@ share the fleet's hash tag (see `keys`); MEMBERSHIP alone builds node keys from 
 
 from __future__ import annotations
 
+# `now`: Redis's clock in ms, as a decimal string (the scripts that stamp or compare an attempt's
+# start read it, so every relay's reading of that age is in one clock)
+_NOW = """
+local t = redis.call('TIME')
+local now = string.format('%.0f', t[1] * 1000 + math.floor(t[2] / 1000))
+"""
+
 # KEYS: leader, epoch, yielded, events. ARGV: node, ttl_ms, now_ms, maxlen.
 # → {held (0/1), token, newly elected (0/1)}. A new token is announced in the same script: a
 # reply lost on the way back (the next round reads "renewed") loses no `elected` event.
@@ -102,9 +109,9 @@ return id
 # '', now}: `now` is Redis's clock (ms), the one an attempt marker's start is in (see MARK).
 # An entry gone from its stream was settled (PUBLISH and EXPIRE delete it with the result), even
 # when its sender has read and forgotten the result since this relay read the entry.
-CLAIM = """
-local t = redis.call('TIME')
-local now = string.format('%.0f', t[1] * 1000 + math.floor(t[2] / 1000))
+CLAIM = (
+    _NOW
+    + """
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'settled'} end
 if #redis.call('XRANGE', KEYS[4], ARGV[3], ARGV[3]) == 0 then return {'settled'} end
 local offered = redis.call('GET', KEYS[5])  -- "ORIGIN ENTRY": another entry is a stale duplicate
@@ -118,20 +125,22 @@ if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
 end
 return {'ok', redis.call('GET', KEYS[3]) or '', now}
 """
+)
 
 # KEYS: lock, attempt. ARGV: holder, the marker's JSON after its opening brace. Before the first
 # attempt leaves. Its start is stamped with Redis's clock, so the relay that finds it after a
 # crash judges its age by one clock, not two machines' (a skew of a minute would make a resend
 # look harmless past a gateway's idempotency window). → the marker as stored, or false when the
 # lock is no longer ours (then nothing is tried).
-MARK = """
+MARK = (
+    _NOW
+    + """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
-local t = redis.call('TIME')
-local marker = '{"started_ms": ' .. string.format('%.0f', t[1] * 1000 + math.floor(t[2] / 1000))
-  .. ', ' .. ARGV[2]
+local marker = '{"started_ms": ' .. now .. ', ' .. ARGV[2]
 redis.call('SET', KEYS[2], marker)
 return marker
 """
+)
 
 # KEYS: lock. ARGV: holder, ttl_ms. Keep delivering. → 1, or 0 when the lock is gone.
 RENEW = """
@@ -144,8 +153,8 @@ return 0
 
 # KEYS: lock, attempt. ARGV: holder, this relay's attempt record ('' if it wrote none, or the
 # record is another live relay's: then the lock alone goes). Not delivered and nothing left: the
-# next relay may try. The attempt record goes if it is this
-# relay's, even when the lock expired meanwhile (else the next relay would wait on it for ever).
+# next relay may try. The attempt record goes if it is this relay's, even when the lock expired
+# meanwhile (else the next relay would wait on it for ever).
 RELEASE = """
 if ARGV[2] ~= '' and redis.call('GET', KEYS[2]) == ARGV[2] then
   redis.call('DEL', KEYS[2])

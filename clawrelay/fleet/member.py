@@ -192,9 +192,9 @@ class Member:
         lease = await leader.hold(self.redis, self.node, self.fleet.ttl, now_ms())
         was, had = self.leader, self.token
         self.leader, self.token = lease.held, (lease.token if lease.held else self.token)
-        if lease.held and (lease.newly or not was or lease.token != had):
-            # new to this process, though the script may have said "renewed": the reply that
-            # said "newly" was lost, or this relay restarted within its own lease. Journaled
+        if lease.held and (not was or lease.token != had):
+            # new to this process (a new token, or the script said "renewed": the reply that
+            # said "newly" was lost, or this relay restarted within its own lease). Journaled
             # (and told) once per token all the same.
             await self._event(routes, "elected", self.node, lease.token)
         elif was and not lease.held:

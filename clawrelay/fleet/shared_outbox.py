@@ -174,11 +174,6 @@ class Marker:
     started_ms: int
     plan: list[str]
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {"node": self.node, "instance": self.instance, "started_ms": self.started_ms, "plan": self.plan}
-        )
-
     def tail(self) -> str:
         """The JSON without its start and opening brace: MARK puts Redis's clock in front."""
         return json.dumps({"node": self.node, "instance": self.instance, "plan": self.plan})[1:]
